@@ -1,0 +1,73 @@
+//! Subcommand definitions and dispatch.
+
+mod inspect;
+mod run;
+
+use std::path::PathBuf;
+
+use anyhow::{Result, anyhow};
+use clap::{Args, Parser, Subcommand};
+use lrpc::onnx::ImportOptions;
+
+/// Compile a trained network (ONNX) into a fast Layer-wise Relevance Propagation explainer.
+#[derive(Parser, Debug)]
+#[command(name = "lrpc", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Show the prepared graph: inputs, outputs, and every node with its shape and parameters.
+    Inspect(inspect::InspectArgs),
+    /// Run the forward pass and print or save the model's own outputs.
+    Run(run::RunArgs),
+}
+
+/// How to bind the model's symbolic dimensions.
+#[derive(Args, Debug, Clone)]
+pub struct ShapeArgs {
+    /// Batch size bound to a symbolic first input dimension (default: from the input, else 1).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Size of another symbolic input dimension, as NAME=SIZE (repeatable).
+    #[arg(long = "dim", value_name = "NAME=SIZE")]
+    dims: Vec<String>,
+}
+
+impl ShapeArgs {
+    /// Import options for these flags, and the shape of the data to be fed, if known.
+    fn options(&self, input_shape: Option<&[usize]>) -> Result<ImportOptions> {
+        let mut options = ImportOptions {
+            batch: self.batch,
+            input_shape: input_shape.map(<[usize]>::to_vec),
+            ..ImportOptions::default()
+        };
+        for d in &self.dims {
+            let (name, size) = d
+                .split_once('=')
+                .ok_or_else(|| anyhow!("--dim '{d}' should be NAME=SIZE"))?;
+            let size: usize = size
+                .parse()
+                .map_err(|_| anyhow!("--dim '{d}': '{size}' is not a size"))?;
+            options.dims.insert(name.to_string(), size);
+        }
+        Ok(options)
+    }
+}
+
+/// A model path argument.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArg {
+    /// The ONNX model file.
+    model: PathBuf,
+}
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Inspect(a) => inspect::inspect(a),
+        Command::Run(a) => run::run(a),
+    }
+}

@@ -1,0 +1,99 @@
+//! `lrpc run MODEL --input X.npy [--output Y.npy] [--json]`: the forward pass only.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use lrpc::ir::Tensor;
+use lrpc::{Model, io::npy};
+use serde::Serialize;
+
+use super::{ModelArg, ShapeArgs};
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    model: ModelArg,
+    /// Input data: a float32 .npy file, with or without the batch axis.
+    #[arg(long)]
+    input: PathBuf,
+    /// Write the (first) output to this .npy file.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Print one JSON object with every output's name, shape and values.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    shapes: ShapeArgs,
+}
+
+#[derive(Serialize)]
+struct OutputJson<'a> {
+    name: &'a str,
+    shape: &'a [usize],
+    values: &'a [f32],
+}
+
+/// Outputs up to this many values are printed in full in text mode.
+const PRINT_LIMIT: usize = 32;
+
+pub fn run(args: RunArgs) -> Result<()> {
+    let input = npy::read(&args.input)?;
+    let model = Model::load(
+        &args.model.model,
+        &args.shapes.options(Some(input.shape()))?,
+    )?;
+    let outputs = model.run(input)?;
+    let names: Vec<&str> = model
+        .graph()
+        .outputs
+        .iter()
+        .map(|o| o.name.as_str())
+        .collect();
+    if let Some(path) = &args.output {
+        let Some(first) = outputs.first() else {
+            bail!("the model produced no output")
+        };
+        npy::write(path, first)?;
+    }
+    if args.json {
+        let list = outputs
+            .iter()
+            .zip(&names)
+            .map(|(t, name)| {
+                Ok(OutputJson {
+                    name,
+                    shape: t.shape(),
+                    values: t.f32s()?,
+                })
+            })
+            .collect::<Result<Vec<_>, lrpc::error::OpError>>()?;
+        println!("{}", serde_json::json!({ "outputs": list }));
+    } else {
+        for (t, name) in outputs.iter().zip(&names) {
+            print_output(name, t)?;
+        }
+    }
+    Ok(())
+}
+
+fn print_output(name: &str, t: &Tensor) -> Result<()> {
+    let v = t.f32s()?;
+    let argmax = v
+        .iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |best, (i, &x)| {
+            if x > best.1 { (i, x) } else { best }
+        });
+    println!(
+        "{name}: f32{:?} argmax {} ({:.6})",
+        t.shape(),
+        argmax.0,
+        argmax.1
+    );
+    if v.len() <= PRINT_LIMIT {
+        let items: Vec<String> = v.iter().map(|x| format!("{x:.6}")).collect();
+        println!("  [{}]", items.join(", "));
+    }
+    Ok(())
+}

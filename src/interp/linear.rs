@@ -1,0 +1,194 @@
+//! Conv, Gemm and MatMul, written as plain loops.
+
+use super::elementwise::broadcast_map;
+use crate::error::OpResult;
+use crate::ir::ops::gemm::matmul_dims;
+use crate::ir::ops::{Conv, Gemm, Geometry};
+use crate::ir::{Tensor, numel};
+use crate::op_ensure;
+
+/// A 1-D or 2-D window geometry seen as 2-D (a 1-D one gets a height of 1).
+pub struct Plane {
+    pub ih: usize,
+    pub iw: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub dh: usize,
+    pub dw: usize,
+    pub pt: usize,
+    pub pl: usize,
+    pub pb: usize,
+    pub pr: usize,
+}
+
+impl Plane {
+    pub fn new(g: &Geometry) -> OpResult<Plane> {
+        let n = g.input.len();
+        op_ensure!(
+            n == 1 || n == 2,
+            "only 1-D and 2-D windows are supported, got {n}-D"
+        );
+        let at = |v: &[usize], i: usize, default: usize| {
+            if n == 2 {
+                v[i]
+            } else if i == 0 {
+                default
+            } else {
+                v[0]
+            }
+        };
+        Ok(Plane {
+            ih: at(&g.input, 0, 1),
+            iw: at(&g.input, 1, 1),
+            oh: at(&g.output, 0, 1),
+            ow: at(&g.output, 1, 1),
+            kh: at(&g.kernel, 0, 1),
+            kw: at(&g.kernel, 1, 1),
+            sh: at(&g.strides, 0, 1),
+            sw: at(&g.strides, 1, 1),
+            dh: at(&g.dilations, 0, 1),
+            dw: at(&g.dilations, 1, 1),
+            pt: at(&g.pad_begin, 0, 0),
+            pl: at(&g.pad_begin, 1, 0),
+            pb: at(&g.pad_end, 0, 0),
+            pr: at(&g.pad_end, 1, 0),
+        })
+    }
+
+    /// Input row read by output row `o` at kernel row `k`, if it is not padding.
+    pub fn row(&self, o: usize, k: usize) -> Option<usize> {
+        (o * self.sh + k * self.dh)
+            .checked_sub(self.pt)
+            .filter(|&i| i < self.ih)
+    }
+
+    /// Input column read by output column `o` at kernel column `k`, if it is not padding.
+    pub fn col(&self, o: usize, k: usize) -> Option<usize> {
+        (o * self.sw + k * self.dw)
+            .checked_sub(self.pl)
+            .filter(|&i| i < self.iw)
+    }
+}
+
+pub fn conv(c: &Conv, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> OpResult<Tensor> {
+    let g = c.geometry(x.shape(), w.shape())?;
+    let p = Plane::new(&g)?;
+    let (xs, ws) = (x.f32s()?, w.f32s()?);
+    let (n, cin, cout) = (x.shape()[0], x.shape()[1], w.shape()[0]);
+    let (cin_g, cout_g) = (cin / c.group, cout / c.group);
+    let mut out_shape = vec![n, cout];
+    out_shape.extend(&g.output);
+    let plane_out = p.oh * p.ow;
+    let mut y = vec![0f32; numel(&out_shape)];
+    for ni in 0..n {
+        for oc in 0..cout {
+            let group = oc / cout_g;
+            let yo = &mut y[(ni * cout + oc) * plane_out..][..plane_out];
+            if let Some(b) = b {
+                yo.fill(b.f32s()?[oc]);
+            }
+            for icg in 0..cin_g {
+                let ic = group * cin_g + icg;
+                let xi = &xs[(ni * cin + ic) * p.ih * p.iw..][..p.ih * p.iw];
+                for kh in 0..p.kh {
+                    for kw in 0..p.kw {
+                        let wv = ws[((oc * cin_g + icg) * p.kh + kh) * p.kw + kw];
+                        for oh in 0..p.oh {
+                            let Some(ih) = p.row(oh, kh) else { continue };
+                            for ow in 0..p.ow {
+                                if let Some(iw) = p.col(ow, kw) {
+                                    yo[oh * p.ow + ow] += wv * xi[ih * p.iw + iw];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Tensor::from_f32(out_shape, y)
+}
+
+/// C[m, n] += A[m, k] B[k, n] over row-major slices.
+fn matmul_into(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
+    for i in 0..m {
+        for p in 0..k {
+            let av = a[i * k + p];
+            let row = &b[p * n..][..n];
+            for (cv, &bv) in c[i * n..][..n].iter_mut().zip(row) {
+                *cv += av * bv;
+            }
+        }
+    }
+}
+
+fn transpose2(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0.0; v.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            t[c * rows + r] = v[r * cols + c];
+        }
+    }
+    t
+}
+
+pub fn gemm(g: &Gemm, a: &Tensor, b: &Tensor, c: Option<&Tensor>) -> OpResult<Tensor> {
+    let (m, k, n) = g.dims(a.shape(), b.shape())?;
+    let av = if g.trans_a {
+        transpose2(a.f32s()?, k, m)
+    } else {
+        a.f32s()?.to_vec()
+    };
+    let bv = if g.trans_b {
+        transpose2(b.f32s()?, n, k)
+    } else {
+        b.f32s()?.to_vec()
+    };
+    let mut y = vec![0.0; m * n];
+    matmul_into(&av, &bv, &mut y, m, k, n);
+    for v in &mut y {
+        *v *= g.alpha;
+    }
+    if let Some(c) = c {
+        let map = broadcast_map(c.shape(), &[m, n]);
+        let cv = c.f32s()?;
+        for (v, &i) in y.iter_mut().zip(&map) {
+            *v += g.beta * cv[i];
+        }
+    }
+    Tensor::from_f32(vec![m, n], y)
+}
+
+pub fn matmul(a: &Tensor, b: &Tensor) -> OpResult<Tensor> {
+    let (out, batch, m, k, n) = matmul_dims(a.shape(), b.shape())?;
+    // Promote 1-D operands as numpy does, then broadcast the batch axes.
+    let a_shape: Vec<usize> = if a.rank() == 1 {
+        vec![1, k]
+    } else {
+        a.shape().to_vec()
+    };
+    let b_shape: Vec<usize> = if b.rank() == 1 {
+        vec![k, 1]
+    } else {
+        b.shape().to_vec()
+    };
+    let map_a = broadcast_map(&a_shape[..a_shape.len() - 2], &batch);
+    let map_b = broadcast_map(&b_shape[..b_shape.len() - 2], &batch);
+    let (av, bv) = (a.f32s()?, b.f32s()?);
+    let mut y = vec![0.0; numel(&batch) * m * n];
+    for (bi, (&ia, &ib)) in map_a.iter().zip(&map_b).enumerate() {
+        matmul_into(
+            &av[ia * m * k..][..m * k],
+            &bv[ib * k * n..][..k * n],
+            &mut y[bi * m * n..][..m * n],
+            m,
+            k,
+            n,
+        );
+    }
+    Tensor::from_f32(out, y)
+}

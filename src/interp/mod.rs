@@ -1,0 +1,103 @@
+//! The reference interpreter: a plain, obviously correct evaluation of every IR op. It is the
+//! oracle compiled code is tested against and the evaluator constant folding uses; it is never a
+//! fallback for compiled code.
+
+mod elementwise;
+mod linear;
+mod movement;
+mod norm;
+mod pool;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub use elementwise::broadcast_map;
+pub use movement::for_each_index;
+
+use crate::error::{Error, OpResult, Result};
+use crate::ir::{Graph, NodeIndex, Op, Tensor};
+use crate::op_bail;
+
+/// Evaluates one op on its input values.
+pub fn eval(op: &Op, inputs: &[&Tensor]) -> OpResult<Tensor> {
+    let arity = op.arity();
+    if !arity.contains(&inputs.len()) {
+        op_bail!("takes {arity:?} inputs, got {}", inputs.len());
+    }
+    let x = || inputs[0];
+    match op {
+        Op::Input => op_bail!("an Input has no value of its own"),
+        Op::Const(t) => Ok(Tensor::clone(t)),
+        Op::Conv(c) => linear::conv(c, x(), inputs[1], inputs.get(2).copied()),
+        Op::Gemm(g) => linear::gemm(g, x(), inputs[1], inputs.get(2).copied()),
+        Op::MatMul => linear::matmul(x(), inputs[1]),
+        Op::Binary(b) => elementwise::binary(*b, x(), inputs[1]),
+        Op::Sum => elementwise::sum(inputs),
+        Op::Activation(a) => elementwise::activation(*a, x()),
+        Op::Pool(p) => pool::pool(p, x()),
+        Op::GlobalPool(g) => pool::global_pool(*g, x()),
+        Op::BatchNorm(b) => norm::batch_norm(b, inputs),
+        Op::Lrn(l) => norm::lrn(l, x()),
+        Op::Softmax(s) => norm::softmax(s, x()),
+        Op::Flatten(f) => movement::reshape_to(x(), f.output_shape(x().shape())?),
+        Op::Reshape(r) => {
+            movement::reshape_to(x(), r.output_shape(x().shape(), inputs[1].i64s()?)?)
+        }
+        Op::Transpose(t) => movement::transpose(t, x()),
+        Op::Concat(c) => movement::concat(c, inputs),
+        Op::Pad(p) => movement::pad(p, x()),
+        Op::Squeeze(s) => movement::reshape_to(x(), s.output_shape(x().shape())?),
+        Op::Unsqueeze(u) => movement::reshape_to(x(), u.output_shape(x().shape())?),
+        Op::Slice(s) => movement::slice(s, x()),
+        Op::Shape(s) => s.value(x().shape()),
+        Op::Gather(g) => movement::gather(g, x(), inputs[1]),
+        Op::Cast(c) => Ok(x().cast(c.to)),
+        Op::ConstantOfShape(c) => movement::constant_of_shape(c, x()),
+        Op::Identity => Ok(x().clone()),
+    }
+}
+
+/// Wraps an op error with the node's file, name and op type.
+pub fn node_error(graph: &Graph, n: NodeIndex, e: crate::error::OpError) -> Error {
+    let node = graph.node(n);
+    Error::Eval {
+        file: graph.source.clone(),
+        node: node.name.clone(),
+        op: node.op.name().into(),
+        reason: e.0,
+    }
+}
+
+/// Runs the whole graph on `input` and returns the value of every node.
+pub fn run_all(graph: &Graph, input: &Tensor) -> Result<HashMap<NodeIndex, Arc<Tensor>>> {
+    let order = graph.topo_order().map_err(|cycle| Error::Graph {
+        file: graph.source.clone(),
+        reason: format!("the graph has a cycle through {} nodes", cycle.len()),
+    })?;
+    let mut values: HashMap<NodeIndex, Arc<Tensor>> = HashMap::new();
+    for n in order {
+        let node = graph.node(n);
+        let value = if let Op::Input = node.op {
+            Arc::new(input.clone())
+        } else {
+            let ins: Vec<&Tensor> = graph
+                .inputs_of(n)
+                .iter()
+                .map(|i| values[i].as_ref())
+                .collect();
+            Arc::new(eval(&node.op, &ins).map_err(|e| node_error(graph, n, e))?)
+        };
+        values.insert(n, value);
+    }
+    Ok(values)
+}
+
+/// Runs the graph on `input` and returns its outputs in order.
+pub fn run(graph: &Graph, input: &Tensor) -> Result<Vec<Tensor>> {
+    let values = run_all(graph, input)?;
+    Ok(graph
+        .outputs
+        .iter()
+        .map(|o| Tensor::clone(&values[&o.node]))
+        .collect())
+}

@@ -1,0 +1,147 @@
+//! Ops that move data: each computes, for every output element, which input element it copies.
+
+use crate::error::OpResult;
+use crate::ir::ops::util::norm_axis;
+use crate::ir::ops::{Concat, ConstantOfShape, Gather, Pad, Slice, Transpose};
+use crate::ir::{Tensor, TensorData, numel, strides};
+use crate::{op_bail, op_ensure};
+
+/// Calls `f` with every multi-index of `shape` in row-major order.
+pub fn for_each_index(shape: &[usize], mut f: impl FnMut(&[usize])) {
+    let mut idx = vec![0usize; shape.len()];
+    for _ in 0..numel(shape) {
+        f(&idx);
+        for a in (0..shape.len()).rev() {
+            idx[a] += 1;
+            if idx[a] < shape[a] {
+                break;
+            }
+            idx[a] = 0;
+        }
+    }
+}
+
+pub fn transpose(t: &Transpose, x: &Tensor) -> OpResult<Tensor> {
+    let perm = t.perm(x.rank())?;
+    let out: Vec<usize> = perm.iter().map(|&p| x.shape()[p]).collect();
+    let st = strides(x.shape());
+    let mut index = Vec::with_capacity(x.len());
+    for_each_index(&out, |i| {
+        index.push(i.iter().zip(&perm).map(|(&v, &p)| v * st[p]).sum())
+    });
+    x.gather_flat(out, &index)
+}
+
+pub fn concat(c: &Concat, inputs: &[&Tensor]) -> OpResult<Tensor> {
+    let first = inputs[0].shape();
+    let a = norm_axis(c.axis, first.len())?;
+    let outer = numel(&first[..a]);
+    let mut out_shape = first.to_vec();
+    out_shape[a] = inputs.iter().map(|t| t.shape()[a]).sum();
+    let data = match inputs[0].data() {
+        TensorData::F32(_) => {
+            let parts: Vec<&[f32]> = inputs.iter().map(|t| t.f32s()).collect::<OpResult<_>>()?;
+            TensorData::F32(interleave(&parts, inputs, a, outer))
+        }
+        TensorData::I64(_) => {
+            let parts: Vec<&[i64]> = inputs.iter().map(|t| t.i64s()).collect::<OpResult<_>>()?;
+            TensorData::I64(interleave(&parts, inputs, a, outer))
+        }
+    };
+    Tensor::with_data(out_shape, data)
+}
+
+/// For each outer index, the blocks of every input along the axis, one after another.
+fn interleave<T: Copy>(parts: &[&[T]], inputs: &[&Tensor], axis: usize, outer: usize) -> Vec<T> {
+    let mut out = Vec::new();
+    for o in 0..outer {
+        for (p, t) in parts.iter().zip(inputs) {
+            let block = numel(&t.shape()[axis..]);
+            out.extend_from_slice(&p[o * block..][..block]);
+        }
+    }
+    out
+}
+
+pub fn pad(p: &Pad, x: &Tensor) -> OpResult<Tensor> {
+    let out = p.output_shape(x.shape())?;
+    let n = x.rank();
+    let st = strides(&out);
+    let mut y = vec![p.value; numel(&out)];
+    let xs = x.f32s()?;
+    let mut k = 0;
+    for_each_index(x.shape(), |i| {
+        let at: usize = i
+            .iter()
+            .enumerate()
+            .map(|(a, &v)| (v + p.pads[a]) * st[a])
+            .sum();
+        y[at] = xs[k];
+        k += 1;
+    });
+    let _ = n;
+    Tensor::from_f32(out, y)
+}
+
+pub fn slice(s: &Slice, x: &Tensor) -> OpResult<Tensor> {
+    let axes = s.resolve(x.shape())?;
+    let out: Vec<usize> = axes.iter().map(|a| a.len).collect();
+    let st = strides(x.shape());
+    let mut index = Vec::with_capacity(numel(&out));
+    for_each_index(&out, |i| {
+        let flat: i64 = i
+            .iter()
+            .zip(&axes)
+            .zip(&st)
+            .map(|((&v, a), &s)| (a.start + v as i64 * a.step) * s as i64)
+            .sum();
+        index.push(flat as usize);
+    });
+    x.gather_flat(out, &index)
+}
+
+pub fn gather(g: &Gather, x: &Tensor, indices: &Tensor) -> OpResult<Tensor> {
+    let a = norm_axis(g.axis, x.rank())?;
+    let dim = x.shape()[a] as i64;
+    let idx: Vec<usize> = indices
+        .i64s()?
+        .iter()
+        .map(|&i| {
+            let j = if i < 0 { i + dim } else { i };
+            op_ensure!(
+                (0..dim).contains(&j),
+                "index {i} is out of range for axis of size {dim}"
+            );
+            Ok(j as usize)
+        })
+        .collect::<OpResult<_>>()?;
+    let out = g.output_shape(x.shape(), indices.shape())?;
+    let (outer, inner) = (numel(&x.shape()[..a]), numel(&x.shape()[a + 1..]));
+    let mut index = Vec::with_capacity(numel(&out));
+    for o in 0..outer {
+        for &j in &idx {
+            for i in 0..inner {
+                index.push((o * dim as usize + j) * inner + i);
+            }
+        }
+    }
+    x.gather_flat(out, &index)
+}
+
+pub fn constant_of_shape(c: &ConstantOfShape, shape: &Tensor) -> OpResult<Tensor> {
+    let out = ConstantOfShape::output_shape(shape)?;
+    let n = numel(&out);
+    let data = match c.value.data() {
+        TensorData::F32(v) => TensorData::F32(vec![v[0]; n]),
+        TensorData::I64(v) => TensorData::I64(vec![v[0]; n]),
+    };
+    Tensor::with_data(out, data)
+}
+
+/// Reshape-like ops: same data, new shape.
+pub fn reshape_to(x: &Tensor, shape: Vec<usize>) -> OpResult<Tensor> {
+    if numel(&shape) != x.len() {
+        op_bail!("cannot view {:?} as {shape:?}", x.shape());
+    }
+    x.clone().reshape(shape)
+}

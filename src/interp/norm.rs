@@ -1,0 +1,76 @@
+//! BatchNormalization, LRN, Softmax.
+
+use crate::error::OpResult;
+use crate::ir::ops::util::norm_axis;
+use crate::ir::ops::{BatchNorm, Lrn, Softmax};
+use crate::ir::{Tensor, numel};
+
+pub fn batch_norm(b: &BatchNorm, inputs: &[&Tensor]) -> OpResult<Tensor> {
+    let x = inputs[0];
+    let (scale, bias, mean, var) = (
+        inputs[1].f32s()?,
+        inputs[2].f32s()?,
+        inputs[3].f32s()?,
+        inputs[4].f32s()?,
+    );
+    let c = x.shape()[1];
+    let inner = numel(&x.shape()[2..]);
+    let y = x
+        .f32s()?
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let ch = (i / inner) % c;
+            (v - mean[ch]) / (var[ch] + b.epsilon).sqrt() * scale[ch] + bias[ch]
+        })
+        .collect();
+    Tensor::from_f32(x.shape().to_vec(), y)
+}
+
+pub fn lrn(l: &Lrn, x: &Tensor) -> OpResult<Tensor> {
+    let s = x.shape();
+    let (n, c, inner) = (s[0], s[1], numel(&s[2..]));
+    let xs = x.f32s()?;
+    // ONNX: channels c - floor((size-1)/2) ..= c + ceil((size-1)/2), clipped to the range.
+    let (below, above) = ((l.size - 1) / 2, (l.size - 1).div_ceil(2));
+    let mut y = vec![0.0; xs.len()];
+    for ni in 0..n {
+        for ci in 0..c {
+            let lo = ci.saturating_sub(below);
+            let hi = (ci + above).min(c - 1);
+            for p in 0..inner {
+                let at = |ch: usize| xs[(ni * c + ch) * inner + p];
+                let sq: f32 = (lo..=hi).map(|ch| at(ch) * at(ch)).sum();
+                y[(ni * c + ci) * inner + p] =
+                    at(ci) / (l.bias + l.alpha / l.size as f32 * sq).powf(l.beta);
+            }
+        }
+    }
+    Tensor::from_f32(s.to_vec(), y)
+}
+
+pub fn softmax(sm: &Softmax, x: &Tensor) -> OpResult<Tensor> {
+    let s = x.shape();
+    let a = norm_axis(sm.axis, s.len())?;
+    // (outer, len, inner): softmax runs over `len` values spaced `inner` apart.
+    let (outer, len, inner) = if sm.coerce_2d {
+        (numel(&s[..a]), numel(&s[a..]), 1)
+    } else {
+        (numel(&s[..a]), s[a], numel(&s[a + 1..]))
+    };
+    let xs = x.f32s()?;
+    let mut y = vec![0.0; xs.len()];
+    for o in 0..outer {
+        for i in 0..inner {
+            let idx = |k: usize| (o * len + k) * inner + i;
+            let max = (0..len)
+                .map(|k| xs[idx(k)])
+                .fold(f32::NEG_INFINITY, f32::max);
+            let total: f32 = (0..len).map(|k| (xs[idx(k)] - max).exp()).sum();
+            for k in 0..len {
+                y[idx(k)] = (xs[idx(k)] - max).exp() / total;
+            }
+        }
+    }
+    Tensor::from_f32(s.to_vec(), y)
+}

@@ -1,0 +1,68 @@
+//! MaxPool, AveragePool, and the global pools.
+
+use super::linear::Plane;
+use crate::error::OpResult;
+use crate::ir::ops::{GlobalPool, Pool, PoolKind};
+use crate::ir::{Tensor, numel};
+
+pub fn pool(p: &Pool, x: &Tensor) -> OpResult<Tensor> {
+    let g = p.geometry(x.shape())?;
+    let pl = Plane::new(&g)?;
+    let xs = x.f32s()?;
+    let planes = x.shape()[0] * x.shape()[1];
+    let mut out_shape = x.shape()[..2].to_vec();
+    out_shape.extend(&g.output);
+    let mut y = Vec::with_capacity(numel(&out_shape));
+    for plane in 0..planes {
+        let xi = &xs[plane * pl.ih * pl.iw..][..pl.ih * pl.iw];
+        for oh in 0..pl.oh {
+            for ow in 0..pl.ow {
+                let (mut max, mut sum, mut real, mut padded) =
+                    (f32::NEG_INFINITY, 0.0f32, 0usize, 0usize);
+                for kh in 0..pl.kh {
+                    for kw in 0..pl.kw {
+                        // Positions in the explicit padding count for count_include_pad; positions
+                        // past it (ceil mode) never do, as in PyTorch and onnxruntime.
+                        let r = (oh * pl.sh + kh * pl.dh) as isize - pl.pt as isize;
+                        let c = (ow * pl.sw + kw * pl.dw) as isize - pl.pl as isize;
+                        let in_pad_h = r >= -(pl.pt as isize) && r < (pl.ih + pl.pb) as isize;
+                        let in_pad_w = c >= -(pl.pl as isize) && c < (pl.iw + pl.pr) as isize;
+                        if in_pad_h && in_pad_w {
+                            padded += 1;
+                        }
+                        if let (Some(ih), Some(iw)) = (pl.row(oh, kh), pl.col(ow, kw)) {
+                            let v = xi[ih * pl.iw + iw];
+                            max = max.max(v);
+                            sum += v;
+                            real += 1;
+                        }
+                    }
+                }
+                y.push(match p.kind {
+                    PoolKind::Max => max,
+                    PoolKind::Average { count_include_pad } => {
+                        let count = if count_include_pad { padded } else { real };
+                        sum / count.max(1) as f32
+                    }
+                });
+            }
+        }
+    }
+    Tensor::from_f32(out_shape, y)
+}
+
+pub fn global_pool(kind: GlobalPool, x: &Tensor) -> OpResult<Tensor> {
+    let shape = x.shape();
+    let plane = numel(&shape[2..]);
+    let y = x
+        .f32s()?
+        .chunks(plane.max(1))
+        .map(|c| match kind {
+            GlobalPool::Max => c.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+            GlobalPool::Average => c.iter().sum::<f32>() / plane as f32,
+        })
+        .collect();
+    let mut out = shape.to_vec();
+    out[2..].iter_mut().for_each(|d| *d = 1);
+    Tensor::from_f32(out, y)
+}

@@ -1,0 +1,3 @@
+//! Reading and writing the data users hand to lrpc and get back.
+
+pub mod npy;

@@ -1,0 +1,71 @@
+//! `.npy` files (NumPy's format) as IR tensors: float32 and float64 in (f64 is narrowed), float32
+//! out.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use npyz::{AutoSerialize, WriterBuilder};
+
+use crate::ir::Tensor;
+
+fn input_error(path: &Path, reason: impl Into<String>) -> Error {
+    Error::Input {
+        what: path.display().to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Reads a `.npy` file of float32 (or float64) values in C order.
+pub fn read(path: &Path) -> Result<Tensor> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let npy = npyz::NpyFile::new(&bytes[..])
+        .map_err(|e| input_error(path, format!("not a .npy file: {e}")))?;
+    if npy.order() != npyz::Order::C {
+        return Err(input_error(
+            path,
+            "Fortran-ordered arrays are not supported; save in C order",
+        ));
+    }
+    let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+    let dtype = npy.dtype();
+    let data: Vec<f32> = if dtype == f32::default_dtype() {
+        npy.into_vec::<f32>()
+            .map_err(|e| input_error(path, e.to_string()))?
+    } else if dtype == f64::default_dtype() {
+        npy.into_vec::<f64>()
+            .map_err(|e| input_error(path, e.to_string()))?
+            .into_iter()
+            .map(|v| v as f32)
+            .collect()
+    } else {
+        let descr = dtype.descr();
+        return Err(input_error(
+            path,
+            format!("has dtype {descr}; lrpc reads float32 (<f4) or float64"),
+        ));
+    };
+    Tensor::from_f32(shape, data).map_err(|e| input_error(path, e.0))
+}
+
+/// Writes an f32 tensor as a `.npy` file.
+pub fn write(path: &Path, t: &Tensor) -> Result<()> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let data = t.f32s().map_err(|e| input_error(path, e.0))?;
+    let shape: Vec<u64> = t.shape().iter().map(|&d| d as u64).collect();
+    let file = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
+    let mut writer = npyz::WriteOptions::<f32>::new()
+        .default_dtype()
+        .shape(&shape)
+        .writer(file)
+        .begin_nd()
+        .map_err(io)?;
+    writer.extend(data.iter().copied()).map_err(io)?;
+    writer.finish().map_err(io)?;
+    Ok(())
+}

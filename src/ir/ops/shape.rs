@@ -1,0 +1,413 @@
+//! Ops that move or reshape data without arithmetic, and the shape arithmetic exporters emit.
+//!
+//! Opset differences resolved by the importer: Reshape's target is an input (opset >= 5);
+//! Squeeze/Unsqueeze axes and Slice starts/ends/axes/steps are attributes before opsets 13 and 10
+//! and inputs after, always constants here; Pad's pads and value likewise (opset 11).
+
+use std::sync::Arc;
+
+use super::util::{norm_axis, norm_axis_inclusive, to_sizes};
+use crate::error::OpResult;
+use crate::ir::fact::Fact;
+use crate::ir::tensor::{DType, Tensor, numel};
+use crate::{op_bail, op_ensure};
+
+/// Flatten to 2-D: [prod(dims[..axis]), prod(dims[axis..])].
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Flatten {
+    pub axis: i64,
+}
+
+impl Flatten {
+    pub fn output_shape(&self, x: &[usize]) -> OpResult<Vec<usize>> {
+        let a = norm_axis_inclusive(self.axis, x.len())?;
+        Ok(vec![numel(&x[..a]), numel(&x[a..])])
+    }
+
+    pub fn infer(&self, inputs: &[&Fact]) -> OpResult<Fact> {
+        Ok(Fact::new(
+            inputs[0].dtype,
+            self.output_shape(&inputs[0].shape)?,
+        ))
+    }
+}
+
+/// Reshape `data` to the shape held by its second input (0 copies a dim unless `allowzero`; -1
+/// is inferred).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Reshape {
+    pub allowzero: bool,
+}
+
+impl Reshape {
+    pub fn output_shape(&self, x: &[usize], target: &[i64]) -> OpResult<Vec<usize>> {
+        let mut out = Vec::with_capacity(target.len());
+        let mut infer_at = None;
+        for (i, &t) in target.iter().enumerate() {
+            match t {
+                -1 => {
+                    op_ensure!(infer_at.is_none(), "shape {target:?} has more than one -1");
+                    infer_at = Some(i);
+                    out.push(1);
+                }
+                0 if !self.allowzero => {
+                    op_ensure!(
+                        i < x.len(),
+                        "shape {target:?} copies axis {i} of a rank-{} input",
+                        x.len()
+                    );
+                    out.push(x[i]);
+                }
+                t if t >= 0 => out.push(t as usize),
+                _ => op_bail!("shape {target:?} has a negative dimension"),
+            }
+        }
+        if let Some(i) = infer_at {
+            let known = numel(&out);
+            op_ensure!(
+                known > 0 && numel(x) % known == 0,
+                "cannot reshape {x:?} to {target:?}"
+            );
+            out[i] = numel(x) / known;
+        }
+        op_ensure!(
+            numel(&out) == numel(x),
+            "cannot reshape {x:?} ({} elements) to {target:?}",
+            numel(x)
+        );
+        Ok(out)
+    }
+
+    pub fn infer(&self, inputs: &[&Fact]) -> OpResult<Fact> {
+        let Some(target) = &inputs[1].value else {
+            op_bail!("the target shape is computed at run time; lrpc needs it constant");
+        };
+        let shape = self.output_shape(&inputs[0].shape, target.i64s()?)?;
+        Ok(Fact::new(inputs[0].dtype, shape))
+    }
+}
+
+/// Permute axes; no `perm` reverses them.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Transpose {
+    pub perm: Option<Vec<usize>>,
+}
+
+impl Transpose {
+    pub fn perm(&self, rank: usize) -> OpResult<Vec<usize>> {
+        let perm = match &self.perm {
+            Some(p) => p.clone(),
+            None => (0..rank).rev().collect(),
+        };
+        let mut seen = vec![false; rank];
+        op_ensure!(perm.len() == rank, "perm {perm:?} does not fit rank {rank}");
+        for &p in &perm {
+            op_ensure!(
+                p < rank && !seen[p],
+                "perm {perm:?} is not a permutation of 0..{rank}"
+            );
+            seen[p] = true;
+        }
+        Ok(perm)
+    }
+
+    pub fn infer(&self, inputs: &[&Fact]) -> OpResult<Fact> {
+        let x = &inputs[0].shape;
+        let perm = self.perm(x.len())?;
+        Ok(Fact::new(
+            inputs[0].dtype,
+            perm.iter().map(|&p| x[p]).collect(),
+        ))
+    }
+}
+
+/// Concatenate along `axis`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Concat {
+    pub axis: i64,
+}
+
+impl Concat {
+    pub fn infer(&self, inputs: &[&Fact]) -> OpResult<Fact> {
+        let first = &inputs[0].shape;
+        let a = norm_axis(self.axis, first.len())?;
+        let mut out = first.clone();
+        for f in &inputs[1..] {
+            op_ensure!(f.dtype == inputs[0].dtype, "inputs have different types");
+            op_ensure!(
+                f.shape.len() == first.len()
+                    && f.shape
+                        .iter()
+                        .zip(first)
+                        .enumerate()
+                        .all(|(i, (x, y))| i == a || x == y),
+                "shapes {first:?} and {:?} differ off the concat axis {a}",
+                f.shape
+            );
+            out[a] += f.shape[a];
+        }
+        Ok(Fact::new(inputs[0].dtype, out))
+    }
+}
+
+/// Constant padding: `pads` is all begins then all ends, one pair per axis.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Pad {
+    pub pads: Vec<usize>,
+    pub value: f32,
+}
+
+impl Pad {
+    pub fn output_shape(&self, x: &[usize]) -> OpResult<Vec<usize>> {
+        let n = x.len();
+        op_ensure!(
+            self.pads.len() == 2 * n,
+            "pads has {} values for a rank-{n} input",
+            self.pads.len()
+        );
+        Ok((0..n)
+            .map(|i| x[i] + self.pads[i] + self.pads[n + i])
+            .collect())
+    }
+
+    pub fn infer(&self, inputs: &[&Fact]) -> OpResult<Fact> {
+        Ok(Fact::new(
+            inputs[0].dtype,
+            self.output_shape(&inputs[0].shape)?,
+        ))
+    }
+}
+
+/// Remove size-1 axes (all of them when `axes` is absent).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Squeeze {
+    pub axes: Option<Vec<i64>>,
+}
+
+impl Squeeze {
+    pub fn output_shape(&self, x: &[usize]) -> OpResult<Vec<usize>> {
+        match &self.axes {
+            None => Ok(x.iter().copied().filter(|&d| d != 1).collect()),
+            Some(axes) => {
+                let axes: Vec<usize> = axes
+                    .iter()
+                    .map(|&a| norm_axis(a, x.len()))
+                    .collect::<OpResult<_>>()?;
+                for &a in &axes {
+                    op_ensure!(
+                        x[a] == 1,
+                        "cannot squeeze axis {a} of size {} in {x:?}",
+                        x[a]
+                    );
+                }
+                Ok(x.iter()
+                    .enumerate()
+                    .filter(|(i, _)| !axes.contains(i))
+                    .map(|(_, &d)| d)
+                    .collect())
+            }
+        }
+    }
+
+    pub fn infer(&self, inputs: &[&Fact]) -> OpResult<Fact> {
+        Ok(Fact::new(
+            inputs[0].dtype,
+            self.output_shape(&inputs[0].shape)?,
+        ))
+    }
+}
+
+/// Insert size-1 axes at `axes` (positions in the output).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Unsqueeze {
+    pub axes: Vec<i64>,
+}
+
+impl Unsqueeze {
+    pub fn output_shape(&self, x: &[usize]) -> OpResult<Vec<usize>> {
+        let rank = x.len() + self.axes.len();
+        let mut axes: Vec<usize> = self
+            .axes
+            .iter()
+            .map(|&a| norm_axis(a, rank))
+            .collect::<OpResult<_>>()?;
+        axes.sort_unstable();
+        op_ensure!(
+            axes.windows(2).all(|w| w[0] != w[1]),
+            "axes {:?} repeat",
+            self.axes
+        );
+        let mut src = x.iter();
+        Ok((0..rank)
+            .map(|i| {
+                if axes.contains(&i) {
+                    1
+                } else {
+                    *src.next().unwrap_or(&1)
+                }
+            })
+            .collect())
+    }
+
+    pub fn infer(&self, inputs: &[&Fact]) -> OpResult<Fact> {
+        Ok(Fact::new(
+            inputs[0].dtype,
+            self.output_shape(&inputs[0].shape)?,
+        ))
+    }
+}
+
+/// Strided slice; absent `axes` means 0..len(starts), absent `steps` means 1.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Slice {
+    pub starts: Vec<i64>,
+    pub ends: Vec<i64>,
+    pub axes: Option<Vec<i64>>,
+    pub steps: Option<Vec<i64>>,
+}
+
+/// One axis of a resolved slice: first index, step, count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SliceAxis {
+    pub start: i64,
+    pub step: i64,
+    pub len: usize,
+}
+
+impl Slice {
+    /// Per-axis (start, step, len) for input shape `x`, with ONNX's clamping rules.
+    pub fn resolve(&self, x: &[usize]) -> OpResult<Vec<SliceAxis>> {
+        let n = self.starts.len();
+        op_ensure!(self.ends.len() == n, "starts and ends differ in length");
+        let axes: Vec<i64> = self.axes.clone().unwrap_or_else(|| (0..n as i64).collect());
+        let steps: Vec<i64> = self.steps.clone().unwrap_or_else(|| vec![1; n]);
+        op_ensure!(
+            axes.len() == n && steps.len() == n,
+            "axes/steps lengths differ from starts"
+        );
+        let mut out: Vec<SliceAxis> = x
+            .iter()
+            .map(|&d| SliceAxis {
+                start: 0,
+                step: 1,
+                len: d,
+            })
+            .collect();
+        let mut seen = vec![false; x.len()];
+        for i in 0..n {
+            let a = norm_axis(axes[i], x.len())?;
+            op_ensure!(!seen[a], "axis {a} sliced twice");
+            seen[a] = true;
+            let (dim, step) = (x[a] as i64, steps[i]);
+            op_ensure!(step != 0, "slice step must not be zero");
+            let fix = |v: i64| if v < 0 { v + dim } else { v };
+            let (start, end) = (fix(self.starts[i]), fix(self.ends[i]));
+            let (start, end, len) = if step > 0 {
+                let s = start.clamp(0, dim);
+                let e = end.clamp(0, dim);
+                (s, e, if e > s { (e - s + step - 1) / step } else { 0 })
+            } else {
+                let s = start.clamp(-1, dim - 1);
+                let e = end.clamp(-1, dim - 1);
+                (s, e, if s > e { (s - e - step - 1) / -step } else { 0 })
+            };
+            let _ = end;
+            out[a] = SliceAxis {
+                start,
+                step,
+                len: len as usize,
+            };
+        }
+        Ok(out)
+    }
+
+    pub fn infer(&self, inputs: &[&Fact]) -> OpResult<Fact> {
+        let axes = self.resolve(&inputs[0].shape)?;
+        Ok(Fact::new(
+            inputs[0].dtype,
+            axes.iter().map(|a| a.len).collect(),
+        ))
+    }
+}
+
+/// The input's shape as an i64 vector, optionally a sub-range (opset 15 `start`/`end`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ShapeOf {
+    pub start: i64,
+    pub end: Option<i64>,
+}
+
+impl ShapeOf {
+    /// The value this op produces for an input of shape `x`.
+    pub fn value(&self, x: &[usize]) -> OpResult<Tensor> {
+        let r = x.len() as i64;
+        let clamp = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
+        let (s, e) = (clamp(self.start), clamp(self.end.unwrap_or(r)));
+        let dims: Vec<i64> = x[s..e.max(s)].iter().map(|&d| d as i64).collect();
+        Tensor::from_i64(vec![dims.len()], dims)
+    }
+
+    pub fn infer(&self, inputs: &[&Fact]) -> OpResult<Fact> {
+        Ok(Fact::constant(Arc::new(self.value(&inputs[0].shape)?)))
+    }
+}
+
+/// Gather slices of `data` along `axis` at `indices` (negative indices count from the end).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Gather {
+    pub axis: i64,
+}
+
+impl Gather {
+    pub fn output_shape(&self, x: &[usize], indices: &[usize]) -> OpResult<Vec<usize>> {
+        let a = norm_axis(self.axis, x.len())?;
+        let mut out = x[..a].to_vec();
+        out.extend_from_slice(indices);
+        out.extend_from_slice(&x[a + 1..]);
+        Ok(out)
+    }
+
+    pub fn infer(&self, inputs: &[&Fact]) -> OpResult<Fact> {
+        op_ensure!(inputs[1].dtype == DType::I64, "indices must be integers");
+        let shape = self.output_shape(&inputs[0].shape, &inputs[1].shape)?;
+        Ok(Fact::new(inputs[0].dtype, shape))
+    }
+}
+
+/// Element type conversion; every integer type maps to i64, every float type to f32.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Cast {
+    pub to: DType,
+}
+
+impl Cast {
+    pub fn infer(&self, inputs: &[&Fact]) -> OpResult<Fact> {
+        Ok(Fact::new(self.to, inputs[0].shape.clone()))
+    }
+}
+
+/// A tensor of the shape given by the (constant) input, filled with `value`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConstantOfShape {
+    /// A one-element tensor; its dtype is the output's.
+    pub value: Arc<Tensor>,
+}
+
+impl serde::Serialize for ConstantOfShape {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{:?}", self.value.data()))
+    }
+}
+
+impl ConstantOfShape {
+    pub fn output_shape(shape: &Tensor) -> OpResult<Vec<usize>> {
+        to_sizes(shape.i64s()?, "ConstantOfShape dims")
+    }
+
+    pub fn infer(&self, inputs: &[&Fact]) -> OpResult<Fact> {
+        let Some(shape) = &inputs[0].value else {
+            op_bail!("the shape is computed at run time; lrpc needs it constant");
+        };
+        Ok(Fact::new(self.value.dtype(), Self::output_shape(shape)?))
+    }
+}

@@ -1,0 +1,208 @@
+//! Sliding-window geometry shared by Conv, MaxPool and AveragePool: strides, dilations, explicit or
+//! automatic padding, and ceil mode, resolved against a concrete input size in one place so shape
+//! inference and every kernel agree on it.
+
+use crate::error::OpResult;
+use crate::{op_bail, op_ensure};
+
+/// ONNX `auto_pad`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum AutoPad {
+    /// Use the explicit `pads`.
+    NotSet,
+    /// Output size ceil(in / stride); odd padding goes at the end.
+    SameUpper,
+    /// Output size ceil(in / stride); odd padding goes at the start.
+    SameLower,
+    /// No padding.
+    Valid,
+}
+
+/// A window's attributes as the model states them; empty vectors mean the ONNX defaults.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Window {
+    pub strides: Vec<usize>,
+    pub dilations: Vec<usize>,
+    /// ONNX layout: all begins, then all ends.
+    pub pads: Vec<usize>,
+    pub auto_pad: AutoPad,
+    pub ceil_mode: bool,
+}
+
+/// A window resolved against an input's spatial size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    pub kernel: Vec<usize>,
+    pub strides: Vec<usize>,
+    pub dilations: Vec<usize>,
+    pub pad_begin: Vec<usize>,
+    pub pad_end: Vec<usize>,
+    pub input: Vec<usize>,
+    pub output: Vec<usize>,
+}
+
+fn or_ones(v: &[usize], n: usize, what: &str) -> OpResult<Vec<usize>> {
+    if v.is_empty() {
+        return Ok(vec![1; n]);
+    }
+    op_ensure!(
+        v.len() == n,
+        "{what} has {} values but the window has {n} spatial axes",
+        v.len()
+    );
+    op_ensure!(
+        v.iter().all(|&s| s > 0),
+        "{what} must be positive, got {v:?}"
+    );
+    Ok(v.to_vec())
+}
+
+impl Window {
+    /// Resolves defaults and padding for `input` (spatial dims only) and a `kernel` of the same rank.
+    pub fn resolve(&self, input: &[usize], kernel: &[usize]) -> OpResult<Geometry> {
+        let n = input.len();
+        op_ensure!(
+            kernel.len() == n,
+            "kernel has {} spatial axes but the input has {n}",
+            kernel.len()
+        );
+        op_ensure!(
+            kernel.iter().all(|&k| k > 0),
+            "kernel_shape must be positive, got {kernel:?}"
+        );
+        let strides = or_ones(&self.strides, n, "strides")?;
+        let dilations = or_ones(&self.dilations, n, "dilations")?;
+        let extent: Vec<usize> = (0..n).map(|i| (kernel[i] - 1) * dilations[i] + 1).collect();
+        let (pad_begin, pad_end) = match self.auto_pad {
+            AutoPad::NotSet => {
+                if self.pads.is_empty() {
+                    (vec![0; n], vec![0; n])
+                } else {
+                    op_ensure!(
+                        self.pads.len() == 2 * n,
+                        "pads has {} values, expected {} (begin and end for {n} axes)",
+                        self.pads.len(),
+                        2 * n
+                    );
+                    (self.pads[..n].to_vec(), self.pads[n..].to_vec())
+                }
+            }
+            AutoPad::Valid => (vec![0; n], vec![0; n]),
+            AutoPad::SameUpper | AutoPad::SameLower => {
+                let mut begin = vec![0; n];
+                let mut end = vec![0; n];
+                for i in 0..n {
+                    let out = input[i].div_ceil(strides[i]);
+                    let total =
+                        ((out.max(1) - 1) * strides[i] + extent[i]).saturating_sub(input[i]);
+                    let small = total / 2;
+                    if self.auto_pad == AutoPad::SameUpper {
+                        (begin[i], end[i]) = (small, total - small);
+                    } else {
+                        (begin[i], end[i]) = (total - small, small);
+                    }
+                }
+                (begin, end)
+            }
+        };
+        let mut output = Vec::with_capacity(n);
+        for i in 0..n {
+            let padded = input[i] + pad_begin[i] + pad_end[i];
+            if padded < extent[i] {
+                op_bail!(
+                    "window of extent {} does not fit axis {i} of size {} (padded {padded})",
+                    extent[i],
+                    input[i]
+                );
+            }
+            let span = padded - extent[i];
+            let mut out = if self.ceil_mode {
+                span.div_ceil(strides[i]) + 1
+            } else {
+                span / strides[i] + 1
+            };
+            // With ceil mode the last window must start inside the input or its begin padding.
+            if self.ceil_mode && (out - 1) * strides[i] >= input[i] + pad_begin[i] {
+                out -= 1;
+            }
+            output.push(out);
+        }
+        Ok(Geometry {
+            kernel: kernel.to_vec(),
+            strides,
+            dilations,
+            pad_begin,
+            pad_end,
+            input: input.to_vec(),
+            output,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(strides: &[usize], pads: &[usize], auto_pad: AutoPad, ceil_mode: bool) -> Window {
+        Window {
+            strides: strides.to_vec(),
+            dilations: vec![],
+            pads: pads.to_vec(),
+            auto_pad,
+            ceil_mode,
+        }
+    }
+
+    #[test]
+    fn explicit_padding_and_stride() {
+        let g = window(&[2, 1], &[1, 0, 1, 2], AutoPad::NotSet, false)
+            .resolve(&[7, 5], &[3, 3])
+            .unwrap();
+        assert_eq!(g.output, vec![4, 5]);
+        assert_eq!(g.pad_begin, vec![1, 0]);
+        assert_eq!(g.pad_end, vec![1, 2]);
+    }
+
+    #[test]
+    fn same_upper_puts_odd_padding_at_the_end() {
+        let g = window(&[2, 2], &[], AutoPad::SameUpper, false)
+            .resolve(&[9, 8], &[3, 3])
+            .unwrap();
+        assert_eq!(g.output, vec![5, 4]);
+        assert_eq!(
+            (g.pad_begin.clone(), g.pad_end.clone()),
+            (vec![1, 0], vec![1, 1])
+        );
+        let g = window(&[2, 2], &[], AutoPad::SameLower, false)
+            .resolve(&[9, 8], &[3, 3])
+            .unwrap();
+        assert_eq!((g.pad_begin, g.pad_end), (vec![1, 1], vec![1, 0]));
+    }
+
+    #[test]
+    fn ceil_mode_drops_a_window_that_starts_in_the_end_padding() {
+        // PyTorch: MaxPool2d(2, stride 2, ceil_mode) on 5 -> 3; with pad 1 on 4 -> 3, not 4.
+        let g = window(&[2], &[], AutoPad::NotSet, true)
+            .resolve(&[5], &[2])
+            .unwrap();
+        assert_eq!(g.output, vec![3]);
+        let g = window(&[2], &[1, 1], AutoPad::NotSet, true)
+            .resolve(&[4], &[2])
+            .unwrap();
+        assert_eq!(g.output, vec![3]);
+    }
+
+    #[test]
+    fn rejects_zero_stride_and_oversized_kernel() {
+        assert!(
+            window(&[0], &[], AutoPad::NotSet, false)
+                .resolve(&[5], &[2])
+                .is_err()
+        );
+        assert!(
+            window(&[1], &[], AutoPad::NotSet, false)
+                .resolve(&[2], &[3])
+                .is_err()
+        );
+    }
+}

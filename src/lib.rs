@@ -1,0 +1,16 @@
+//! lrpc compiles a trained network (ONNX) into a fast Layer-wise Relevance Propagation explainer.
+//!
+//! The pipeline, one module a stage (see docs/architecture.md): [`onnx`] decodes a model into the
+//! [`ir`] graph, [`interp`] evaluates any op (the oracle), [`passes`] bring the graph to canonical
+//! form, and [`model`] ties them together for users.
+
+pub mod error;
+pub mod interp;
+pub mod io;
+pub mod ir;
+pub mod model;
+pub mod onnx;
+pub mod passes;
+
+pub use error::{Error, Result};
+pub use model::Model;

@@ -1,0 +1,77 @@
+//! The library's front door for a loaded network: import, prepare, and run it.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::interp;
+use crate::ir::{Graph, Tensor};
+use crate::onnx::{self, ImportOptions};
+use crate::passes;
+
+/// A network imported from ONNX and brought into canonical form.
+#[derive(Clone, Debug)]
+pub struct Model {
+    graph: Graph,
+}
+
+impl Model {
+    /// Imports and prepares an ONNX file.
+    pub fn load(path: impl AsRef<Path>, options: &ImportOptions) -> Result<Model> {
+        Model::from_graph(onnx::load(path.as_ref(), options)?)
+    }
+
+    /// Imports and prepares an ONNX model held in memory; `source` names it in errors.
+    pub fn from_bytes(bytes: &[u8], source: &str, options: &ImportOptions) -> Result<Model> {
+        Model::from_graph(onnx::from_bytes(bytes, source, options)?)
+    }
+
+    /// Prepares an already imported graph.
+    pub fn from_graph(mut graph: Graph) -> Result<Model> {
+        passes::prepare(&mut graph)?;
+        Ok(Model { graph })
+    }
+
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// The static shape of the model input (batch included).
+    pub fn input_shape(&self) -> &[usize] {
+        &self.graph.fact(self.graph.inputs[0]).shape
+    }
+
+    /// Checks a user's input against the model: the exact input shape, or the shape without its
+    /// leading batch axis of 1 (which is then added); every value finite.
+    pub fn check_input(&self, input: Tensor) -> Result<Tensor> {
+        let want = self.input_shape().to_vec();
+        let err = |reason: String| Error::Input {
+            what: "input".into(),
+            reason,
+        };
+        let input = if input.shape() == want.as_slice() {
+            input
+        } else if want.first() == Some(&1) && input.shape() == &want[1..] {
+            input.reshape(want.clone()).map_err(|e| err(e.0))?
+        } else {
+            return Err(err(format!(
+                "has shape {:?}, but {} expects {want:?}",
+                input.shape(),
+                self.graph.source
+            )));
+        };
+        let values = input.f32s().map_err(|e| err(e.0))?;
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(err(format!(
+                "holds a non-finite value ({}) at flat index {i}",
+                values[i]
+            )));
+        }
+        Ok(input)
+    }
+
+    /// Runs the forward pass with the reference interpreter; returns the model's outputs.
+    pub fn run(&self, input: Tensor) -> Result<Vec<Tensor>> {
+        let input = self.check_input(input)?;
+        interp::run(&self.graph, &input)
+    }
+}

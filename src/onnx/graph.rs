@@ -1,0 +1,437 @@
+//! The import phases: ModelProto -> IR graph, with every structural check on the way.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use prost::Message;
+
+use super::ImportOptions;
+use super::attrs::Attrs;
+use super::ops::{self, ImportError, NodeCtx, Source};
+use super::proto::{GraphProto, ModelProto, NodeProto, ValueInfoProto, tensor_proto::DataType};
+use super::tensor::to_tensor;
+use crate::error::{Error, Result};
+use crate::ir::{DType, Fact, Graph, NodeIndex, Op, Output, Tensor};
+
+/// Everything needed while converting one model.
+struct Importer<'a> {
+    file: &'a str,
+    dir: Option<&'a Path>,
+    options: &'a ImportOptions,
+    graph: Graph,
+    /// Initializers and `Constant` outputs, by name.
+    consts: HashMap<String, Arc<Tensor>>,
+    /// Const nodes already made for initializers.
+    const_nodes: HashMap<String, NodeIndex>,
+    /// Value name -> the IR node producing it.
+    values: HashMap<String, NodeIndex>,
+    /// Names of node outputs past the first, which lrpc does not support: name -> (node, op, position).
+    secondary: HashMap<String, (String, String, usize)>,
+}
+
+pub fn import(
+    bytes: &[u8],
+    file: &str,
+    dir: Option<&Path>,
+    options: &ImportOptions,
+) -> Result<Graph> {
+    let model = decode(bytes, file)?;
+    let opset = default_opset(&model, file)?;
+    let Some(g) = model.graph.as_ref() else {
+        return Err(Error::Decode {
+            file: file.into(),
+            reason: "the model has no graph".into(),
+        });
+    };
+    let mut imp = Importer {
+        file,
+        dir,
+        options,
+        graph: Graph::new(file, opset),
+        consts: HashMap::new(),
+        const_nodes: HashMap::new(),
+        values: HashMap::new(),
+        secondary: HashMap::new(),
+    };
+    imp.graph.max_elements = options.max_elements;
+    imp.initializers(g)?;
+    imp.inputs(g)?;
+    let order = node_order(g, file)?;
+    for i in order {
+        imp.node(&g.node[i], i)?;
+    }
+    imp.outputs(g)?;
+    Ok(imp.graph)
+}
+
+fn decode(bytes: &[u8], file: &str) -> Result<ModelProto> {
+    let model = ModelProto::decode(bytes).map_err(|e| Error::Decode {
+        file: file.into(),
+        reason: e.to_string(),
+    })?;
+    if model.graph.is_none() && model.opset_import.is_empty() {
+        return Err(Error::Decode {
+            file: file.into(),
+            reason: "no graph and no opset: this is not an ONNX model".into(),
+        });
+    }
+    Ok(model)
+}
+
+fn default_opset(model: &ModelProto, file: &str) -> Result<i64> {
+    model
+        .opset_import
+        .iter()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map(|o| o.version)
+        .ok_or_else(|| Error::Decode {
+            file: file.into(),
+            reason: "no opset_import entry for the default ONNX domain".into(),
+        })
+}
+
+/// ONNX requires nodes in topological order; exporters mostly comply, but sorting here costs little
+/// and turns a cycle into an error that names the nodes on it.
+fn node_order(g: &GraphProto, file: &str) -> Result<Vec<usize>> {
+    let mut producer: HashMap<&str, usize> = HashMap::new();
+    for (i, n) in g.node.iter().enumerate() {
+        for out in n.output.iter().filter(|o| !o.is_empty()) {
+            if producer.insert(out.as_str(), i).is_some() {
+                return Err(Error::Graph {
+                    file: file.into(),
+                    reason: format!("value '{out}' is produced by more than one node"),
+                });
+            }
+        }
+    }
+    let mut indegree = vec![0usize; g.node.len()];
+    let mut users: Vec<Vec<usize>> = vec![Vec::new(); g.node.len()];
+    for (i, n) in g.node.iter().enumerate() {
+        let deps: BTreeSet<usize> = n
+            .input
+            .iter()
+            .filter_map(|x| producer.get(x.as_str()).copied())
+            .collect();
+        indegree[i] = deps.len();
+        for d in deps {
+            users[d].push(i);
+        }
+    }
+    let mut ready: BTreeSet<usize> = (0..g.node.len()).filter(|&i| indegree[i] == 0).collect();
+    let mut order = Vec::with_capacity(g.node.len());
+    while let Some(i) = ready.pop_first() {
+        order.push(i);
+        for &u in &users[i] {
+            indegree[u] -= 1;
+            if indegree[u] == 0 {
+                ready.insert(u);
+            }
+        }
+    }
+    if order.len() < g.node.len() {
+        let stuck: Vec<String> = (0..g.node.len())
+            .filter(|&i| indegree[i] > 0)
+            .map(|i| format!("'{}' ({})", node_name(&g.node[i], i), g.node[i].op_type))
+            .collect();
+        return Err(Error::Graph {
+            file: file.into(),
+            reason: format!("the graph has a cycle through nodes {}", stuck.join(", ")),
+        });
+    }
+    Ok(order)
+}
+
+/// The node's name, or its first output's, or `{op}_{index}`.
+fn node_name(n: &NodeProto, index: usize) -> String {
+    if !n.name.is_empty() {
+        n.name.clone()
+    } else if let Some(o) = n.output.first().filter(|o| !o.is_empty()) {
+        o.clone()
+    } else {
+        format!("{}_{index}", n.op_type)
+    }
+}
+
+impl Importer<'_> {
+    fn graph_error(&self, reason: String) -> Error {
+        Error::Graph {
+            file: self.file.into(),
+            reason,
+        }
+    }
+
+    fn initializers(&mut self, g: &GraphProto) -> Result<()> {
+        for t in &g.initializer {
+            if t.name.is_empty() {
+                return Err(self.graph_error("an initializer has no name".into()));
+            }
+            self.check_dims(&t.dims, &format!("initializer '{}'", t.name))?;
+            let tensor = to_tensor(t, self.dir)
+                .map_err(|r| self.graph_error(format!("initializer '{}': {r}", t.name)))?;
+            if self
+                .consts
+                .insert(t.name.clone(), Arc::new(tensor))
+                .is_some()
+            {
+                return Err(self.graph_error(format!("initializer '{}' is defined twice", t.name)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses negative or giant declared dimensions before anything is allocated for them.
+    fn check_dims(&self, dims: &[i64], what: &str) -> Result<()> {
+        let mut n: usize = 1;
+        for &d in dims {
+            let d = usize::try_from(d).map_err(|_| {
+                self.graph_error(format!("{what} has a negative dimension in {dims:?}"))
+            })?;
+            n = n.saturating_mul(d);
+        }
+        if n > self.options.max_elements {
+            return Err(self.graph_error(format!(
+                "{what} declares {dims:?} ({n} elements), over the limit of {}",
+                self.options.max_elements
+            )));
+        }
+        Ok(())
+    }
+
+    fn inputs(&mut self, g: &GraphProto) -> Result<()> {
+        let real: Vec<&ValueInfoProto> = g
+            .input
+            .iter()
+            .filter(|v| !self.consts.contains_key(&v.name))
+            .collect();
+        let input = match real.as_slice() {
+            [one] => *one,
+            [] => return Err(self.graph_error("the graph has no input".into())),
+            many => {
+                let names: Vec<&str> = many.iter().map(|v| v.name.as_str()).collect();
+                return Err(self.graph_error(format!(
+                    "the graph has {} inputs ({}); lrpc explains models with exactly one",
+                    many.len(),
+                    names.join(", ")
+                )));
+            }
+        };
+        let fact = self.input_fact(input)?;
+        let n = self.graph.add(input.name.clone(), Op::Input, &[]);
+        self.graph.node_mut(n).fact = Some(fact);
+        self.graph.inputs.push(n);
+        self.values.insert(input.name.clone(), n);
+        Ok(())
+    }
+
+    fn input_fact(&self, v: &ValueInfoProto) -> Result<Fact> {
+        use super::proto::tensor_shape_proto::dimension::Value as Dim;
+        use super::proto::type_proto::Value;
+        let what = format!("input '{}'", v.name);
+        let Some(Value::TensorType(t)) = v.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
+            return Err(self.graph_error(format!("{what} is not a tensor")));
+        };
+        if t.elem_type != DataType::Float as i32 {
+            let name = DataType::try_from(t.elem_type).map_or("unknown", |d| d.as_str_name());
+            return Err(self.graph_error(format!(
+                "{what} has element type {name}; lrpc explains float32 inputs only"
+            )));
+        }
+        let Some(shape) = &t.shape else {
+            return Err(self.graph_error(format!("{what} has no shape; lrpc needs a static one")));
+        };
+        let rank = shape.dim.len();
+        // Where the hint's axes sit among the model's: all of them, or all but the batch axis.
+        let hint = self
+            .options
+            .input_shape
+            .as_ref()
+            .and_then(|h| match h.len() {
+                n if n == rank => Some((h, 0)),
+                n if n + 1 == rank => Some((h, 1)),
+                _ => None,
+            });
+        let mut dims = Vec::with_capacity(rank);
+        for (axis, d) in shape.dim.iter().enumerate() {
+            let size = match &d.value {
+                Some(Dim::DimValue(v)) if *v > 0 => *v as usize,
+                Some(Dim::DimValue(v)) if *v < 0 => {
+                    return Err(self.graph_error(format!(
+                        "{what} has a negative dimension {v} at axis {axis}"
+                    )));
+                }
+                other => {
+                    let param = match other {
+                        Some(Dim::DimParam(p)) => p.clone(),
+                        _ => String::new(),
+                    };
+                    let hinted = hint.and_then(|(h, skip)| axis.checked_sub(skip).map(|a| h[a]));
+                    if let Some(&s) = self.options.dims.get(&param) {
+                        s
+                    } else if axis == 0 && self.options.batch.is_some() {
+                        self.options.batch.unwrap_or(1)
+                    } else if let Some(s) = hinted {
+                        s
+                    } else if axis == 0 {
+                        1
+                    } else {
+                        let label = if param.is_empty() {
+                            "unnamed".to_string()
+                        } else {
+                            format!("'{param}'")
+                        };
+                        return Err(self.graph_error(format!(
+                            "{what} has a symbolic dimension {label} at axis {axis}; give its size (--dim NAME=SIZE)"
+                        )));
+                    }
+                }
+            };
+            if size == 0 {
+                return Err(self.graph_error(format!("{what} has a zero dimension at axis {axis}")));
+            }
+            dims.push(size);
+        }
+        let as_i64: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
+        self.check_dims(&as_i64, &what)?;
+        Ok(Fact::new(DType::F32, dims))
+    }
+
+    /// The IR node for value `name` read by node `reader`.
+    fn value(&mut self, name: &str, reader: &str, op: &str) -> Result<NodeIndex> {
+        if let Some(&n) = self.values.get(name) {
+            return Ok(n);
+        }
+        if let Some(&n) = self.const_nodes.get(name) {
+            return Ok(n);
+        }
+        if let Some(t) = self.consts.get(name) {
+            let n = self.graph.add(name, Op::Const(t.clone()), &[]);
+            self.const_nodes.insert(name.to_string(), n);
+            return Ok(n);
+        }
+        if let Some((node, producer_op, pos)) = self.secondary.get(name) {
+            return Err(Error::Import {
+                file: self.file.into(),
+                node: reader.into(),
+                op: op.into(),
+                reason: format!(
+                    "reads '{name}', output {pos} of node '{node}' ({producer_op}); lrpc supports only the first output"
+                ),
+            });
+        }
+        Err(Error::Import {
+            file: self.file.into(),
+            node: reader.into(),
+            op: op.into(),
+            reason: format!("reads '{name}', which no node, initializer or graph input provides"),
+        })
+    }
+
+    fn node(&mut self, n: &NodeProto, index: usize) -> Result<()> {
+        let name = node_name(n, index);
+        let op_type = n.op_type.as_str();
+        let import_error = |reason: String| Error::Import {
+            file: self.file.into(),
+            node: name.clone(),
+            op: op_type.into(),
+            reason,
+        };
+        if !(n.domain.is_empty() || n.domain == "ai.onnx") {
+            return Err(Error::UnsupportedOp {
+                file: self.file.into(),
+                node: name,
+                op: op_type.into(),
+                domain: n.domain.clone(),
+                opset: self.graph.opset,
+            });
+        }
+        let Some(first) = n.output.first().filter(|o| !o.is_empty()) else {
+            return Err(import_error("has no output".into()));
+        };
+        let attrs = Attrs::new(n).map_err(import_error)?;
+        let ctx = NodeCtx {
+            node: n,
+            opset: self.graph.opset,
+            attrs,
+            consts: &self.consts,
+        };
+        let imported = match ops::import(&ctx) {
+            Ok(i) => i,
+            Err(ImportError::Unsupported) => {
+                return Err(Error::UnsupportedOp {
+                    file: self.file.into(),
+                    node: name,
+                    op: op_type.into(),
+                    domain: "ai.onnx".into(),
+                    opset: self.graph.opset,
+                });
+            }
+            Err(ImportError::Invalid(reason)) => return Err(import_error(reason)),
+        };
+        let mut inputs = Vec::with_capacity(imported.inputs.len());
+        for src in imported.inputs {
+            match src {
+                Source::Input(i) => {
+                    let value =
+                        n.input.get(i).filter(|v| !v.is_empty()).ok_or_else(|| {
+                            import_error(format!("input {i} is required but absent"))
+                        })?;
+                    inputs.push(self.value(value, &name, op_type)?);
+                }
+                Source::Const(role, t) => {
+                    inputs.push(self.graph.add(format!("{name}.{role}"), Op::Const(t), &[]));
+                }
+            }
+        }
+        if let Op::Const(t) = &imported.op {
+            self.consts.insert(first.clone(), t.clone());
+        }
+        let ir = self.graph.add(name.clone(), imported.op, &inputs);
+        self.values.insert(first.clone(), ir);
+        for (pos, out) in n
+            .output
+            .iter()
+            .enumerate()
+            .skip(1)
+            .filter(|(_, o)| !o.is_empty())
+        {
+            self.secondary
+                .insert(out.clone(), (name.clone(), op_type.to_string(), pos));
+        }
+        Ok(())
+    }
+
+    fn outputs(&mut self, g: &GraphProto) -> Result<()> {
+        if g.output.is_empty() {
+            return Err(self.graph_error("the graph has no output".into()));
+        }
+        let mut seen = HashSet::new();
+        for o in &g.output {
+            if !seen.insert(o.name.as_str()) {
+                return Err(self.graph_error(format!("graph output '{}' is listed twice", o.name)));
+            }
+            let node = match self.values.get(&o.name) {
+                Some(&n) => n,
+                None if self.consts.contains_key(&o.name) => {
+                    self.value(&o.name, &o.name, "output")?
+                }
+                None => {
+                    let reason = match self.secondary.get(&o.name) {
+                        Some((node, op, pos)) => format!(
+                            "graph output '{}' is output {pos} of node '{node}' ({op}); lrpc supports only the first output",
+                            o.name
+                        ),
+                        None => format!("graph output '{}' is not produced by any node", o.name),
+                    };
+                    return Err(self.graph_error(reason));
+                }
+            };
+            self.graph.outputs.push(Output {
+                name: o.name.clone(),
+                node,
+                logits: None,
+            });
+        }
+        Ok(())
+    }
+}

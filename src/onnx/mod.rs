@@ -1,0 +1,61 @@
+//! Decode stage: ONNX bytes -> prost `ModelProto` -> IR [`Graph`]. The only place that sees prost
+//! types. Import runs as named phases, one function each: decode, opset, initializers, inputs,
+//! node order, node conversion, outputs.
+
+mod attrs;
+mod graph;
+mod ops;
+pub(crate) mod proto;
+mod tensor;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::ir::Graph;
+
+pub use ops::supported_ops;
+
+/// Largest tensor (in elements) the importer and shape inference accept by default: 2^30 f32
+/// values are 4 GiB, more than any model lrpc targets needs for one activation.
+pub const DEFAULT_MAX_ELEMENTS: usize = 1 << 30;
+
+/// How to turn a model file into a static graph.
+#[derive(Clone, Debug)]
+pub struct ImportOptions {
+    /// Size bound to a symbolic first input dimension (the batch); 1 when absent.
+    pub batch: Option<usize>,
+    /// Sizes for other symbolic input dimensions, by their `dim_param` name.
+    pub dims: BTreeMap<String, usize>,
+    /// The shape of the data that will be fed, with or without the batch axis: symbolic
+    /// dimensions not named in `dims` take their size from it.
+    pub input_shape: Option<Vec<usize>>,
+    /// Refuse any tensor with more elements than this (declared dims, folded constants).
+    pub max_elements: usize,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            batch: None,
+            dims: BTreeMap::new(),
+            input_shape: None,
+            max_elements: DEFAULT_MAX_ELEMENTS,
+        }
+    }
+}
+
+/// Reads and imports an ONNX file. External data files are looked up beside it.
+pub fn load(path: &Path, options: &ImportOptions) -> Result<Graph> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let source = path.display().to_string();
+    graph::import(&bytes, &source, path.parent(), options)
+}
+
+/// Imports an ONNX model held in memory; `source` names it in errors. External data is refused.
+pub fn from_bytes(bytes: &[u8], source: &str, options: &ImportOptions) -> Result<Graph> {
+    graph::import(bytes, source, None, options)
+}

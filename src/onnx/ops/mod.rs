@@ -1,0 +1,197 @@
+//! One importer per ONNX op, and the registry that maps op types to them. The registry checks the
+//! opset range and input count in one place, so an importer only reads attributes and picks its
+//! inputs.
+
+mod constant;
+mod conv;
+mod elementwise;
+mod gemm;
+mod norm;
+mod pool;
+mod shape;
+
+use std::collections::HashMap;
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+
+use super::attrs::Attrs;
+use super::proto::NodeProto;
+use crate::ir::{Op, Tensor};
+
+/// Where one IR input of an imported node comes from.
+pub enum Source {
+    /// The ONNX node's input at this position.
+    Input(usize),
+    /// A constant the importer made from an attribute (old opsets), named `{node}.{role}`.
+    Const(&'static str, Arc<Tensor>),
+}
+
+/// What an importer makes of a node: the IR op and its inputs in slot order.
+pub struct Imported {
+    pub op: Op,
+    pub inputs: Vec<Source>,
+}
+
+impl Imported {
+    /// The op over the ONNX inputs `0..n` (leaving out trailing absent optional inputs).
+    pub fn first(op: Op, n: usize) -> Self {
+        Imported {
+            op,
+            inputs: (0..n).map(Source::Input).collect(),
+        }
+    }
+}
+
+/// What an importer sees of a node.
+pub struct NodeCtx<'a> {
+    pub node: &'a NodeProto,
+    pub opset: i64,
+    pub attrs: Attrs<'a>,
+    /// Initializers and outputs of `Constant` nodes, by name.
+    pub consts: &'a HashMap<String, Arc<Tensor>>,
+}
+
+impl NodeCtx<'_> {
+    /// Whether input `i` is present (ONNX marks an absent optional input with an empty name).
+    pub fn has_input(&self, i: usize) -> bool {
+        self.node.input.get(i).is_some_and(|n| !n.is_empty())
+    }
+
+    /// Number of inputs up to the last present one.
+    pub fn present_inputs(&self) -> usize {
+        (0..self.node.input.len())
+            .rev()
+            .find(|&i| self.has_input(i))
+            .map_or(0, |i| i + 1)
+    }
+
+    /// The constant value of input `i`, `None` when the input is absent; an error when it is
+    /// computed, because lrpc needs this parameter at compile time.
+    pub fn const_input(&self, i: usize, role: &str) -> Result<Option<Arc<Tensor>>, String> {
+        if !self.has_input(i) {
+            return Ok(None);
+        }
+        let name = &self.node.input[i];
+        self.consts.get(name).cloned().map(Some).ok_or_else(|| {
+            format!(
+                "{role} (input {i}, '{name}') must be a constant initializer or Constant output"
+            )
+        })
+    }
+
+    /// A constant i64 vector input (axes, pads, starts...).
+    pub fn const_ints(&self, i: usize, role: &str) -> Result<Option<Vec<i64>>, String> {
+        match self.const_input(i, role)? {
+            None => Ok(None),
+            Some(t) => Ok(Some(
+                t.i64s()
+                    .map_err(|_| format!("{role} (input {i}) must be integers"))?
+                    .to_vec(),
+            )),
+        }
+    }
+
+    /// A constant scalar f32 input (Clip bounds, Pad value).
+    pub fn const_scalar(&self, i: usize, role: &str) -> Result<Option<f32>, String> {
+        match self.const_input(i, role)? {
+            None => Ok(None),
+            Some(t) if t.len() == 1 => Ok(Some(match t.data() {
+                crate::ir::TensorData::F32(v) => v[0],
+                crate::ir::TensorData::I64(v) => v[0] as f32,
+            })),
+            Some(t) => Err(format!(
+                "{role} (input {i}) must be a scalar, got shape {:?}",
+                t.shape()
+            )),
+        }
+    }
+}
+
+type ImportFn = fn(&NodeCtx) -> Result<Imported, String>;
+
+/// One registry entry.
+struct Importer {
+    op_type: &'static str,
+    /// Oldest opset version lrpc reads this op at.
+    since: i64,
+    /// How many inputs the node may list (absent optional ones included).
+    inputs: RangeInclusive<usize>,
+    import: ImportFn,
+}
+
+const MANY: usize = usize::MAX;
+
+#[rustfmt::skip]
+static REGISTRY: &[Importer] = &[
+    Importer { op_type: "Conv", since: 1, inputs: 2..=3, import: conv::conv },
+    Importer { op_type: "Gemm", since: 1, inputs: 2..=3, import: gemm::gemm },
+    Importer { op_type: "MatMul", since: 1, inputs: 2..=2, import: gemm::matmul },
+    Importer { op_type: "Add", since: 1, inputs: 2..=2, import: elementwise::add },
+    Importer { op_type: "Sub", since: 1, inputs: 2..=2, import: elementwise::sub },
+    Importer { op_type: "Mul", since: 1, inputs: 2..=2, import: elementwise::mul },
+    Importer { op_type: "Div", since: 1, inputs: 2..=2, import: elementwise::div },
+    Importer { op_type: "Sum", since: 1, inputs: 1..=MANY, import: elementwise::sum },
+    Importer { op_type: "Relu", since: 1, inputs: 1..=1, import: elementwise::relu },
+    Importer { op_type: "LeakyRelu", since: 1, inputs: 1..=1, import: elementwise::leaky_relu },
+    Importer { op_type: "Clip", since: 1, inputs: 1..=3, import: elementwise::clip },
+    Importer { op_type: "Sigmoid", since: 1, inputs: 1..=1, import: elementwise::sigmoid },
+    Importer { op_type: "Tanh", since: 1, inputs: 1..=1, import: elementwise::tanh },
+    Importer { op_type: "MaxPool", since: 1, inputs: 1..=1, import: pool::max_pool },
+    Importer { op_type: "AveragePool", since: 1, inputs: 1..=1, import: pool::average_pool },
+    Importer { op_type: "GlobalMaxPool", since: 1, inputs: 1..=1, import: pool::global_max_pool },
+    Importer { op_type: "GlobalAveragePool", since: 1, inputs: 1..=1, import: pool::global_average_pool },
+    Importer { op_type: "BatchNormalization", since: 1, inputs: 5..=5, import: norm::batch_norm },
+    Importer { op_type: "LRN", since: 1, inputs: 1..=1, import: norm::lrn },
+    Importer { op_type: "Softmax", since: 1, inputs: 1..=1, import: norm::softmax },
+    Importer { op_type: "Flatten", since: 1, inputs: 1..=1, import: shape::flatten },
+    Importer { op_type: "Reshape", since: 1, inputs: 1..=2, import: shape::reshape },
+    Importer { op_type: "Transpose", since: 1, inputs: 1..=1, import: shape::transpose },
+    Importer { op_type: "Concat", since: 1, inputs: 1..=MANY, import: shape::concat },
+    Importer { op_type: "Pad", since: 1, inputs: 1..=4, import: shape::pad },
+    Importer { op_type: "Squeeze", since: 1, inputs: 1..=2, import: shape::squeeze },
+    Importer { op_type: "Unsqueeze", since: 1, inputs: 1..=2, import: shape::unsqueeze },
+    Importer { op_type: "Slice", since: 1, inputs: 1..=5, import: shape::slice },
+    Importer { op_type: "Shape", since: 1, inputs: 1..=1, import: shape::shape },
+    Importer { op_type: "Gather", since: 1, inputs: 2..=2, import: shape::gather },
+    Importer { op_type: "Cast", since: 6, inputs: 1..=1, import: shape::cast },
+    Importer { op_type: "Constant", since: 1, inputs: 0..=0, import: constant::constant },
+    Importer { op_type: "ConstantOfShape", since: 9, inputs: 1..=1, import: constant::constant_of_shape },
+    Importer { op_type: "Dropout", since: 1, inputs: 1..=3, import: constant::dropout },
+    Importer { op_type: "Identity", since: 1, inputs: 1..=1, import: constant::identity },
+];
+
+/// Why a node could not be imported.
+pub enum ImportError {
+    /// No importer for this op type (or not at this opset).
+    Unsupported,
+    /// The importer refused the node, with a reason.
+    Invalid(String),
+}
+
+/// Imports one node of the default domain at `opset`.
+pub fn import(ctx: &NodeCtx) -> Result<Imported, ImportError> {
+    let op_type = ctx.node.op_type.as_str();
+    let entry = REGISTRY
+        .iter()
+        .find(|e| e.op_type == op_type && ctx.opset >= e.since)
+        .ok_or(ImportError::Unsupported)?;
+    let n = ctx.node.input.len();
+    if !entry.inputs.contains(&n) {
+        let expected = match (*entry.inputs.start(), *entry.inputs.end()) {
+            (a, b) if a == b => a.to_string(),
+            (a, MANY) => format!("at least {a}"),
+            (a, b) => format!("{a} to {b}"),
+        };
+        return Err(ImportError::Invalid(format!(
+            "takes {expected} inputs, got {n}"
+        )));
+    }
+    (entry.import)(ctx).map_err(ImportError::Invalid)
+}
+
+/// The op types lrpc imports, sorted.
+pub fn supported_ops() -> Vec<&'static str> {
+    let mut v: Vec<&str> = REGISTRY.iter().map(|e| e.op_type).collect();
+    v.sort_unstable();
+    v
+}

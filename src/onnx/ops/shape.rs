@@ -1,0 +1,168 @@
+//! Data-movement and shape-arithmetic ops. Where an opset moved a parameter from an attribute to
+//! an input, both forms end up in the same IR op here:
+//! Reshape `shape` (attribute before 5), Pad `pads`/`value` (attributes before 11; `paddings` in
+//! opset 1), Squeeze/Unsqueeze `axes` (attributes before 13), Slice `starts`/`ends`/`axes`/`steps`
+//! (attributes before 10).
+
+use std::sync::Arc;
+
+use super::{Imported, NodeCtx, Source};
+use crate::ir::ops::{
+    Cast, Concat, Flatten, Gather, Pad, Reshape, ShapeOf, Slice, Squeeze, Transpose, Unsqueeze,
+};
+use crate::ir::{DType, Op, Tensor};
+
+pub fn flatten(ctx: &NodeCtx) -> Result<Imported, String> {
+    let axis = ctx.attrs.int_or("axis", 1)?;
+    Ok(Imported::first(Op::Flatten(Flatten { axis }), 1))
+}
+
+pub fn reshape(ctx: &NodeCtx) -> Result<Imported, String> {
+    let allowzero = ctx.attrs.flag("allowzero", false)?;
+    let op = Op::Reshape(Reshape { allowzero });
+    if ctx.opset < 5 {
+        let shape = ctx
+            .attrs
+            .ints("shape")?
+            .ok_or("attribute 'shape' is required")?;
+        let t = Tensor::from_i64(vec![shape.len()], shape)?;
+        return Ok(Imported {
+            op,
+            inputs: vec![Source::Input(0), Source::Const("shape", Arc::new(t))],
+        });
+    }
+    if !ctx.has_input(1) {
+        return Err("input 1 (shape) is required".into());
+    }
+    Ok(Imported::first(op, 2))
+}
+
+pub fn transpose(ctx: &NodeCtx) -> Result<Imported, String> {
+    let perm = ctx.attrs.sizes("perm", 0)?;
+    Ok(Imported::first(Op::Transpose(Transpose { perm }), 1))
+}
+
+pub fn concat(ctx: &NodeCtx) -> Result<Imported, String> {
+    let axis = match ctx.attrs.int("axis")? {
+        Some(a) => a,
+        None if ctx.opset < 4 => 1,
+        None => return Err("attribute 'axis' is required".into()),
+    };
+    let inputs: Vec<Source> = (0..ctx.node.input.len())
+        .filter(|&i| ctx.has_input(i))
+        .map(Source::Input)
+        .collect();
+    Ok(Imported {
+        op: Op::Concat(Concat { axis }),
+        inputs,
+    })
+}
+
+pub fn pad(ctx: &NodeCtx) -> Result<Imported, String> {
+    let a = &ctx.attrs;
+    let mode = a.string("mode")?.unwrap_or_else(|| "constant".into());
+    if mode != "constant" {
+        return Err(format!(
+            "Pad mode '{mode}' is not supported (only 'constant')"
+        ));
+    }
+    let (pads, value) = if ctx.opset < 11 {
+        let name = if ctx.opset < 2 { "paddings" } else { "pads" };
+        let pads = a
+            .ints(name)?
+            .ok_or_else(|| format!("attribute '{name}' is required"))?;
+        (pads, a.float_or("value", 0.0)?)
+    } else {
+        let pads = ctx
+            .const_ints(1, "pads")?
+            .ok_or("input 1 (pads) is required")?;
+        let value = ctx.const_scalar(2, "constant_value")?.unwrap_or(0.0);
+        if ctx.has_input(3) {
+            return Err("Pad with an 'axes' input is not supported".into());
+        }
+        (pads, value)
+    };
+    if let Some(p) = pads.iter().find(|&&p| p < 0) {
+        return Err(format!(
+            "negative pads (cropping) are not supported, got {p} in {pads:?}"
+        ));
+    }
+    let pads = pads.into_iter().map(|p| p as usize).collect();
+    Ok(Imported::first(Op::Pad(Pad { pads, value }), 1))
+}
+
+/// Axes from the attribute (old opsets) or the constant input 1 (new opsets).
+fn axes(ctx: &NodeCtx, since: i64) -> Result<Option<Vec<i64>>, String> {
+    if ctx.opset < since {
+        ctx.attrs.ints("axes")
+    } else {
+        ctx.const_ints(1, "axes")
+    }
+}
+
+pub fn squeeze(ctx: &NodeCtx) -> Result<Imported, String> {
+    let axes = axes(ctx, 13)?;
+    Ok(Imported::first(Op::Squeeze(Squeeze { axes }), 1))
+}
+
+pub fn unsqueeze(ctx: &NodeCtx) -> Result<Imported, String> {
+    let axes = axes(ctx, 13)?.ok_or("axes are required")?;
+    Ok(Imported::first(Op::Unsqueeze(Unsqueeze { axes }), 1))
+}
+
+pub fn slice(ctx: &NodeCtx) -> Result<Imported, String> {
+    let op = if ctx.opset < 10 {
+        let a = &ctx.attrs;
+        Slice {
+            starts: a.ints("starts")?.ok_or("attribute 'starts' is required")?,
+            ends: a.ints("ends")?.ok_or("attribute 'ends' is required")?,
+            axes: a.ints("axes")?,
+            steps: None,
+        }
+    } else {
+        Slice {
+            starts: ctx
+                .const_ints(1, "starts")?
+                .ok_or("input 1 (starts) is required")?,
+            ends: ctx
+                .const_ints(2, "ends")?
+                .ok_or("input 2 (ends) is required")?,
+            axes: ctx.const_ints(3, "axes")?,
+            steps: ctx.const_ints(4, "steps")?,
+        }
+    };
+    Ok(Imported::first(Op::Slice(op), 1))
+}
+
+pub fn shape(ctx: &NodeCtx) -> Result<Imported, String> {
+    let op = ShapeOf {
+        start: ctx.attrs.int_or("start", 0)?,
+        end: ctx.attrs.int("end")?,
+    };
+    Ok(Imported::first(Op::Shape(op), 1))
+}
+
+pub fn gather(ctx: &NodeCtx) -> Result<Imported, String> {
+    let axis = ctx.attrs.int_or("axis", 0)?;
+    Ok(Imported::first(Op::Gather(Gather { axis }), 2))
+}
+
+/// Maps an ONNX data type code to the IR dtype that represents it.
+pub fn dtype_of(code: i64) -> Result<DType, String> {
+    use crate::onnx::proto::tensor_proto::DataType as D;
+    let d = i32::try_from(code).ok().and_then(|c| D::try_from(c).ok());
+    match d {
+        Some(D::Float | D::Double | D::Float16 | D::Bfloat16) => Ok(DType::F32),
+        Some(
+            D::Int64 | D::Int32 | D::Int16 | D::Int8 | D::Uint64 | D::Uint32 | D::Uint16 | D::Uint8,
+        ) => Ok(DType::I64),
+        Some(other) => Err(format!("type {} is not supported", other.as_str_name())),
+        None => Err(format!("unknown data type {code}")),
+    }
+}
+
+pub fn cast(ctx: &NodeCtx) -> Result<Imported, String> {
+    let to = ctx.attrs.int("to")?.ok_or("attribute 'to' is required")?;
+    let to = dtype_of(to).map_err(|e| format!("Cast to {e}"))?;
+    Ok(Imported::first(Op::Cast(Cast { to }), 1))
+}

@@ -1,0 +1,184 @@
+//! FoldBatchNorm: a BatchNormalization whose input is a Conv or Gemm with constant parameters,
+//! and which is that node's only consumer, is merged into it, as Zennit's canonizers do:
+//! with s = scale / sqrt(var + eps), W' = W s (per output channel) and b' = (b - mean) s + B.
+//! BatchNorms that cannot be folded stay (the relevance pass lets relevance through them).
+
+use std::sync::Arc;
+
+use petgraph::stable_graph::NodeIndex;
+
+use super::Pass;
+use crate::error::Result;
+use crate::ir::ops::Gemm;
+use crate::ir::{Graph, Op, Tensor, numel};
+
+/// Merges BatchNormalization into the preceding Conv/Gemm.
+pub struct FoldBatchNorm;
+
+/// The constant f32 value of `n`, if it is a Const node.
+fn constant(graph: &Graph, n: NodeIndex) -> Option<Arc<Tensor>> {
+    match &graph.node(n).op {
+        Op::Const(t) if t.f32s().is_ok() => Some(t.clone()),
+        _ => None,
+    }
+}
+
+/// Per-channel (scale, shift) of a BatchNorm node if all its parameters are constants.
+fn affine(graph: &Graph, bn: NodeIndex, eps: f32) -> Option<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+    let ins = graph.inputs_of(bn);
+    let p: Vec<Arc<Tensor>> = ins[1..]
+        .iter()
+        .map(|&i| constant(graph, i))
+        .collect::<Option<_>>()?;
+    let (gamma, beta, mean, var) = (
+        p[0].f32s().ok()?,
+        p[1].f32s().ok()?,
+        p[2].f32s().ok()?,
+        p[3].f32s().ok()?,
+    );
+    let s: Vec<f32> = gamma
+        .iter()
+        .zip(var)
+        .map(|(g, v)| g / (v + eps).sqrt())
+        .collect();
+    Some((s, mean.to_vec(), beta.to_vec()))
+}
+
+impl Pass for FoldBatchNorm {
+    fn name(&self) -> &'static str {
+        "FoldBatchNorm"
+    }
+
+    fn run(&self, graph: &mut Graph) -> Result<bool> {
+        let bns: Vec<NodeIndex> = graph
+            .nodes
+            .node_indices()
+            .filter(|&n| matches!(graph.node(n).op, Op::BatchNorm(_)))
+            .collect();
+        let mut changed = false;
+        for bn in bns {
+            let Op::BatchNorm(b) = &graph.node(bn).op else {
+                continue;
+            };
+            let Some((s, mean, beta)) = affine(graph, bn, b.epsilon) else {
+                continue;
+            };
+            let producer = graph.inputs_of(bn)[0];
+            if graph.consumers_of(producer).len() != 1 || graph.is_output(producer) {
+                continue;
+            }
+            let folded = match &graph.node(producer).op {
+                Op::Conv(_) => fold_conv(graph, producer, &s, &mean, &beta),
+                Op::Gemm(g) => fold_gemm(graph, producer, g.clone(), &s, &mean, &beta),
+                _ => None,
+            };
+            let Some((weight, bias, op)) = folded else {
+                continue;
+            };
+            let name = graph.node(producer).name.clone();
+            let x = graph.inputs_of(producer)[0];
+            let w = graph.add(
+                format!("{name}.folded_weight"),
+                Op::Const(Arc::new(weight)),
+                &[],
+            );
+            let b = graph.add(
+                format!("{name}.folded_bias"),
+                Op::Const(Arc::new(bias)),
+                &[],
+            );
+            graph.set_inputs(producer, &[x, w, b]);
+            graph.node_mut(producer).op = op;
+            graph.replace_uses(bn, producer);
+            graph.nodes.remove_node(bn);
+            changed = true;
+        }
+        Ok(changed)
+    }
+}
+
+type Folded = (Tensor, Tensor, Op);
+
+/// Conv weight [M, C/g, k...]: scale each output channel's filter.
+fn fold_conv(
+    graph: &Graph,
+    conv: NodeIndex,
+    s: &[f32],
+    mean: &[f32],
+    beta: &[f32],
+) -> Option<Folded> {
+    let ins = graph.inputs_of(conv);
+    let w = constant(graph, ins[1])?;
+    let m = w.shape()[0];
+    if s.len() != m {
+        return None;
+    }
+    let per = numel(&w.shape()[1..]);
+    let wv: Vec<f32> = w
+        .f32s()
+        .ok()?
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| v * s[i / per])
+        .collect();
+    let b0 = match ins.get(2) {
+        Some(&b) => constant(graph, b)?.f32s().ok()?.to_vec(),
+        None => vec![0.0; m],
+    };
+    let bv: Vec<f32> = (0..m).map(|j| (b0[j] - mean[j]) * s[j] + beta[j]).collect();
+    Some((
+        Tensor::from_f32(w.shape().to_vec(), wv).ok()?,
+        Tensor::from_f32(vec![m], bv).ok()?,
+        graph.node(conv).op.clone(),
+    ))
+}
+
+/// Gemm Y = alpha A B' + beta C over columns j: B' column j scales by s_j; C becomes
+/// (beta C - mean) s + B with beta 1. Only a C that is one value per column (or absent) folds.
+fn fold_gemm(
+    graph: &Graph,
+    gemm: NodeIndex,
+    g: Gemm,
+    s: &[f32],
+    mean: &[f32],
+    beta: &[f32],
+) -> Option<Folded> {
+    let ins = graph.inputs_of(gemm);
+    let w = constant(graph, ins[1])?;
+    let n = if g.trans_b {
+        w.shape()[0]
+    } else {
+        w.shape()[1]
+    };
+    if s.len() != n {
+        return None;
+    }
+    let cols = w.shape()[1];
+    let wv: Vec<f32> = w
+        .f32s()
+        .ok()?
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| v * s[if g.trans_b { i / cols } else { i % cols }])
+        .collect();
+    let c0: Vec<f32> = match ins.get(2) {
+        Some(&c) => {
+            let c = constant(graph, c)?;
+            let v = c.f32s().ok()?;
+            match v.len() {
+                1 => vec![v[0]; n],
+                len if len == n => v.to_vec(),
+                _ => return None,
+            }
+        }
+        None => vec![0.0; n],
+    };
+    let bv: Vec<f32> = (0..n)
+        .map(|j| (g.beta * c0[j] - mean[j]) * s[j] + beta[j])
+        .collect();
+    Some((
+        Tensor::from_f32(w.shape().to_vec(), wv).ok()?,
+        Tensor::from_f32(vec![n], bv).ok()?,
+        Op::Gemm(Gemm { beta: 1.0, ..g }),
+    ))
+}
