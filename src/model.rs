@@ -41,11 +41,12 @@ impl Model {
     }
 
     /// Checks a user's input against the model: the exact input shape, or the shape without its
-    /// leading batch axis of 1 (which is then added); every value finite.
-    pub fn check_input(&self, input: Tensor) -> Result<Tensor> {
+    /// leading batch axis of 1 (which is then added); every value finite. `what` names the data
+    /// in errors (a file name, say).
+    pub fn check_input(&self, input: Tensor, what: &str) -> Result<Tensor> {
         let want = self.input_shape().to_vec();
         let err = |reason: String| Error::Input {
-            what: "input".into(),
+            what: what.into(),
             reason,
         };
         let input = if input.shape() == want.as_slice() {
@@ -71,7 +72,7 @@ impl Model {
 
     /// Runs the forward pass with the reference interpreter; returns the model's outputs.
     pub fn run(&self, input: Tensor) -> Result<Vec<Tensor>> {
-        let input = self.check_input(input)?;
+        let input = self.check_input(input, "input")?;
         interp::run(&self.graph, &input)
     }
 }

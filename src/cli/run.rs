@@ -43,6 +43,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         &args.model.model,
         &args.shapes.options(Some(input.shape()))?,
     )?;
+    let input = model.check_input(input, &args.input.display().to_string())?;
     let outputs = model.run(input)?;
     let names: Vec<&str> = model
         .graph()

@@ -2,7 +2,7 @@
 
 use super::elementwise::broadcast_map;
 use crate::error::OpResult;
-use crate::ir::ops::gemm::matmul_dims;
+use crate::ir::ops::gemm::{MatMulDims, matmul_dims};
 use crate::ir::ops::{Conv, Gemm, Geometry};
 use crate::ir::{Tensor, numel};
 use crate::op_ensure;
@@ -164,7 +164,13 @@ pub fn gemm(g: &Gemm, a: &Tensor, b: &Tensor, c: Option<&Tensor>) -> OpResult<Te
 }
 
 pub fn matmul(a: &Tensor, b: &Tensor) -> OpResult<Tensor> {
-    let (out, batch, m, k, n) = matmul_dims(a.shape(), b.shape())?;
+    let MatMulDims {
+        output: out,
+        batch,
+        m,
+        k,
+        n,
+    } = matmul_dims(a.shape(), b.shape())?;
     // Promote 1-D operands as numpy does, then broadcast the batch axes.
     let a_shape: Vec<usize> = if a.rank() == 1 {
         vec![1, k]

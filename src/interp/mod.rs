@@ -101,3 +101,6 @@ pub fn run(graph: &Graph, input: &Tensor) -> Result<Vec<Tensor>> {
         .map(|o| Tensor::clone(&values[&o.node]))
         .collect())
 }
+
+#[cfg(test)]
+mod tests;

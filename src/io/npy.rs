@@ -17,9 +17,9 @@ fn input_error(path: &Path, reason: impl Into<String>) -> Error {
 
 /// Reads a `.npy` file of float32 (or float64) values in C order.
 pub fn read(path: &Path) -> Result<Tensor> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+    let bytes = std::fs::read(path).map_err(|cause| Error::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
     let npy = npyz::NpyFile::new(&bytes[..])
         .map_err(|e| input_error(path, format!("not a .npy file: {e}")))?;
@@ -52,9 +52,9 @@ pub fn read(path: &Path) -> Result<Tensor> {
 
 /// Writes an f32 tensor as a `.npy` file.
 pub fn write(path: &Path, t: &Tensor) -> Result<()> {
-    let io = |source| Error::Io {
+    let io = |cause| Error::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let data = t.f32s().map_err(|e| input_error(path, e.0))?;
     let shape: Vec<u64> = t.shape().iter().map(|&d| d as u64).collect();

@@ -47,9 +47,9 @@ impl Default for ImportOptions {
 
 /// Reads and imports an ONNX file. External data files are looked up beside it.
 pub fn load(path: &Path, options: &ImportOptions) -> Result<Graph> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+    let bytes = std::fs::read(path).map_err(|cause| Error::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
     let source = path.display().to_string();
     graph::import(&bytes, &source, path.parent(), options)

@@ -73,3 +73,6 @@ pub fn prepare(graph: &mut Graph) -> Result<()> {
     check(graph, MarkTrailingSoftmax.name())?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -38,7 +38,7 @@ impl Conv {
             w[1] * self.group
         );
         op_ensure!(
-            w[0] % self.group == 0,
+            w[0].is_multiple_of(self.group),
             "output channels {} are not divisible by group {}",
             w[0],
             self.group

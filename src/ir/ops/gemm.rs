@@ -56,11 +56,18 @@ impl Gemm {
     }
 }
 
-/// MatMul's output shape and the (batch shape, m, k, n) it computes.
-pub fn matmul_dims(
-    a: &[usize],
-    b: &[usize],
-) -> OpResult<(Vec<usize>, Vec<usize>, usize, usize, usize)> {
+/// What a MatMul computes: `batch` products of [m, k] x [k, n], giving `output`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MatMulDims {
+    pub output: Vec<usize>,
+    pub batch: Vec<usize>,
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+}
+
+/// MatMul's output shape and the batched product it computes.
+pub fn matmul_dims(a: &[usize], b: &[usize]) -> OpResult<MatMulDims> {
     op_ensure!(
         !a.is_empty() && !b.is_empty(),
         "MatMul operands must not be scalars"
@@ -86,11 +93,17 @@ pub fn matmul_dims(
     if b.len() > 1 {
         out.push(n);
     }
-    Ok((out, batch, m, k, n))
+    Ok(MatMulDims {
+        output: out,
+        batch,
+        m,
+        k,
+        n,
+    })
 }
 
 /// Shape rule of MatMul.
 pub fn infer_matmul(inputs: &[&Fact]) -> OpResult<Fact> {
-    let (out, ..) = matmul_dims(&inputs[0].shape, &inputs[1].shape)?;
-    Ok(Fact::new(DType::F32, out))
+    let dims = matmul_dims(&inputs[0].shape, &inputs[1].shape)?;
+    Ok(Fact::new(DType::F32, dims.output))
 }

@@ -65,7 +65,7 @@ impl Reshape {
         if let Some(i) = infer_at {
             let known = numel(&out);
             op_ensure!(
-                known > 0 && numel(x) % known == 0,
+                known > 0 && numel(x).is_multiple_of(known),
                 "cannot reshape {x:?} to {target:?}"
             );
             out[i] = numel(x) / known;

@@ -47,14 +47,12 @@ pub fn constant_of_shape(ctx: &NodeCtx) -> Result<Imported, String> {
 }
 
 pub fn dropout(ctx: &NodeCtx) -> Result<Imported, String> {
-    if ctx.opset >= 12 {
-        if let Some(t) = ctx.const_input(2, "training_mode")? {
-            if t.i64s().map(|v| v.iter().any(|&x| x != 0)).unwrap_or(true) {
-                return Err(
-                    "Dropout in training mode is not supported (export in eval mode)".into(),
-                );
-            }
-        }
+    let training = match ctx.const_input(2, "training_mode")? {
+        Some(t) if ctx.opset >= 12 => t.i64s().map_or(true, |v| v.iter().any(|&x| x != 0)),
+        _ => false,
+    };
+    if training {
+        return Err("Dropout in training mode is not supported (export in eval mode)".into());
     }
     Ok(Imported::first(Op::Identity, 1))
 }

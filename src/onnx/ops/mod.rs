@@ -195,3 +195,6 @@ pub fn supported_ops() -> Vec<&'static str> {
     v.sort_unstable();
     v
 }
+
+#[cfg(test)]
+mod tests;

@@ -17,7 +17,7 @@ pub fn batch_norm(ctx: &NodeCtx) -> Result<Imported, String> {
         );
     }
     let epsilon = a.float_or("epsilon", 1e-5)?;
-    if !(epsilon >= 0.0) {
+    if epsilon.is_nan() || epsilon < 0.0 {
         return Err(format!(
             "attribute 'epsilon' must not be negative, got {epsilon}"
         ));

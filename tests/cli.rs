@@ -1,0 +1,193 @@
+//! The `lrpc` binary end to end: `inspect` dumps and error messages are pinned by insta snapshots
+//! (in tests/snapshots/, never rewritten by CI); `run` output is checked against onnxruntime.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{assert_close, fixture, npy, root};
+
+/// Result of one CLI invocation.
+struct Outcome {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `lrpc` from the repository root with a cleared environment.
+fn lrpc(args: &[&str]) -> Outcome {
+    let out = Command::new(env!("CARGO_BIN_EXE_lrpc"))
+        .args(args)
+        .current_dir(root())
+        .env_clear()
+        .output()
+        .expect("the lrpc binary runs");
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Asserts a failing invocation: exit code 1, nothing on stdout, one line on stderr; returns it.
+fn error_line(args: &[&str]) -> String {
+    let o = lrpc(args);
+    assert_eq!(o.code, 1, "{args:?} should fail; stdout: {}", o.stdout);
+    assert!(
+        o.stdout.is_empty(),
+        "{args:?} printed to stdout: {}",
+        o.stdout
+    );
+    assert_eq!(
+        o.stderr.lines().count(),
+        1,
+        "{args:?}: not one line: {}",
+        o.stderr
+    );
+    o.stderr
+}
+
+/// Snapshot of a command's stdout, which must succeed.
+fn check_ok(name: &str, args: &[&str]) {
+    let o = lrpc(args);
+    assert_eq!(o.code, 0, "{args:?} failed: {}", o.stderr);
+    insta::assert_snapshot!(name, o.stdout);
+}
+
+#[test]
+fn inspect_text_every_fixture() {
+    for case in [
+        "mlp", "lenet", "residual", "concat", "textcnn", "oldopset", "newopset",
+    ] {
+        check_ok(
+            &format!("inspect_{case}"),
+            &["inspect", &format!("fixtures/{case}/model.onnx")],
+        );
+    }
+}
+
+#[test]
+fn inspect_json_and_dot() {
+    check_ok(
+        "inspect_json_residual",
+        &[
+            "inspect",
+            "fixtures/residual/model.onnx",
+            "--format",
+            "json",
+        ],
+    );
+    check_ok(
+        "inspect_dot_concat",
+        &["inspect", "fixtures/concat/model.onnx", "--format", "dot"],
+    );
+}
+
+#[test]
+fn inspect_binds_batch() {
+    let o = lrpc(&["inspect", "fixtures/mlp/model.onnx", "--batch", "4"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stdout.contains("input input f32[4,20]"), "{}", o.stdout);
+}
+
+#[test]
+fn bad_models_give_one_line_errors() {
+    let mut bad: Vec<String> = std::fs::read_dir(root().join("fixtures/bad"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".onnx"))
+        .collect();
+    bad.sort();
+    assert!(
+        bad.len() >= 11,
+        "expected the bad-model fixtures, found {bad:?}"
+    );
+    for file in bad {
+        let line = error_line(&["inspect", &format!("fixtures/bad/{file}")]);
+        insta::assert_snapshot!(format!("error_{}", file.trim_end_matches(".onnx")), line);
+    }
+}
+
+#[test]
+fn missing_model_file() {
+    insta::assert_snapshot!(
+        "error_missing_file",
+        error_line(&["inspect", "fixtures/nope.onnx"])
+    );
+}
+
+#[test]
+fn run_matches_onnxruntime_and_writes_npy() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("y.npy");
+    let o = lrpc(&[
+        "run",
+        "fixtures/lenet/model.onnx",
+        "--input",
+        "fixtures/lenet/input.npy",
+        "--output",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let json: serde_json::Value =
+        serde_json::from_str(&o.stdout).expect("--json prints one JSON object");
+    let reference = npy(&fixture("lenet", "output.npy"));
+    let values: Vec<f32> = json["outputs"][0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    let printed = lrpc::ir::Tensor::from_f32(reference.shape().to_vec(), values).unwrap();
+    assert_close(&printed, &reference, 1e-5, "--json values");
+    assert_close(&npy(&out), &reference, 1e-5, "--output file");
+}
+
+fn write_npy(dir: &Path, name: &str, shape: Vec<usize>, data: Vec<f32>) -> String {
+    let path = dir.join(name);
+    lrpc::io::npy::write(&path, &lrpc::ir::Tensor::from_f32(shape, data).unwrap()).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn run_rejects_bad_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().to_str().unwrap().to_string();
+    let mut nan = vec![0.5f32; 20];
+    nan[7] = f32::NAN;
+    let nan = write_npy(dir.path(), "nan.npy", vec![1, 20], nan);
+    let wrong = write_npy(dir.path(), "wrong.npy", vec![1, 21], vec![0.0; 21]);
+    let text = dir.path().join("text.npy");
+    std::fs::write(&text, "not an array").unwrap();
+    let cases = [
+        (
+            "error_input_nan",
+            vec!["run", "fixtures/mlp/model.onnx", "--input", &nan],
+        ),
+        (
+            "error_input_shape",
+            vec!["run", "fixtures/mlp/model.onnx", "--input", &wrong],
+        ),
+        (
+            "error_input_not_npy",
+            vec![
+                "run",
+                "fixtures/mlp/model.onnx",
+                "--input",
+                text.to_str().unwrap(),
+            ],
+        ),
+        (
+            "error_bad_dim_flag",
+            vec!["inspect", "fixtures/mlp/model.onnx", "--dim", "seq"],
+        ),
+    ];
+    for (name, args) in cases {
+        let line = error_line(&args);
+        insta::with_settings!({filters => vec![(tmp.as_str(), "[TMP]")]}, {
+            insta::assert_snapshot!(name, line);
+        });
+    }
+}
