@@ -2,6 +2,7 @@
 //! oracle compiled code is tested against and the evaluator constant folding uses; it is never a
 //! fallback for compiled code.
 
+mod backward;
 mod elementwise;
 mod linear;
 mod movement;
@@ -54,6 +55,12 @@ pub fn eval(op: &Op, inputs: &[&Tensor]) -> OpResult<Tensor> {
         Op::Cast(c) => Ok(x().cast(c.to)),
         Op::ConstantOfShape(c) => movement::constant_of_shape(c, x()),
         Op::Identity => Ok(x().clone()),
+        Op::ConvTranspose(c) => backward::conv_transpose(c, x(), inputs[1]),
+        Op::PoolBackward(p) => backward::pool_backward(p, x(), inputs[1]),
+        Op::GlobalPoolBackward(p) => backward::global_pool_backward(p, x(), inputs[1]),
+        Op::SliceBackward(s) => backward::slice_backward(s, x()),
+        Op::ActivationGrad(a) => backward::activation_grad(a, x(), inputs[1]),
+        Op::Pointwise(p) => backward::pointwise(*p, x()),
     }
 }
 

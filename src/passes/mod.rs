@@ -8,6 +8,7 @@ mod dead;
 mod fold;
 mod identity;
 mod infer;
+mod linear;
 mod softmax;
 
 pub use batchnorm::FoldBatchNorm;
@@ -16,6 +17,7 @@ pub use dead::RemoveDeadNodes;
 pub use fold::FoldConstants;
 pub use identity::RemoveIdentity;
 pub use infer::InferFacts;
+pub use linear::CanonicalizeLinear;
 pub use softmax::MarkTrailingSoftmax;
 
 use crate::error::{Error, Result};
@@ -36,6 +38,7 @@ fn rewrites() -> Vec<Box<dyn Pass>> {
         Box::new(FoldConstants),
         Box::new(RemoveDeadNodes),
         Box::new(FoldBatchNorm),
+        Box::new(CanonicalizeLinear),
     ]
 }
 
@@ -44,8 +47,8 @@ fn rewrites() -> Vec<Box<dyn Pass>> {
 const MAX_ROUNDS: usize = 32;
 
 /// Brings an imported graph into the canonical form later stages expect: static facts on every
-/// node, no constant subgraphs, no Dropout/Identity, BatchNorm folded where it can be, the trailing
-/// Softmax marked.
+/// node, no constant subgraphs, no Dropout/Identity, BatchNorm folded where it can be, dense layers
+/// in canonical Gemm form, the trailing Softmax marked.
 pub fn prepare(graph: &mut Graph) -> Result<()> {
     InferFacts.run(graph)?;
     check(graph, "import")?;

@@ -2,6 +2,7 @@
 //! attribute struct and its shape rule. Adding an op means a variant here, its file, and the
 //! exhaustive matches that the compiler then points at (interpreter, relevance, lowering).
 
+pub mod backward;
 pub mod conv;
 pub mod elementwise;
 pub mod gemm;
@@ -14,6 +15,9 @@ pub mod window;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
+pub use backward::{
+    ActivationGrad, ConvTranspose, GlobalPoolBackward, PoolBackward, Pointwise, SliceBackward,
+};
 pub use conv::Conv;
 pub use elementwise::{Activation, BinaryOp};
 pub use gemm::Gemm;
@@ -62,6 +66,13 @@ pub enum Op {
     ConstantOfShape(ConstantOfShape),
     /// Identity and Dropout; removed by canonicalisation.
     Identity,
+    // Ops the relevance pass creates (see `backward.rs`).
+    ConvTranspose(ConvTranspose),
+    PoolBackward(PoolBackward),
+    GlobalPoolBackward(GlobalPoolBackward),
+    SliceBackward(SliceBackward),
+    ActivationGrad(ActivationGrad),
+    Pointwise(Pointwise),
 }
 
 impl Op {
@@ -98,6 +109,18 @@ impl Op {
             Op::Cast(_) => "Cast",
             Op::ConstantOfShape(_) => "ConstantOfShape",
             Op::Identity => "Identity",
+            Op::ConvTranspose(_) => "ConvTranspose",
+            Op::PoolBackward(p) => match p.pool.kind {
+                PoolKind::Max => "MaxPoolBackward",
+                PoolKind::Average { .. } => "AveragePoolBackward",
+            },
+            Op::GlobalPoolBackward(p) => match p.pool {
+                GlobalPool::Max => "GlobalMaxPoolBackward",
+                GlobalPool::Average => "GlobalAveragePoolBackward",
+            },
+            Op::SliceBackward(_) => "SliceBackward",
+            Op::ActivationGrad(_) => "ActivationGrad",
+            Op::Pointwise(p) => p.name(),
         }
     }
 
@@ -106,7 +129,14 @@ impl Op {
         match self {
             Op::Input | Op::Const(_) => 0..=0,
             Op::Conv(_) | Op::Gemm(_) => 2..=3,
-            Op::MatMul | Op::Binary(_) | Op::Reshape(_) | Op::Gather(_) => 2..=2,
+            Op::MatMul
+            | Op::Binary(_)
+            | Op::Reshape(_)
+            | Op::Gather(_)
+            | Op::ConvTranspose(_)
+            | Op::PoolBackward(_)
+            | Op::GlobalPoolBackward(_)
+            | Op::ActivationGrad(_) => 2..=2,
             Op::Sum | Op::Concat(_) => 1..=usize::MAX,
             Op::BatchNorm(_) => 5..=5,
             Op::Activation(_)
@@ -123,7 +153,9 @@ impl Op {
             | Op::Shape(_)
             | Op::Cast(_)
             | Op::ConstantOfShape(_)
-            | Op::Identity => 1..=1,
+            | Op::Identity
+            | Op::SliceBackward(_)
+            | Op::Pointwise(_) => 1..=1,
         }
     }
 
@@ -207,6 +239,12 @@ impl Op {
             Op::Cast(c) => c.infer(inputs),
             Op::ConstantOfShape(c) => c.infer(inputs),
             Op::Identity => Ok(Fact::new(inputs[0].dtype, inputs[0].shape.clone())),
+            Op::ConvTranspose(c) => c.infer(inputs),
+            Op::PoolBackward(p) => p.infer(inputs),
+            Op::GlobalPoolBackward(p) => p.infer(inputs),
+            Op::SliceBackward(s) => s.infer(inputs),
+            Op::ActivationGrad(a) => a.infer(inputs),
+            Op::Pointwise(_) => Ok(Fact::new(DType::F32, inputs[0].shape.clone())),
         }
     }
 
@@ -312,6 +350,19 @@ impl Op {
             }
             Op::Gather(g) => out.push(("axis", g.axis.to_string())),
             Op::Cast(c) => out.push(("to", c.to.to_string())),
+            Op::Pointwise(Pointwise::Stabilize { epsilon }) => {
+                out.push(("epsilon", format!("{epsilon:e}")))
+            }
+            Op::ActivationGrad(a) => out.push(("activation", a.activation.name().into())),
+            Op::ConvTranspose(c) => {
+                out.extend(Op::Conv(c.conv.clone()).attributes());
+                out.push(("input_shape", list(&c.input_shape)));
+            }
+            Op::PoolBackward(p) => out.extend(Op::Pool(p.pool.clone()).attributes()),
+            Op::SliceBackward(s) => {
+                out.extend(Op::Slice(s.slice.clone()).attributes());
+                out.push(("input_shape", list(&s.input_shape)));
+            }
             _ => {}
         }
         out

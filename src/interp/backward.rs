@@ -1,0 +1,151 @@
+//! The adjoint ops and LRP point-wise helpers, as plain loops.
+
+use super::linear::Plane;
+use super::movement::for_each_index;
+use crate::error::OpResult;
+use crate::ir::ops::{ActivationGrad, ConvTranspose, GlobalPool, GlobalPoolBackward, PoolBackward, PoolKind, Pointwise, SliceBackward};
+use crate::ir::{numel, strides, Tensor};
+use crate::op_ensure;
+
+/// dx[n, ic, ih, iw] = sum over (oc, kh, kw) reading it of w[oc, ic, kh, kw] dy[n, oc, oh, ow]:
+/// the Conv loop with the roles of x and y swapped.
+pub fn conv_transpose(c: &ConvTranspose, dy: &Tensor, w: &Tensor) -> OpResult<Tensor> {
+    let x_shape = &c.input_shape;
+    let g = c.conv.geometry(x_shape, w.shape())?;
+    let p = Plane::new(&g)?;
+    let (dys, ws) = (dy.f32s()?, w.f32s()?);
+    let (n, cin, cout) = (x_shape[0], x_shape[1], w.shape()[0]);
+    let group = c.conv.group;
+    let (cin_g, cout_g) = (cin / group, cout / group);
+    op_ensure!(dy.len() == n * cout * p.oh * p.ow, "gradient has {} values, expected {}", dy.len(), n * cout * p.oh * p.ow);
+    let mut dx = vec![0f32; numel(x_shape)];
+    for ni in 0..n {
+        for oc in 0..cout {
+            let grp = oc / cout_g;
+            let dyo = &dys[(ni * cout + oc) * p.oh * p.ow..][..p.oh * p.ow];
+            for icg in 0..cin_g {
+                let ic = grp * cin_g + icg;
+                let dxi = &mut dx[(ni * cin + ic) * p.ih * p.iw..][..p.ih * p.iw];
+                for kh in 0..p.kh {
+                    for kw in 0..p.kw {
+                        let wv = ws[((oc * cin_g + icg) * p.kh + kh) * p.kw + kw];
+                        for oh in 0..p.oh {
+                            let Some(ih) = p.row(oh, kh) else { continue };
+                            for ow in 0..p.ow {
+                                if let Some(iw) = p.col(ow, kw) {
+                                    dxi[ih * p.iw + iw] += wv * dyo[oh * p.ow + ow];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Tensor::from_f32(x_shape.clone(), dx)
+}
+
+pub fn pool_backward(b: &PoolBackward, x: &Tensor, dy: &Tensor) -> OpResult<Tensor> {
+    let g = b.pool.geometry(x.shape())?;
+    let pl = Plane::new(&g)?;
+    let (xs, dys) = (x.f32s()?, dy.f32s()?);
+    let planes = x.shape()[0] * x.shape()[1];
+    let mut dx = vec![0f32; xs.len()];
+    for plane in 0..planes {
+        let xi = &xs[plane * pl.ih * pl.iw..][..pl.ih * pl.iw];
+        let dxi = &mut dx[plane * pl.ih * pl.iw..][..pl.ih * pl.iw];
+        for oh in 0..pl.oh {
+            for ow in 0..pl.ow {
+                let d = dys[(plane * pl.oh + oh) * pl.ow + ow];
+                let window: Vec<usize> = (0..pl.kh)
+                    .flat_map(|kh| (0..pl.kw).map(move |kw| (kh, kw)))
+                    .filter_map(|(kh, kw)| Some(pl.row(oh, kh)? * pl.iw + pl.col(ow, kw)?))
+                    .collect();
+                match b.pool.kind {
+                    PoolKind::Max => {
+                        // The first maximum in scan order wins, as in PyTorch's max_pool backward.
+                        let mut best: Option<usize> = None;
+                        for &i in &window {
+                            if best.is_none_or(|b| xi[i] > xi[b]) {
+                                best = Some(i);
+                            }
+                        }
+                        if let Some(i) = best {
+                            dxi[i] += d;
+                        }
+                    }
+                    PoolKind::Average { count_include_pad } => {
+                        let count = if count_include_pad { padded_count(&pl, oh, ow) } else { window.len() };
+                        for &i in &window {
+                            dxi[i] += d / count.max(1) as f32;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Tensor::from_f32(x.shape().to_vec(), dx)
+}
+
+/// Window positions inside input + explicit padding (the divisor with count_include_pad).
+fn padded_count(pl: &Plane, oh: usize, ow: usize) -> usize {
+    let mut count = 0;
+    for kh in 0..pl.kh {
+        for kw in 0..pl.kw {
+            let r = oh * pl.sh + kh * pl.dh;
+            let c = ow * pl.sw + kw * pl.dw;
+            if r < pl.ih + pl.pt + pl.pb && c < pl.iw + pl.pl + pl.pr {
+                count += 1;
+            }
+        }
+    }
+    count
+}
+
+pub fn global_pool_backward(b: &GlobalPoolBackward, x: &Tensor, dy: &Tensor) -> OpResult<Tensor> {
+    let plane = numel(&x.shape()[2..]);
+    let (xs, dys) = (x.f32s()?, dy.f32s()?);
+    let mut dx = vec![0f32; xs.len()];
+    for (p, &d) in dys.iter().enumerate() {
+        let xi = &xs[p * plane..][..plane];
+        let dxi = &mut dx[p * plane..][..plane];
+        match b.pool {
+            GlobalPool::Average => dxi.iter_mut().for_each(|v| *v = d / plane as f32),
+            GlobalPool::Max => {
+                let mut best = 0;
+                for (i, &v) in xi.iter().enumerate() {
+                    if v > xi[best] {
+                        best = i;
+                    }
+                }
+                dxi[best] = d;
+            }
+        }
+    }
+    Tensor::from_f32(x.shape().to_vec(), dx)
+}
+
+pub fn slice_backward(s: &SliceBackward, dy: &Tensor) -> OpResult<Tensor> {
+    let axes = s.slice.resolve(&s.input_shape)?;
+    let st = strides(&s.input_shape);
+    let out_shape: Vec<usize> = axes.iter().map(|a| a.len).collect();
+    let dys = dy.f32s()?;
+    let mut dx = vec![0f32; numel(&s.input_shape)];
+    let mut k = 0;
+    for_each_index(&out_shape, |i| {
+        let flat: i64 = i.iter().zip(&axes).zip(&st).map(|((&v, a), &s)| (a.start + v as i64 * a.step) * s as i64).sum();
+        dx[flat as usize] += dys[k];
+        k += 1;
+    });
+    Tensor::from_f32(s.input_shape.clone(), dx)
+}
+
+pub fn activation_grad(a: &ActivationGrad, x: &Tensor, dy: &Tensor) -> OpResult<Tensor> {
+    let v = x.f32s()?.iter().zip(dy.f32s()?).map(|(&x, &d)| d * a.derivative(x)).collect();
+    Tensor::from_f32(x.shape().to_vec(), v)
+}
+
+pub fn pointwise(p: Pointwise, x: &Tensor) -> OpResult<Tensor> {
+    let v = x.f32s()?.iter().map(|&v| p.apply(v)).collect();
+    Tensor::from_f32(x.shape().to_vec(), v)
+}

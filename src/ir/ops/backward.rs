@@ -1,0 +1,159 @@
+//! Ops that only the relevance pass creates: the adjoints of the forward ops (what autograd
+//! would compute for dL/dx) and the point-wise helpers of the LRP rules. They never come from ONNX.
+
+use super::pool::{GlobalPool, Pool};
+use super::shape::Slice;
+use super::Activation;
+use super::Conv;
+use crate::error::OpResult;
+use crate::ir::fact::Fact;
+use crate::ir::tensor::DType;
+use crate::op_ensure;
+
+/// The adjoint of [`Conv`]: maps dy [N, M, out...] and the weight to dx of `input_shape`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ConvTranspose {
+    pub conv: Conv,
+    /// The shape of the forward Conv's input, which the adjoint produces.
+    pub input_shape: Vec<usize>,
+}
+
+impl ConvTranspose {
+    pub fn infer(&self, inputs: &[&Fact]) -> OpResult<Fact> {
+        let (dy, w) = (&inputs[0].shape, &inputs[1].shape);
+        let g = self.conv.geometry(&self.input_shape, w)?;
+        let mut expect = vec![self.input_shape[0], w[0]];
+        expect.extend(&g.output);
+        op_ensure!(*dy == expect, "gradient shape {dy:?} does not match the Conv output {expect:?}");
+        Ok(Fact::new(DType::F32, self.input_shape.clone()))
+    }
+}
+
+/// The adjoint of a window pool, inputs [x, dy]: MaxPool routes each dy to the first maximum of
+/// its window (as PyTorch does); AveragePool spreads dy / count over the window.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct PoolBackward {
+    pub pool: Pool,
+}
+
+impl PoolBackward {
+    pub fn infer(&self, inputs: &[&Fact]) -> OpResult<Fact> {
+        let fwd = self.pool.infer(&inputs[..1])?;
+        op_ensure!(fwd.shape == inputs[1].shape, "gradient shape {:?} does not match the pool output {:?}", inputs[1].shape, fwd.shape);
+        Ok(Fact::new(DType::F32, inputs[0].shape.clone()))
+    }
+}
+
+/// The adjoint of a global pool, inputs [x, dy].
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct GlobalPoolBackward {
+    pub pool: GlobalPool,
+}
+
+impl GlobalPoolBackward {
+    pub fn infer(&self, inputs: &[&Fact]) -> OpResult<Fact> {
+        let fwd = self.pool.infer(&inputs[..1])?;
+        op_ensure!(fwd.shape == inputs[1].shape, "gradient shape {:?} does not match the pool output {:?}", inputs[1].shape, fwd.shape);
+        Ok(Fact::new(DType::F32, inputs[0].shape.clone()))
+    }
+}
+
+/// The adjoint of [`Slice`] (and of Pad, as a slice): scatters dy into zeros of `input_shape`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct SliceBackward {
+    pub slice: Slice,
+    pub input_shape: Vec<usize>,
+}
+
+impl SliceBackward {
+    pub fn infer(&self, inputs: &[&Fact]) -> OpResult<Fact> {
+        let axes = self.slice.resolve(&self.input_shape)?;
+        let out: Vec<usize> = axes.iter().map(|a| a.len).collect();
+        op_ensure!(inputs[0].shape == out, "gradient shape {:?} does not match the slice {out:?}", inputs[0].shape);
+        Ok(Fact::new(DType::F32, self.input_shape.clone()))
+    }
+}
+
+/// dy * f'(x) for an activation f, inputs [x, dy].
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct ActivationGrad {
+    pub activation: Activation,
+}
+
+impl ActivationGrad {
+    /// f'(x).
+    pub fn derivative(self, x: f32) -> f32 {
+        match self.activation {
+            Activation::Relu => f32::from(x > 0.0),
+            Activation::LeakyRelu { alpha } => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    alpha
+                }
+            }
+            Activation::Clip { min, max } => f32::from(x > min && x < max),
+            Activation::Sigmoid => {
+                let s = Activation::Sigmoid.apply(x);
+                s * (1.0 - s)
+            }
+            Activation::Tanh => 1.0 - x.tanh() * x.tanh(),
+        }
+    }
+
+    pub fn infer(&self, inputs: &[&Fact]) -> OpResult<Fact> {
+        op_ensure!(inputs[0].shape == inputs[1].shape, "x {:?} and dy {:?} differ", inputs[0].shape, inputs[1].shape);
+        Ok(Fact::new(DType::F32, inputs[0].shape.clone()))
+    }
+}
+
+/// Point-wise functions the LRP rules are made of.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub enum Pointwise {
+    /// s(z) = z + eps * sgn0(z), with sgn0(0) = +1 (Zennit's stabiliser).
+    Stabilize { epsilon: f32 },
+    /// max(x, 0).
+    Positive,
+    /// min(x, 0).
+    Negative,
+    /// 1 where x > 0, else 0.
+    IsPositive,
+    /// 1 where x < 0, else 0.
+    IsNegative,
+    /// x^2.
+    Square,
+    /// 1 everywhere (the input only gives the shape).
+    One,
+}
+
+impl Pointwise {
+    pub fn name(self) -> &'static str {
+        match self {
+            Pointwise::Stabilize { .. } => "Stabilize",
+            Pointwise::Positive => "Positive",
+            Pointwise::Negative => "Negative",
+            Pointwise::IsPositive => "IsPositive",
+            Pointwise::IsNegative => "IsNegative",
+            Pointwise::Square => "Square",
+            Pointwise::One => "One",
+        }
+    }
+
+    pub fn apply(self, x: f32) -> f32 {
+        match self {
+            Pointwise::Stabilize { epsilon } => {
+                if x >= 0.0 {
+                    x + epsilon
+                } else {
+                    x - epsilon
+                }
+            }
+            Pointwise::Positive => x.max(0.0),
+            Pointwise::Negative => x.min(0.0),
+            Pointwise::IsPositive => f32::from(x > 0.0),
+            Pointwise::IsNegative => f32::from(x < 0.0),
+            Pointwise::Square => x * x,
+            Pointwise::One => 1.0,
+        }
+    }
+}
