@@ -5,12 +5,15 @@
 //! form, and [`model`] ties them together for users.
 
 pub mod error;
+pub mod explain;
 pub mod interp;
 pub mod io;
 pub mod ir;
 pub mod model;
 pub mod onnx;
 pub mod passes;
+pub mod relevance;
 
 pub use error::{Error, Result};
+pub use explain::{Explainer, Explanation, Target};
 pub use model::Model;

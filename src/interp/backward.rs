@@ -3,8 +3,11 @@
 use super::linear::Plane;
 use super::movement::for_each_index;
 use crate::error::OpResult;
-use crate::ir::ops::{ActivationGrad, ConvTranspose, GlobalPool, GlobalPoolBackward, PoolBackward, PoolKind, Pointwise, SliceBackward};
-use crate::ir::{numel, strides, Tensor};
+use crate::ir::ops::{
+    ActivationGrad, ConvTranspose, GlobalPool, GlobalPoolBackward, Pointwise, PoolBackward,
+    PoolKind, SliceBackward,
+};
+use crate::ir::{Tensor, numel, strides};
 use crate::op_ensure;
 
 /// dx[n, ic, ih, iw] = sum over (oc, kh, kw) reading it of w[oc, ic, kh, kw] dy[n, oc, oh, ow]:
@@ -17,7 +20,12 @@ pub fn conv_transpose(c: &ConvTranspose, dy: &Tensor, w: &Tensor) -> OpResult<Te
     let (n, cin, cout) = (x_shape[0], x_shape[1], w.shape()[0]);
     let group = c.conv.group;
     let (cin_g, cout_g) = (cin / group, cout / group);
-    op_ensure!(dy.len() == n * cout * p.oh * p.ow, "gradient has {} values, expected {}", dy.len(), n * cout * p.oh * p.ow);
+    op_ensure!(
+        dy.len() == n * cout * p.oh * p.ow,
+        "gradient has {} values, expected {}",
+        dy.len(),
+        n * cout * p.oh * p.ow
+    );
     let mut dx = vec![0f32; numel(x_shape)];
     for ni in 0..n {
         for oc in 0..cout {
@@ -75,7 +83,11 @@ pub fn pool_backward(b: &PoolBackward, x: &Tensor, dy: &Tensor) -> OpResult<Tens
                         }
                     }
                     PoolKind::Average { count_include_pad } => {
-                        let count = if count_include_pad { padded_count(&pl, oh, ow) } else { window.len() };
+                        let count = if count_include_pad {
+                            padded_count(&pl, oh, ow)
+                        } else {
+                            window.len()
+                        };
                         for &i in &window {
                             dxi[i] += d / count.max(1) as f32;
                         }
@@ -133,7 +145,12 @@ pub fn slice_backward(s: &SliceBackward, dy: &Tensor) -> OpResult<Tensor> {
     let mut dx = vec![0f32; numel(&s.input_shape)];
     let mut k = 0;
     for_each_index(&out_shape, |i| {
-        let flat: i64 = i.iter().zip(&axes).zip(&st).map(|((&v, a), &s)| (a.start + v as i64 * a.step) * s as i64).sum();
+        let flat: i64 = i
+            .iter()
+            .zip(&axes)
+            .zip(&st)
+            .map(|((&v, a), &s)| (a.start + v as i64 * a.step) * s as i64)
+            .sum();
         dx[flat as usize] += dys[k];
         k += 1;
     });
@@ -141,7 +158,12 @@ pub fn slice_backward(s: &SliceBackward, dy: &Tensor) -> OpResult<Tensor> {
 }
 
 pub fn activation_grad(a: &ActivationGrad, x: &Tensor, dy: &Tensor) -> OpResult<Tensor> {
-    let v = x.f32s()?.iter().zip(dy.f32s()?).map(|(&x, &d)| d * a.derivative(x)).collect();
+    let v = x
+        .f32s()?
+        .iter()
+        .zip(dy.f32s()?)
+        .map(|(&x, &d)| d * a.derivative(x))
+        .collect();
     Tensor::from_f32(x.shape().to_vec(), v)
 }
 

@@ -75,38 +75,55 @@ pub fn node_error(graph: &Graph, n: NodeIndex, e: crate::error::OpError) -> Erro
     }
 }
 
-/// Runs the whole graph on `input` and returns the value of every node.
-pub fn run_all(graph: &Graph, input: &Tensor) -> Result<HashMap<NodeIndex, Arc<Tensor>>> {
+/// Evaluates, in topological order, every node not in `values` whose inputs all are; Input
+/// nodes must be given in `values` (those that are not leave their consumers unevaluated). Called
+/// again after more inputs are added, it continues where it stopped.
+pub fn evaluate(graph: &Graph, values: &mut HashMap<NodeIndex, Arc<Tensor>>) -> Result<()> {
     let order = graph.topo_order().map_err(|cycle| Error::Graph {
         file: graph.source.clone(),
         reason: format!("the graph has a cycle through {} nodes", cycle.len()),
     })?;
-    let mut values: HashMap<NodeIndex, Arc<Tensor>> = HashMap::new();
     for n in order {
         let node = graph.node(n);
-        let value = if let Op::Input = node.op {
-            Arc::new(input.clone())
-        } else {
-            let ins: Vec<&Tensor> = graph
-                .inputs_of(n)
-                .iter()
-                .map(|i| values[i].as_ref())
-                .collect();
-            Arc::new(eval(&node.op, &ins).map_err(|e| node_error(graph, n, e))?)
-        };
-        values.insert(n, value);
+        if values.contains_key(&n) || matches!(node.op, Op::Input) {
+            continue;
+        }
+        let ins: Option<Vec<&Tensor>> = graph
+            .inputs_of(n)
+            .iter()
+            .map(|i| values.get(i).map(|v| v.as_ref()))
+            .collect();
+        let Some(ins) = ins else { continue };
+        let value = eval(&node.op, &ins).map_err(|e| node_error(graph, n, e))?;
+        values.insert(n, Arc::new(value));
     }
+    Ok(())
+}
+
+/// Runs the whole graph on `input` (its first input) and returns the value of every node.
+pub fn run_all(graph: &Graph, input: &Tensor) -> Result<HashMap<NodeIndex, Arc<Tensor>>> {
+    let mut values = HashMap::new();
+    values.insert(graph.inputs[0], Arc::new(input.clone()));
+    evaluate(graph, &mut values)?;
     Ok(values)
 }
 
 /// Runs the graph on `input` and returns its outputs in order.
 pub fn run(graph: &Graph, input: &Tensor) -> Result<Vec<Tensor>> {
     let values = run_all(graph, input)?;
-    Ok(graph
+    graph
         .outputs
         .iter()
-        .map(|o| Tensor::clone(&values[&o.node]))
-        .collect())
+        .map(|o| {
+            values
+                .get(&o.node)
+                .map(|v| Tensor::clone(v))
+                .ok_or_else(|| Error::Graph {
+                    file: graph.source.clone(),
+                    reason: format!("output '{}' depends on an input that was not given", o.name),
+                })
+        })
+        .collect()
 }
 
 #[cfg(test)]

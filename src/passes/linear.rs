@@ -80,7 +80,10 @@ impl Pass for CanonicalizeLinear {
 
 fn rewrite(graph: &mut Graph, n: NodeIndex, x: NodeIndex, w: Tensor, b: Option<Tensor>) {
     let name = graph.node(n).name.clone();
-    let mut inputs = vec![x, graph.add(format!("{name}.weight"), Op::Const(Arc::new(w)), &[])];
+    let mut inputs = vec![
+        x,
+        graph.add(format!("{name}.weight"), Op::Const(Arc::new(w)), &[]),
+    ];
     if let Some(b) = b {
         inputs.push(graph.add(format!("{name}.bias"), Op::Const(Arc::new(b)), &[]));
     }
@@ -90,7 +93,9 @@ fn rewrite(graph: &mut Graph, n: NodeIndex, x: NodeIndex, w: Tensor, b: Option<T
 
 fn gemm(graph: &mut Graph, n: NodeIndex, g: &Gemm) -> bool {
     let ins = graph.inputs_of(n);
-    let Some(b) = const_f32(graph, ins[1]) else { return false };
+    let Some(b) = const_f32(graph, ins[1]) else {
+        return false;
+    };
     let Some(w) = weight(&b, g) else { return false };
     let cols = w.shape()[1];
     let bias = match ins.get(2) {
@@ -106,7 +111,9 @@ fn gemm(graph: &mut Graph, n: NodeIndex, g: &Gemm) -> bool {
 
 fn matmul(graph: &mut Graph, n: NodeIndex) -> bool {
     let ins = graph.inputs_of(n);
-    let Some(w) = const_f32(graph, ins[1]) else { return false };
+    let Some(w) = const_f32(graph, ins[1]) else {
+        return false;
+    };
     let x_rank = graph.node(ins[0]).fact.as_ref().map_or(0, |f| f.rank());
     if x_rank != 2 || w.rank() != 2 {
         return false;
@@ -115,12 +122,16 @@ fn matmul(graph: &mut Graph, n: NodeIndex) -> bool {
     // Absorb a following constant bias when this MatMul feeds only that Add.
     let consumers = graph.consumers_of(n);
     let mut bias = None;
-    if let [(add, _)] = consumers.as_slice() {
-        if matches!(graph.node(*add).op, Op::Binary(BinaryOp::Add)) && !graph.is_output(n) {
-            let other = graph.inputs_of(*add).into_iter().find(|&i| i != n);
-            if let Some(b) = other.and_then(|o| const_f32(graph, o)).and_then(|b| column_bias(&b, cols, 1.0)) {
-                bias = Some((*add, b));
-            }
+    if let [(add, _)] = consumers.as_slice()
+        && matches!(graph.node(*add).op, Op::Binary(BinaryOp::Add))
+        && !graph.is_output(n)
+    {
+        let other = graph.inputs_of(*add).into_iter().find(|&i| i != n);
+        if let Some(b) = other
+            .and_then(|o| const_f32(graph, o))
+            .and_then(|b| column_bias(&b, cols, 1.0))
+        {
+            bias = Some((*add, b));
         }
     }
     let w = Tensor::clone(&w);

@@ -1,10 +1,10 @@
 //! Ops that only the relevance pass creates: the adjoints of the forward ops (what autograd
 //! would compute for dL/dx) and the point-wise helpers of the LRP rules. They never come from ONNX.
 
-use super::pool::{GlobalPool, Pool};
-use super::shape::Slice;
 use super::Activation;
 use super::Conv;
+use super::pool::{GlobalPool, Pool};
+use super::shape::Slice;
 use crate::error::OpResult;
 use crate::ir::fact::Fact;
 use crate::ir::tensor::DType;
@@ -24,7 +24,10 @@ impl ConvTranspose {
         let g = self.conv.geometry(&self.input_shape, w)?;
         let mut expect = vec![self.input_shape[0], w[0]];
         expect.extend(&g.output);
-        op_ensure!(*dy == expect, "gradient shape {dy:?} does not match the Conv output {expect:?}");
+        op_ensure!(
+            *dy == expect,
+            "gradient shape {dy:?} does not match the Conv output {expect:?}"
+        );
         Ok(Fact::new(DType::F32, self.input_shape.clone()))
     }
 }
@@ -39,7 +42,12 @@ pub struct PoolBackward {
 impl PoolBackward {
     pub fn infer(&self, inputs: &[&Fact]) -> OpResult<Fact> {
         let fwd = self.pool.infer(&inputs[..1])?;
-        op_ensure!(fwd.shape == inputs[1].shape, "gradient shape {:?} does not match the pool output {:?}", inputs[1].shape, fwd.shape);
+        op_ensure!(
+            fwd.shape == inputs[1].shape,
+            "gradient shape {:?} does not match the pool output {:?}",
+            inputs[1].shape,
+            fwd.shape
+        );
         Ok(Fact::new(DType::F32, inputs[0].shape.clone()))
     }
 }
@@ -53,7 +61,12 @@ pub struct GlobalPoolBackward {
 impl GlobalPoolBackward {
     pub fn infer(&self, inputs: &[&Fact]) -> OpResult<Fact> {
         let fwd = self.pool.infer(&inputs[..1])?;
-        op_ensure!(fwd.shape == inputs[1].shape, "gradient shape {:?} does not match the pool output {:?}", inputs[1].shape, fwd.shape);
+        op_ensure!(
+            fwd.shape == inputs[1].shape,
+            "gradient shape {:?} does not match the pool output {:?}",
+            inputs[1].shape,
+            fwd.shape
+        );
         Ok(Fact::new(DType::F32, inputs[0].shape.clone()))
     }
 }
@@ -69,7 +82,11 @@ impl SliceBackward {
     pub fn infer(&self, inputs: &[&Fact]) -> OpResult<Fact> {
         let axes = self.slice.resolve(&self.input_shape)?;
         let out: Vec<usize> = axes.iter().map(|a| a.len).collect();
-        op_ensure!(inputs[0].shape == out, "gradient shape {:?} does not match the slice {out:?}", inputs[0].shape);
+        op_ensure!(
+            inputs[0].shape == out,
+            "gradient shape {:?} does not match the slice {out:?}",
+            inputs[0].shape
+        );
         Ok(Fact::new(DType::F32, self.input_shape.clone()))
     }
 }
@@ -102,7 +119,12 @@ impl ActivationGrad {
     }
 
     pub fn infer(&self, inputs: &[&Fact]) -> OpResult<Fact> {
-        op_ensure!(inputs[0].shape == inputs[1].shape, "x {:?} and dy {:?} differ", inputs[0].shape, inputs[1].shape);
+        op_ensure!(
+            inputs[0].shape == inputs[1].shape,
+            "x {:?} and dy {:?} differ",
+            inputs[0].shape,
+            inputs[1].shape
+        );
         Ok(Fact::new(DType::F32, inputs[0].shape.clone()))
     }
 }

@@ -16,7 +16,7 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 pub use backward::{
-    ActivationGrad, ConvTranspose, GlobalPoolBackward, PoolBackward, Pointwise, SliceBackward,
+    ActivationGrad, ConvTranspose, GlobalPoolBackward, Pointwise, PoolBackward, SliceBackward,
 };
 pub use conv::Conv;
 pub use elementwise::{Activation, BinaryOp};

@@ -1,0 +1,234 @@
+//! Rule assignment: what kind of layer each node is, and which rule the method gives it
+//! (design.md section 4's composite table), then the user's name-pattern overrides.
+
+use std::collections::{BTreeMap, HashSet};
+
+use petgraph::Direction;
+use petgraph::stable_graph::NodeIndex;
+
+use super::method::{Composite, GradientMethod, Method, MethodKind};
+use super::rule::Rule;
+use crate::error::{Error, Result};
+use crate::ir::ops::{Activation, BinaryOp, GlobalPool, PoolKind};
+use crate::ir::{Graph, Op};
+
+/// What a node is, as far as rule choice goes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LayerKind {
+    /// Conv with a constant weight.
+    Conv,
+    /// Gemm or MatMul with a constant weight.
+    Dense,
+    /// Add or Sum of two or more computed tensors.
+    Merge,
+    /// AveragePool or GlobalAveragePool.
+    AvgPool,
+    MaxPool,
+    Activation(Activation),
+    BatchNorm,
+    Lrn,
+    Softmax,
+    /// Reshape, Flatten, Transpose, Concat, Pad, Slice, Squeeze, Unsqueeze.
+    Movement,
+    /// Add/Sub/Mul/Div of one computed tensor and constants.
+    ConstElementwise,
+}
+
+fn is_const(graph: &Graph, n: NodeIndex) -> bool {
+    matches!(graph.node(n).op, Op::Const(_))
+}
+
+/// Classifies a node, or says why no rule can handle it.
+pub fn layer_kind(graph: &Graph, n: NodeIndex) -> Result<LayerKind, String> {
+    let ins = graph.inputs_of(n);
+    let computed = ins.iter().filter(|&&i| !is_const(graph, i)).count();
+    let weight_const = ins.get(1).is_some_and(|&w| is_const(graph, w));
+    let bias_const = ins.get(2).is_none_or(|&b| is_const(graph, b));
+    Ok(match &graph.node(n).op {
+        Op::Conv(_) if weight_const && bias_const => LayerKind::Conv,
+        Op::Gemm(g) if weight_const && bias_const && !g.trans_a => LayerKind::Dense,
+        Op::MatMul if weight_const => LayerKind::Dense,
+        Op::Conv(_) | Op::Gemm(_) | Op::MatMul => {
+            return Err(
+                "its weight is computed, not constant; LRP needs a layer with constant parameters"
+                    .into(),
+            );
+        }
+        Op::Binary(BinaryOp::Add) | Op::Sum if computed >= 2 => LayerKind::Merge,
+        Op::Binary(_) | Op::Sum if computed == 1 => LayerKind::ConstElementwise,
+        Op::Binary(b) => {
+            return Err(format!(
+                "{} of two computed tensors has no relevance rule",
+                b.name()
+            ));
+        }
+        Op::Pool(p) if matches!(p.kind, PoolKind::Max) => LayerKind::MaxPool,
+        Op::Pool(_) | Op::GlobalPool(GlobalPool::Average) => LayerKind::AvgPool,
+        Op::GlobalPool(GlobalPool::Max) => LayerKind::MaxPool,
+        Op::Activation(a) => LayerKind::Activation(*a),
+        Op::BatchNorm(_) => LayerKind::BatchNorm,
+        Op::Lrn(_) => LayerKind::Lrn,
+        Op::Softmax(_) => LayerKind::Softmax,
+        op if op.is_data_movement() => LayerKind::Movement,
+        op => return Err(format!("{} has no relevance rule", op.name())),
+    })
+}
+
+/// The nodes relevance flows through: descendants of the input that `target` depends on.
+pub fn path(graph: &Graph, input: NodeIndex, target: NodeIndex) -> HashSet<NodeIndex> {
+    let walk = |start: NodeIndex, dir: Direction| {
+        let mut seen = HashSet::new();
+        let mut stack = vec![start];
+        while let Some(n) = stack.pop() {
+            if seen.insert(n) {
+                stack.extend(graph.nodes.neighbors_directed(n, dir));
+            }
+        }
+        seen
+    };
+    let down = walk(input, Direction::Outgoing);
+    walk(target, Direction::Incoming)
+        .intersection(&down)
+        .copied()
+        .collect()
+}
+
+/// Assigns a rule to every node on the path from the input to `target` (the input excluded).
+pub fn assign(
+    graph: &Graph,
+    method: &Method,
+    target: NodeIndex,
+) -> Result<BTreeMap<NodeIndex, Rule>> {
+    let input = graph.inputs[0];
+    let on_path = path(graph, input, target);
+    let order = graph.topo_order().map_err(|_| Error::Graph {
+        file: graph.source.clone(),
+        reason: "the graph has a cycle".into(),
+    })?;
+    let node_error = |n: NodeIndex, reason: String| Error::Shape {
+        file: graph.source.clone(),
+        node: graph.node(n).name.clone(),
+        op: graph.node(n).op.name().into(),
+        reason,
+    };
+    let mut rules = BTreeMap::new();
+    let mut first_done = false;
+    for n in order
+        .into_iter()
+        .filter(|n| on_path.contains(n) && *n != input)
+    {
+        let kind = layer_kind(graph, n).map_err(|r| node_error(n, r))?;
+        if kind == LayerKind::Softmax {
+            return Err(node_error(
+                n,
+                "a Softmax that is not the model's last node cannot be explained; explain the logits before it".into(),
+            ));
+        }
+        let first = !first_done && is_first_layer(method, kind);
+        first_done |= first;
+        let mut rule = default_rule(method, kind, first).map_err(|r| node_error(n, r))?;
+        let name = &graph.node(n).name;
+        for o in method.overrides.iter().filter(|o| o.matcher.is_match(name)) {
+            check_applies(&o.rule, kind).map_err(|r| {
+                node_error(
+                    n,
+                    format!(
+                        "rule '{}' from '{}={}': {r}",
+                        o.rule.name(),
+                        o.pattern,
+                        o.rule.name()
+                    ),
+                )
+            })?;
+            rule = o.rule.clone();
+        }
+        rules.insert(n, rule);
+    }
+    Ok(rules)
+}
+
+/// Whether a node of this kind takes the composite's special first-layer rule.
+fn is_first_layer(method: &Method, kind: LayerKind) -> bool {
+    match method.kind {
+        MethodKind::Lrp(Composite::EpsilonPlusFlat | Composite::EpsilonAlpha2Beta1Flat) => {
+            matches!(kind, LayerKind::Conv | LayerKind::Dense)
+        }
+        MethodKind::Lrp(Composite::EpsilonGammaBox) => kind == LayerKind::Conv,
+        _ => false,
+    }
+}
+
+/// The composite's rule for a layer kind.
+fn default_rule(method: &Method, kind: LayerKind, first: bool) -> Result<Rule, String> {
+    let p = &method.params;
+    let epsilon = Rule::Epsilon { epsilon: p.epsilon };
+    let alpha_beta = Rule::AlphaBeta {
+        alpha: p.alpha,
+        beta: p.beta,
+    };
+    let composite = match method.kind {
+        MethodKind::Gradient(g) => return gradient_rule(g, kind),
+        MethodKind::Lrp(c) => c,
+    };
+    use Composite::*;
+    Ok(match kind {
+        LayerKind::Conv | LayerKind::Dense if first => match composite {
+            EpsilonGammaBox => Rule::ZBox {
+                low: p.low.clone(),
+                high: p.high.clone(),
+            },
+            _ => Rule::Flat,
+        },
+        LayerKind::Conv => match composite {
+            Epsilon => epsilon,
+            EpsilonPlus | EpsilonPlusFlat | ExcitationBackprop => Rule::ZPlus,
+            EpsilonAlpha2Beta1 | EpsilonAlpha2Beta1Flat => alpha_beta,
+            EpsilonGammaBox => Rule::Gamma { gamma: p.gamma },
+        },
+        LayerKind::Dense => match composite {
+            ExcitationBackprop => Rule::ZPlus,
+            _ => epsilon,
+        },
+        LayerKind::Merge | LayerKind::AvgPool => Rule::Norm,
+        LayerKind::Activation(_) if composite == ExcitationBackprop => Rule::Gradient,
+        LayerKind::Activation(_) | LayerKind::BatchNorm | LayerKind::Lrn => Rule::Pass,
+        LayerKind::MaxPool | LayerKind::Movement | LayerKind::ConstElementwise => Rule::Gradient,
+        LayerKind::Softmax => return Err("Softmax has no relevance rule".into()),
+    })
+}
+
+fn gradient_rule(method: GradientMethod, kind: LayerKind) -> Result<Rule, String> {
+    Ok(match (method, kind) {
+        (GradientMethod::GuidedBackprop, LayerKind::Activation(Activation::Relu)) => {
+            Rule::GuidedBackprop
+        }
+        (GradientMethod::Deconvnet, LayerKind::Activation(Activation::Relu)) => Rule::Deconvnet,
+        (_, LayerKind::Lrn) => return Err("the gradient through LRN is not supported".into()),
+        _ => Rule::Gradient,
+    })
+}
+
+/// Whether a rule a user forces on a node can apply to it.
+fn check_applies(rule: &Rule, kind: LayerKind) -> Result<(), String> {
+    let linear = matches!(kind, LayerKind::Conv | LayerKind::Dense);
+    let ok = match rule {
+        r if r.needs_linear() => linear,
+        Rule::Norm => linear || matches!(kind, LayerKind::Merge | LayerKind::AvgPool),
+        Rule::Pass => matches!(
+            kind,
+            LayerKind::Activation(_)
+                | LayerKind::BatchNorm
+                | LayerKind::Lrn
+                | LayerKind::ConstElementwise
+        ),
+        Rule::Gradient => kind != LayerKind::Lrn,
+        _ => kind == LayerKind::Activation(Activation::Relu),
+    };
+    if ok {
+        Ok(())
+    } else if rule.needs_linear() {
+        Err("it needs a Conv, Gemm or MatMul with constant weights".into())
+    } else {
+        Err("it does not apply to this kind of node".into())
+    }
+}

@@ -1,0 +1,240 @@
+//! The rules of linear layers (Conv, canonical Gemm, MatMul with a constant weight). Each rule is
+//! written as Zennit's hooks compute it: forward passes of the layer with modified inputs and
+//! parameters, R divided by the stabilised sum of those outputs, then the layer's adjoint (what
+//! autograd computes) with the same modified parameters, multiplied by the modified inputs.
+//! Modified parameters are element-wise functions of constants, so constant folding turns them
+//! into new constants at compile time.
+
+use petgraph::stable_graph::NodeIndex;
+
+use super::builder::Builder;
+use super::rule::{Bound, Rule, STABILIZER};
+use crate::error::OpResult;
+use crate::ir::ops::{BinaryOp, ConvTranspose, Gemm, Pointwise, Transpose};
+use crate::ir::{Graph, Op, Tensor, numel};
+use crate::{op_bail, op_ensure};
+
+/// A linear layer z = L(x; W, b) of the forward graph.
+pub struct Linear {
+    op: Op,
+    x: NodeIndex,
+    w: NodeIndex,
+    b: Option<NodeIndex>,
+    x_shape: Vec<usize>,
+    z: NodeIndex,
+}
+
+impl Linear {
+    pub fn new(graph: &Graph, n: NodeIndex) -> Self {
+        let ins = graph.inputs_of(n);
+        Linear {
+            op: graph.node(n).op.clone(),
+            x: ins[0],
+            w: ins[1],
+            b: ins.get(2).copied(),
+            x_shape: graph.fact(ins[0]).shape.clone(),
+            z: n,
+        }
+    }
+
+    /// L(x; w, b): the layer's op on other operands.
+    fn forward(
+        &self,
+        bl: &mut Builder,
+        role: &str,
+        x: NodeIndex,
+        w: NodeIndex,
+        b: Option<NodeIndex>,
+    ) -> NodeIndex {
+        let mut inputs = vec![x, w];
+        inputs.extend(b);
+        bl.add(role, self.op.clone(), &inputs)
+    }
+
+    /// The adjoint of L(.; w) applied to q: W^T q in the layer's geometry.
+    fn adjoint(&self, bl: &mut Builder, role: &str, q: NodeIndex, w: NodeIndex) -> NodeIndex {
+        match &self.op {
+            Op::Conv(c) => bl.add(
+                role,
+                Op::ConvTranspose(ConvTranspose {
+                    conv: c.clone(),
+                    input_shape: self.x_shape.clone(),
+                }),
+                &[q, w],
+            ),
+            Op::Gemm(g) => {
+                let adj = Gemm {
+                    alpha: g.alpha,
+                    beta: 1.0,
+                    trans_a: false,
+                    trans_b: !g.trans_b,
+                };
+                bl.add(role, Op::Gemm(adj), &[q, w])
+            }
+            _ => {
+                let wt = bl.add(
+                    &format!("{role}.weight_t"),
+                    Op::Transpose(Transpose { perm: None }),
+                    &[w],
+                );
+                bl.add(role, Op::MatMul, &[q, wt])
+            }
+        }
+    }
+
+    /// A constant of the input's shape: `value` everywhere, or per channel (axis 1).
+    fn filled(&self, bl: &mut Builder, role: &str, bound: &Bound) -> OpResult<NodeIndex> {
+        let n = numel(&self.x_shape);
+        let data = match bound {
+            Bound::Scalar(v) => vec![*v; n],
+            Bound::PerChannel(v) => {
+                op_ensure!(
+                    self.x_shape.len() >= 2 && self.x_shape[1] == v.len(),
+                    "a per-channel bound has {} values but the layer input {:?} has {} channels",
+                    v.len(),
+                    self.x_shape,
+                    self.x_shape.get(1).copied().unwrap_or(0)
+                );
+                let inner = numel(&self.x_shape[2..]);
+                (0..n).map(|i| v[(i / inner) % v.len()]).collect()
+            }
+        };
+        Ok(bl.konst(role, Tensor::from_f32(self.x_shape.clone(), data)?))
+    }
+}
+
+/// Relevance at the layer input for `rule`, given relevance `r` at its output.
+pub fn propagate(bl: &mut Builder, l: &Linear, rule: &Rule, r: NodeIndex) -> OpResult<NodeIndex> {
+    use Pointwise::{IsNegative, IsPositive, Negative, One, Positive, Square};
+    let (x, w) = (l.x, l.w);
+    Ok(match rule {
+        Rule::Epsilon { epsilon } => epsilon_rule(bl, l, r, *epsilon),
+        Rule::Norm => epsilon_rule(bl, l, r, STABILIZER),
+        Rule::Gradient => l.adjoint(bl, "relevance", r, w),
+        Rule::ZPlus | Rule::AlphaBeta { .. } => {
+            let (alpha, beta) = match rule {
+                Rule::AlphaBeta { alpha, beta } => (*alpha, *beta),
+                _ => (1.0, 0.0),
+            };
+            let xp = bl.point("x_plus", Positive, x);
+            let xn = bl.point("x_minus", Negative, x);
+            let wp = bl.point("w_plus", Positive, w);
+            let wn = bl.point("w_minus", Negative, w);
+            let bp = l.b.map(|b| bl.point("b_plus", Positive, b));
+            // Positive contributions: x+ w+ (+ b+) and x- w-.
+            let p1 = l.forward(bl, "z_pos_a", xp, wp, bp);
+            let p2 = l.forward(bl, "z_pos_b", xn, wn, None);
+            let p = bl.sum("z_pos", &[p1, p2]);
+            let qp = bl.normalise("q_pos", r, p, STABILIZER);
+            let a1 = l.adjoint(bl, "c_pos_a", qp, wp);
+            let a2 = l.adjoint(bl, "c_pos_b", qp, wn);
+            let t1 = bl.mul("r_pos_a", xp, a1);
+            let t2 = bl.mul("r_pos_b", xn, a2);
+            let pos = bl.sum("r_pos", &[t1, t2]);
+            if beta == 0.0 {
+                if alpha == 1.0 {
+                    pos
+                } else {
+                    bl.scale("relevance", pos, alpha)
+                }
+            } else {
+                // Negative contributions: x+ w- (+ b-) and x- w+.
+                let bn = l.b.map(|b| bl.point("b_minus", Negative, b));
+                let n1 = l.forward(bl, "z_neg_a", xp, wn, bn);
+                let n2 = l.forward(bl, "z_neg_b", xn, wp, None);
+                let n = bl.sum("z_neg", &[n1, n2]);
+                let qn = bl.normalise("q_neg", r, n, STABILIZER);
+                let c1 = l.adjoint(bl, "c_neg_a", qn, wn);
+                let c2 = l.adjoint(bl, "c_neg_b", qn, wp);
+                let u1 = bl.mul("r_neg_a", xp, c1);
+                let u2 = bl.mul("r_neg_b", xn, c2);
+                let neg = bl.sum("r_neg", &[u1, u2]);
+                let pos = bl.scale("r_pos_scaled", pos, alpha);
+                let neg = bl.scale("r_neg_scaled", neg, beta);
+                bl.bin("relevance", BinaryOp::Sub, pos, neg)
+            }
+        }
+        Rule::Gamma { gamma } => {
+            let g = *gamma;
+            let xp = bl.point("x_plus", Positive, x);
+            let xn = bl.point("x_minus", Negative, x);
+            // w^{g+} = w + g w+, w^{g-} = w + g w-; likewise for the bias.
+            let boost = |bl: &mut Builder, role: &str, v: NodeIndex, part: Pointwise| {
+                let clamped = bl.point(&format!("{role}.part"), part, v);
+                let scaled = bl.scale(&format!("{role}.scaled"), clamped, g);
+                bl.bin(role, BinaryOp::Add, v, scaled)
+            };
+            let wgp = boost(bl, "w_gamma_plus", w, Positive);
+            let wgn = boost(bl, "w_gamma_minus", w, Negative);
+            let bgp = l.b.map(|b| boost(bl, "b_gamma_plus", b, Positive));
+            let bgn = l.b.map(|b| boost(bl, "b_gamma_minus", b, Negative));
+            let o0 = l.forward(bl, "z_pos_a", xp, wgp, bgp);
+            let o1 = l.forward(bl, "z_pos_b", xn, wgn, None);
+            let o2 = l.forward(bl, "z_neg_a", xp, wgn, bgn);
+            let o3 = l.forward(bl, "z_neg_b", xn, wgp, None);
+            let zp = bl.sum("z_pos", &[o0, o1]);
+            let zn = bl.sum("z_neg", &[o2, o3]);
+            // Only outputs with z > 0 (z < 0) pass relevance through the positive (negative) part.
+            let mp = bl.point("mask_pos", IsPositive, l.z);
+            let mn = bl.point("mask_neg", IsNegative, l.z);
+            let rp = bl.mul("r_masked_pos", r, mp);
+            let rn = bl.mul("r_masked_neg", r, mn);
+            let qp = bl.normalise("q_pos", rp, zp, STABILIZER);
+            let qn = bl.normalise("q_neg", rn, zn, STABILIZER);
+            let c0 = l.adjoint(bl, "c_pos_a", qp, wgp);
+            let c1 = l.adjoint(bl, "c_pos_b", qp, wgn);
+            let c2 = l.adjoint(bl, "c_neg_a", qn, wgn);
+            let c3 = l.adjoint(bl, "c_neg_b", qn, wgp);
+            let t0 = bl.mul("r_pos_a", xp, c0);
+            let t1 = bl.mul("r_pos_b", xn, c1);
+            let t2 = bl.mul("r_neg_a", xp, c2);
+            let t3 = bl.mul("r_neg_b", xn, c3);
+            bl.sum("relevance", &[t0, t1, t2, t3])
+        }
+        Rule::ZBox { low, high } => {
+            let lo = l.filled(bl, "low", low)?;
+            let hi = l.filled(bl, "high", high)?;
+            let wp = bl.point("w_plus", Positive, w);
+            let wn = bl.point("w_minus", Negative, w);
+            let bp = l.b.map(|b| bl.point("b_plus", Positive, b));
+            let bn = l.b.map(|b| bl.point("b_minus", Negative, b));
+            let zl = l.forward(bl, "z_low", lo, wp, bp);
+            let zh = l.forward(bl, "z_high", hi, wn, bn);
+            let z1 = bl.bin("z_box_a", BinaryOp::Sub, l.z, zl);
+            let z = bl.bin("z_box", BinaryOp::Sub, z1, zh);
+            let q = bl.normalise("q", r, z, STABILIZER);
+            let cx = l.adjoint(bl, "c_x", q, w);
+            let cl = l.adjoint(bl, "c_low", q, wp);
+            let ch = l.adjoint(bl, "c_high", q, wn);
+            let tx = bl.mul("r_x", x, cx);
+            let tl = bl.mul("r_low", lo, cl);
+            let th = bl.mul("r_high", hi, ch);
+            let d = bl.bin("r_box_a", BinaryOp::Sub, tx, tl);
+            bl.bin("relevance", BinaryOp::Sub, d, th)
+        }
+        Rule::Flat | Rule::WSquare => {
+            let ones = l.filled(bl, "ones", &Bound::Scalar(1.0))?;
+            // Flat: all weights 1 and no bias; WSquare: w^2 and b^2.
+            let (wm, bm) = if *rule == Rule::Flat {
+                (bl.point("w_ones", One, w), None)
+            } else {
+                (
+                    bl.point("w_square", Square, w),
+                    l.b.map(|b| bl.point("b_square", Square, b)),
+                )
+            };
+            let n = l.forward(bl, "z", ones, wm, bm);
+            let q = bl.normalise("q", r, n, STABILIZER);
+            l.adjoint(bl, "relevance", q, wm)
+        }
+        Rule::Pass | Rule::GuidedBackprop | Rule::Deconvnet => {
+            op_bail!("rule {} does not apply to a linear layer", rule.name())
+        }
+    })
+}
+
+fn epsilon_rule(bl: &mut Builder, l: &Linear, r: NodeIndex, epsilon: f32) -> NodeIndex {
+    let q = bl.normalise("q", r, l.z, epsilon);
+    let c = l.adjoint(bl, "c", q, l.w);
+    bl.mul("relevance", l.x, c)
+}

@@ -1,0 +1,245 @@
+//! The rules of every node that is not a linear layer: norm for merges and average pools, pass
+//! for activations and normalisations, and the gradient (routing for data movement and max
+//! pools, f'(x) for activations, scaling for element-wise ops with constants).
+
+use std::sync::Arc;
+
+use petgraph::stable_graph::NodeIndex;
+
+use super::builder::Builder;
+use super::rule::{Rule, STABILIZER};
+use crate::error::OpResult;
+use crate::ir::ops::util::norm_axis;
+use crate::ir::ops::{
+    ActivationGrad, BinaryOp, GlobalPoolBackward, Pointwise, PoolBackward, Reshape, Slice,
+    SliceBackward, Transpose,
+};
+use crate::ir::{Graph, Op, Tensor};
+use crate::{op_bail, op_ensure};
+
+fn is_const(graph: &Graph, n: NodeIndex) -> bool {
+    matches!(graph.node(n).op, Op::Const(_))
+}
+
+/// Relevance for each computed input of `n` as (input, relevance) pairs.
+pub fn propagate(
+    bl: &mut Builder,
+    n: NodeIndex,
+    rule: &Rule,
+    r: NodeIndex,
+) -> OpResult<Vec<(NodeIndex, NodeIndex)>> {
+    let ins = bl.graph.inputs_of(n);
+    let op = bl.graph.node(n).op.clone();
+    let out_shape = bl.graph.fact(n).shape.clone();
+    let computed: Vec<(usize, NodeIndex)> = ins
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|&(_, i)| !is_const(bl.graph, i))
+        .collect();
+    let same_shape = |bl: &Builder, i: NodeIndex| -> OpResult<()> {
+        let s = &bl.graph.fact(i).shape;
+        op_ensure!(
+            *s == out_shape,
+            "input {s:?} is broadcast to {out_shape:?}; relevance cannot be split over a broadcast"
+        );
+        Ok(())
+    };
+    let x = ins[0];
+    Ok(match (rule, &op) {
+        (Rule::Pass, _) => vec![(computed[0].1, r)],
+        (Rule::Norm, Op::Binary(BinaryOp::Add) | Op::Sum) => {
+            let q = bl.normalise("q", r, n, STABILIZER);
+            let mut out = vec![];
+            for (k, &(_, i)) in computed.iter().enumerate() {
+                same_shape(bl, i)?;
+                out.push((i, bl.mul(&format!("relevance{k}"), i, q)));
+            }
+            out
+        }
+        (Rule::Norm, Op::Pool(_) | Op::GlobalPool(_)) => {
+            let q = bl.normalise("q", r, n, STABILIZER);
+            let g = pool_adjoint(bl, &op, x, q);
+            vec![(x, bl.mul("relevance", x, g))]
+        }
+        (Rule::Gradient, _) => gradient(bl, &op, &ins, &computed, r, &out_shape)?,
+        (Rule::GuidedBackprop, Op::Activation(a)) => {
+            let g = bl.add(
+                "grad",
+                Op::ActivationGrad(ActivationGrad { activation: *a }),
+                &[x, r],
+            );
+            let m = bl.point("mask", Pointwise::IsPositive, r);
+            vec![(x, bl.mul("relevance", g, m))]
+        }
+        (Rule::Deconvnet, Op::Activation(_)) => {
+            vec![(x, bl.point("relevance", Pointwise::Positive, r))]
+        }
+        (rule, op) => op_bail!("rule {} does not apply to {}", rule.name(), op.name()),
+    })
+}
+
+fn pool_adjoint(bl: &mut Builder, op: &Op, x: NodeIndex, q: NodeIndex) -> NodeIndex {
+    match op {
+        Op::Pool(p) => bl.add(
+            "adjoint",
+            Op::PoolBackward(PoolBackward { pool: p.clone() }),
+            &[x, q],
+        ),
+        Op::GlobalPool(p) => bl.add(
+            "adjoint",
+            Op::GlobalPoolBackward(GlobalPoolBackward { pool: *p }),
+            &[x, q],
+        ),
+        _ => unreachable!("called for pools only"),
+    }
+}
+
+fn const_value(graph: &Graph, n: NodeIndex) -> Option<Arc<Tensor>> {
+    match &graph.node(n).op {
+        Op::Const(t) => Some(t.clone()),
+        _ => None,
+    }
+}
+
+/// The ordinary derivative of `op`, applied to the incoming gradient `r`.
+fn gradient(
+    bl: &mut Builder,
+    op: &Op,
+    ins: &[NodeIndex],
+    computed: &[(usize, NodeIndex)],
+    r: NodeIndex,
+    out_shape: &[usize],
+) -> OpResult<Vec<(NodeIndex, NodeIndex)>> {
+    let x = ins[0];
+    let x_shape = bl.graph.fact(x).shape.clone();
+    Ok(match op {
+        Op::Activation(a) => {
+            let g = bl.add(
+                "relevance",
+                Op::ActivationGrad(ActivationGrad { activation: *a }),
+                &[x, r],
+            );
+            vec![(x, g)]
+        }
+        Op::Pool(_) | Op::GlobalPool(_) => {
+            let g = pool_adjoint(bl, op, x, r);
+            vec![(x, g)]
+        }
+        Op::Binary(_) | Op::Sum => {
+            let mut out = vec![];
+            for &(slot, i) in computed {
+                let shape = &bl.graph.fact(i).shape;
+                op_ensure!(
+                    shape.as_slice() == out_shape,
+                    "input {shape:?} is broadcast to {out_shape:?}; its gradient would need a reduction"
+                );
+                let other = ins.get(1 - slot.min(1)).copied();
+                let g = match op {
+                    Op::Binary(BinaryOp::Add) | Op::Sum => r,
+                    Op::Binary(BinaryOp::Sub) if slot == 0 => r,
+                    Op::Binary(BinaryOp::Sub) => bl.scale("relevance", r, -1.0),
+                    Op::Binary(BinaryOp::Mul) => match other.filter(|&o| is_const(bl.graph, o)) {
+                        Some(c) => bl.mul("relevance", r, c),
+                        None => op_bail!("Mul of two computed tensors has no gradient rule"),
+                    },
+                    Op::Binary(BinaryOp::Div)
+                        if slot == 0 && other.is_some_and(|o| is_const(bl.graph, o)) =>
+                    {
+                        bl.div("relevance", r, ins[1])
+                    }
+                    _ => op_bail!("{} by a computed divisor has no gradient rule", op.name()),
+                };
+                out.push((i, g));
+            }
+            out
+        }
+        Op::BatchNorm(b) => {
+            let params: Option<Vec<Arc<Tensor>>> =
+                ins[1..].iter().map(|&i| const_value(bl.graph, i)).collect();
+            let Some(p) = params else {
+                op_bail!("BatchNormalization with computed parameters has no gradient rule")
+            };
+            let (scale, var) = (p[0].f32s()?, p[3].f32s()?);
+            let c = scale.len();
+            let factor: Vec<f32> = scale
+                .iter()
+                .zip(var)
+                .map(|(s, v)| s / (v + b.epsilon).sqrt())
+                .collect();
+            let mut shape = vec![c];
+            shape.extend(std::iter::repeat_n(1, x_shape.len().saturating_sub(2)));
+            let f = bl.konst("factor", Tensor::from_f32(shape, factor)?);
+            let g = bl.mul("relevance", r, f);
+            vec![(x, g)]
+        }
+        Op::Flatten(_) | Op::Reshape(_) | Op::Squeeze(_) | Op::Unsqueeze(_) => {
+            let dims: Vec<i64> = x_shape.iter().map(|&d| d as i64).collect();
+            let shape = bl.konst("shape", Tensor::from_i64(vec![dims.len()], dims)?);
+            let g = bl.add(
+                "relevance",
+                Op::Reshape(Reshape { allowzero: false }),
+                &[r, shape],
+            );
+            vec![(x, g)]
+        }
+        Op::Transpose(t) => {
+            let perm = t.perm(x_shape.len())?;
+            let mut inverse = vec![0; perm.len()];
+            for (i, &p) in perm.iter().enumerate() {
+                inverse[p] = i;
+            }
+            let g = bl.add(
+                "relevance",
+                Op::Transpose(Transpose {
+                    perm: Some(inverse),
+                }),
+                &[r],
+            );
+            vec![(x, g)]
+        }
+        Op::Concat(c) => {
+            let axis = norm_axis(c.axis, out_shape.len())?;
+            let mut offset = 0i64;
+            let mut out = vec![];
+            for (slot, &i) in ins.iter().enumerate() {
+                let len = bl.graph.fact(i).shape[axis] as i64;
+                if !is_const(bl.graph, i) {
+                    let slice = Slice {
+                        starts: vec![offset],
+                        ends: vec![offset + len],
+                        axes: Some(vec![axis as i64]),
+                        steps: None,
+                    };
+                    out.push((
+                        i,
+                        bl.add(&format!("relevance{slot}"), Op::Slice(slice), &[r]),
+                    ));
+                }
+                offset += len;
+            }
+            out
+        }
+        Op::Pad(p) => {
+            let n = x_shape.len();
+            let slice = Slice {
+                starts: p.pads[..n].iter().map(|&b| b as i64).collect(),
+                ends: (0..n).map(|a| (p.pads[a] + x_shape[a]) as i64).collect(),
+                axes: None,
+                steps: None,
+            };
+            let g = bl.add("relevance", Op::Slice(slice), &[r]);
+            vec![(x, g)]
+        }
+        Op::Slice(s) => {
+            let back = SliceBackward {
+                slice: s.clone(),
+                input_shape: x_shape.clone(),
+            };
+            let g = bl.add("relevance", Op::SliceBackward(back), &[r]);
+            vec![(x, g)]
+        }
+        Op::Identity => vec![(x, r)],
+        other => op_bail!("{} has no gradient rule", other.name()),
+    })
+}

@@ -1,0 +1,213 @@
+//! Methods (LRP composites and gradient methods), their parameters, and per-node rule overrides.
+
+use super::rule::{Bound, Rule};
+
+/// An LRP composite: which rule each layer type gets (design.md section 4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Composite {
+    Epsilon,
+    EpsilonPlus,
+    EpsilonPlusFlat,
+    EpsilonAlpha2Beta1,
+    EpsilonAlpha2Beta1Flat,
+    EpsilonGammaBox,
+    ExcitationBackprop,
+}
+
+/// A gradient-based method; they run through the same pass with gradient rules.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum GradientMethod {
+    Gradient,
+    GradientXInput,
+    GuidedBackprop,
+    Deconvnet,
+    /// Mean gradient over `samples` noisy copies (noise sd = `noise_level` * (max - min) of each
+    /// sample; the last copy is noise-free, as in Zennit).
+    SmoothGrad {
+        samples: usize,
+        noise_level: f32,
+    },
+    /// Zero baseline, alpha in linspace(1/n, 1, n), mean gradient times the input.
+    IntegratedGradients {
+        steps: usize,
+    },
+}
+
+/// What to explain with.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MethodKind {
+    Lrp(Composite),
+    Gradient(GradientMethod),
+}
+
+/// The parameters rules take (Zennit's defaults).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Params {
+    pub epsilon: f32,
+    pub gamma: f32,
+    pub low: Bound,
+    pub high: Bound,
+    pub alpha: f32,
+    pub beta: f32,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            epsilon: 1e-6,
+            gamma: 0.25,
+            low: Bound::Scalar(-3.0),
+            high: Bound::Scalar(3.0),
+            alpha: 2.0,
+            beta: 1.0,
+        }
+    }
+}
+
+/// A rule forced on every node whose name matches a glob pattern (`conv1*=flat`), like Zennit's
+/// name maps. Later overrides win.
+#[derive(Clone, Debug)]
+pub struct Override {
+    pub pattern: String,
+    pub matcher: globset::GlobMatcher,
+    pub rule: Rule,
+}
+
+/// A method with its parameters and overrides.
+#[derive(Clone, Debug)]
+pub struct Method {
+    pub kind: MethodKind,
+    pub params: Params,
+    pub overrides: Vec<Override>,
+}
+
+/// Every method name `--method` accepts, in the order help texts list them.
+pub const METHOD_NAMES: &[&str] = &[
+    "epsilon",
+    "epsilon-plus",
+    "epsilon-plus-flat",
+    "epsilon-alpha2-beta1",
+    "epsilon-alpha2-beta1-flat",
+    "epsilon-gamma-box",
+    "excitation-backprop",
+    "gradient",
+    "gradient-x-input",
+    "guided-backprop",
+    "deconvnet",
+    "smoothgrad",
+    "integrated-gradients",
+];
+
+impl MethodKind {
+    /// Parses a method name (see [`METHOD_NAMES`]).
+    pub fn parse(name: &str) -> Result<MethodKind, String> {
+        use Composite::*;
+        use GradientMethod as G;
+        Ok(match name {
+            "epsilon" => MethodKind::Lrp(Epsilon),
+            "epsilon-plus" => MethodKind::Lrp(EpsilonPlus),
+            "epsilon-plus-flat" => MethodKind::Lrp(EpsilonPlusFlat),
+            "epsilon-alpha2-beta1" => MethodKind::Lrp(EpsilonAlpha2Beta1),
+            "epsilon-alpha2-beta1-flat" => MethodKind::Lrp(EpsilonAlpha2Beta1Flat),
+            "epsilon-gamma-box" => MethodKind::Lrp(EpsilonGammaBox),
+            "excitation-backprop" => MethodKind::Lrp(ExcitationBackprop),
+            "gradient" => MethodKind::Gradient(G::Gradient),
+            "gradient-x-input" => MethodKind::Gradient(G::GradientXInput),
+            "guided-backprop" => MethodKind::Gradient(G::GuidedBackprop),
+            "deconvnet" => MethodKind::Gradient(G::Deconvnet),
+            "smoothgrad" => MethodKind::Gradient(G::SmoothGrad {
+                samples: 20,
+                noise_level: 0.1,
+            }),
+            "integrated-gradients" => MethodKind::Gradient(G::IntegratedGradients { steps: 20 }),
+            other => {
+                return Err(format!(
+                    "unknown method '{other}' (known: {})",
+                    METHOD_NAMES.join(", ")
+                ));
+            }
+        })
+    }
+
+    /// The name the method was parsed from.
+    pub fn name(&self) -> &'static str {
+        use Composite::*;
+        use GradientMethod as G;
+        match self {
+            MethodKind::Lrp(Epsilon) => "epsilon",
+            MethodKind::Lrp(EpsilonPlus) => "epsilon-plus",
+            MethodKind::Lrp(EpsilonPlusFlat) => "epsilon-plus-flat",
+            MethodKind::Lrp(EpsilonAlpha2Beta1) => "epsilon-alpha2-beta1",
+            MethodKind::Lrp(EpsilonAlpha2Beta1Flat) => "epsilon-alpha2-beta1-flat",
+            MethodKind::Lrp(EpsilonGammaBox) => "epsilon-gamma-box",
+            MethodKind::Lrp(ExcitationBackprop) => "excitation-backprop",
+            MethodKind::Gradient(G::Gradient) => "gradient",
+            MethodKind::Gradient(G::GradientXInput) => "gradient-x-input",
+            MethodKind::Gradient(G::GuidedBackprop) => "guided-backprop",
+            MethodKind::Gradient(G::Deconvnet) => "deconvnet",
+            MethodKind::Gradient(G::SmoothGrad { .. }) => "smoothgrad",
+            MethodKind::Gradient(G::IntegratedGradients { .. }) => "integrated-gradients",
+        }
+    }
+}
+
+impl Method {
+    /// A method by name with default parameters and no overrides.
+    pub fn parse(name: &str) -> Result<Method, String> {
+        Ok(Method {
+            kind: MethodKind::parse(name)?,
+            params: Params::default(),
+            overrides: vec![],
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.kind.name()
+    }
+
+    /// Adds an override from `PATTERN=RULE` (RULE: epsilon, zplus, alpha-beta, gamma, zbox, flat,
+    /// wsquare, norm, pass, gradient), taking rule parameters from `self.params`.
+    pub fn add_override(&mut self, spec: &str) -> Result<(), String> {
+        let (pattern, rule) = spec
+            .rsplit_once('=')
+            .ok_or_else(|| format!("rule override '{spec}' should be PATTERN=RULE"))?;
+        let p = &self.params;
+        let rule = match rule {
+            "epsilon" => Rule::Epsilon { epsilon: p.epsilon },
+            "zplus" => Rule::ZPlus,
+            "alpha-beta" => Rule::AlphaBeta {
+                alpha: p.alpha,
+                beta: p.beta,
+            },
+            "gamma" => Rule::Gamma { gamma: p.gamma },
+            "zbox" => Rule::ZBox {
+                low: p.low.clone(),
+                high: p.high.clone(),
+            },
+            "flat" => Rule::Flat,
+            "wsquare" => Rule::WSquare,
+            "norm" => Rule::Norm,
+            "pass" => Rule::Pass,
+            "gradient" => Rule::Gradient,
+            other => {
+                return Err(format!(
+                    "unknown rule '{other}' in '{spec}' (known: epsilon, zplus, alpha-beta, gamma, zbox, flat, wsquare, norm, pass, gradient)"
+                ));
+            }
+        };
+        let matcher = globset::Glob::new(pattern)
+            .map_err(|e| format!("bad pattern '{pattern}' in '{spec}': {e}"))?
+            .compile_matcher();
+        self.overrides.push(Override {
+            pattern: pattern.to_string(),
+            matcher,
+            rule,
+        });
+        Ok(())
+    }
+
+    /// Whether the method starts from logit x one-hot (LRP) rather than one-hot (gradients).
+    pub fn is_lrp(&self) -> bool {
+        matches!(self.kind, MethodKind::Lrp(_))
+    }
+}

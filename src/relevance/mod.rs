@@ -1,0 +1,204 @@
+//! The relevance pass: reads a rule assignment and appends the backward (relevance) graph to the
+//! forward graph, so both are one IR graph that later stages run or compile together.
+//!
+//! Like an autograd pass: keep the nodes between the input and the explained node, walk them in
+//! reverse topological order, sum the relevance arriving at each node from its consumers, and let
+//! the node's rule turn it into relevance for its inputs. The walk starts from a seed input:
+//! relevance = logit x one-hot(target) for LRP, one-hot(target) for gradient methods.
+
+mod builder;
+pub mod composite;
+mod linear;
+mod local;
+pub mod method;
+pub mod rule;
+
+use std::collections::{BTreeMap, HashMap};
+
+use petgraph::stable_graph::NodeIndex;
+
+use builder::Builder;
+use composite::LayerKind;
+pub use method::{Composite, GradientMethod, Method, MethodKind, Params};
+pub use rule::{Bound, Rule};
+
+use crate::error::{Error, Result};
+use crate::ir::ops::BinaryOp;
+use crate::ir::{Fact, Graph, Op, Output};
+use crate::passes::{self, Pass};
+
+/// One forward node on the relevance path and the node holding the relevance at its output.
+#[derive(Clone, Debug)]
+pub struct LayerTrace {
+    pub name: String,
+    pub op: String,
+    pub rule: String,
+    pub relevance: NodeIndex,
+}
+
+/// The joint forward + relevance graph and the handles an explainer needs.
+#[derive(Clone, Debug)]
+pub struct Relevance {
+    pub graph: Graph,
+    /// The model input.
+    pub input: NodeIndex,
+    /// The seed input: the one-hot target mask, of the logits' shape.
+    pub seed: NodeIndex,
+    /// The explained node (the logits).
+    pub logits: NodeIndex,
+    /// Relevance (or gradient) at the model input.
+    pub relevance: NodeIndex,
+    /// Every layer on the path, in forward order.
+    pub layers: Vec<LayerTrace>,
+}
+
+/// The node a method explains: the first output, or the logits before its trailing Softmax.
+pub fn explained_node(graph: &Graph) -> Result<NodeIndex> {
+    let out = graph.outputs.first().ok_or_else(|| Error::Graph {
+        file: graph.source.clone(),
+        reason: "the model has no output to explain".into(),
+    })?;
+    Ok(out.logits.unwrap_or(out.node))
+}
+
+/// Which rule each node on the relevance path gets (for `inspect --method`).
+pub fn rules(graph: &Graph, method: &Method) -> Result<BTreeMap<NodeIndex, Rule>> {
+    let target = explained_node(graph)?;
+    let rules = composite::assign(graph, method, target)?;
+    check_composite_needs(graph, method, &rules)?;
+    Ok(rules)
+}
+
+/// epsilon-gamma-box's box rule needs a Conv to sit on; say so instead of silently degrading.
+fn check_composite_needs(
+    graph: &Graph,
+    method: &Method,
+    rules: &BTreeMap<NodeIndex, Rule>,
+) -> Result<()> {
+    if method.kind == MethodKind::Lrp(Composite::EpsilonGammaBox)
+        && !rules
+            .keys()
+            .any(|&n| matches!(graph.node(n).op, Op::Conv(_)))
+    {
+        return Err(Error::Graph {
+            file: graph.source.clone(),
+            reason: "epsilon-gamma-box puts the z-box rule on the first Conv, and this model has no Conv; use another method (e.g. epsilon-plus-flat)".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Builds the joint graph for `method` on a prepared forward graph.
+pub fn build(forward: &Graph, method: &Method) -> Result<Relevance> {
+    let mut graph = forward.clone();
+    let logits = explained_node(&graph)?;
+    let rules = rules(&graph, method)?;
+    let input = graph.inputs[0];
+    let seed = graph.add("relevance.seed", Op::Input, &[]);
+    let logits_fact = graph.fact(logits).clone();
+    graph.node_mut(seed).fact = Some(Fact::new(logits_fact.dtype, logits_fact.shape));
+    graph.inputs.push(seed);
+    let top = if method.is_lrp() {
+        graph.add("relevance.top", Op::Binary(BinaryOp::Mul), &[logits, seed])
+    } else {
+        seed
+    };
+    let mut arriving: HashMap<NodeIndex, Vec<NodeIndex>> = HashMap::new();
+    arriving.insert(logits, vec![top]);
+    let order: Vec<NodeIndex> = graph
+        .topo_order()
+        .map_err(|_| Error::Graph {
+            file: graph.source.clone(),
+            reason: "the graph has a cycle".into(),
+        })?
+        .into_iter()
+        .filter(|n| rules.contains_key(n))
+        .collect();
+    let mut layers = Vec::with_capacity(order.len());
+    for &n in order.iter().rev() {
+        let Some(parts) = arriving.remove(&n) else {
+            continue;
+        };
+        let rule = &rules[&n];
+        let node = graph.node(n);
+        let (name, op) = (node.name.clone(), node.op.name().to_string());
+        let node_error = |reason: String| Error::Shape {
+            file: forward.source.clone(),
+            node: name.clone(),
+            op: op.clone(),
+            reason,
+        };
+        let kind = composite::layer_kind(&graph, n).map_err(&node_error)?;
+        let mut bl = Builder {
+            graph: &mut graph,
+            layer: name.clone(),
+        };
+        let r = bl.sum("relevance_in", &parts);
+        layers.push(LayerTrace {
+            name: name.clone(),
+            op: op.clone(),
+            rule: rule.to_string(),
+            relevance: r,
+        });
+        let flows = if matches!(kind, LayerKind::Conv | LayerKind::Dense) {
+            let layer = linear::Linear::new(bl.graph, n);
+            let x = bl.graph.inputs_of(n)[0];
+            vec![(
+                x,
+                linear::propagate(&mut bl, &layer, rule, r).map_err(|e| node_error(e.0))?,
+            )]
+        } else {
+            local::propagate(&mut bl, n, rule, r).map_err(|e| node_error(e.0))?
+        };
+        for (to, rel) in flows {
+            if to == input || rules.contains_key(&to) {
+                arriving.entry(to).or_default().push(rel);
+            }
+        }
+    }
+    layers.reverse();
+    let parts = arriving.remove(&input).ok_or_else(|| Error::Graph {
+        file: forward.source.clone(),
+        reason: "no relevance reaches the input: the explained output does not depend on it".into(),
+    })?;
+    let mut bl = Builder {
+        graph: &mut graph,
+        layer: "input".into(),
+    };
+    let mut relevance = bl.sum("relevance_in", &parts);
+    if method.kind == MethodKind::Gradient(GradientMethod::GradientXInput) {
+        relevance = bl.mul("gradient_x_input", input, relevance);
+    }
+    graph.outputs = vec![
+        Output {
+            name: "logits".into(),
+            node: logits,
+            logits: None,
+        },
+        Output {
+            name: "relevance".into(),
+            node: relevance,
+            logits: None,
+        },
+    ];
+    optimise(&mut graph)?;
+    Ok(Relevance {
+        graph,
+        input,
+        seed,
+        logits,
+        relevance,
+        layers,
+    })
+}
+
+/// Infers facts for the new nodes and folds what is constant (modified weights, flat
+/// normalisers), to a fixpoint.
+fn optimise(graph: &mut Graph) -> Result<()> {
+    passes::InferFacts.run(graph)?;
+    while passes::FoldConstants.run(graph)? {
+        passes::RemoveDeadNodes.run(graph)?;
+        passes::InferFacts.run(graph)?;
+    }
+    passes::check(graph, "relevance")
+}
