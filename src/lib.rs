@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod explain;
+pub mod heatmap;
 pub mod interp;
 pub mod io;
 pub mod ir;

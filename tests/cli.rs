@@ -191,3 +191,148 @@ fn run_rejects_bad_inputs() {
         });
     }
 }
+
+#[test]
+fn inspect_shows_the_rule_of_every_node() {
+    check_ok(
+        "inspect_method_lenet",
+        &[
+            "inspect",
+            "fixtures/lenet/model.onnx",
+            "--method",
+            "epsilon-plus-flat",
+        ],
+    );
+    check_ok(
+        "inspect_method_concat",
+        &[
+            "inspect",
+            "fixtures/concat/model.onnx",
+            "--method",
+            "epsilon-gamma-box",
+            "--rule",
+            "/b3/*=flat",
+        ],
+    );
+    check_ok(
+        "inspect_method_residual",
+        &[
+            "inspect",
+            "fixtures/residual/model.onnx",
+            "--method",
+            "excitation-backprop",
+        ],
+    );
+}
+
+#[test]
+fn explain_json_reports_target_logit_and_layers() {
+    check_ok(
+        "explain_json_lenet",
+        &[
+            "explain",
+            "fixtures/lenet/model.onnx",
+            "--input",
+            "fixtures/lenet/input.npy",
+            "--method",
+            "epsilon",
+            "--json",
+        ],
+    );
+    check_ok(
+        "explain_json_layers_residual",
+        &[
+            "explain",
+            "fixtures/residual/model.onnx",
+            "--input",
+            "fixtures/residual/input.npy",
+            "--method",
+            "epsilon-gamma-box",
+            "--json",
+            "--layers",
+        ],
+    );
+}
+
+#[test]
+fn explain_writes_relevance_and_heatmap() {
+    let dir = tempfile::tempdir().unwrap();
+    let (r, h) = (dir.path().join("r.npy"), dir.path().join("h.png"));
+    let o = lrpc(&[
+        "explain",
+        "fixtures/lenet/model.onnx",
+        "--input",
+        "fixtures/lenet/input.npy",
+        "--method",
+        "epsilon-plus-flat",
+        "--output",
+        r.to_str().unwrap(),
+        "--heatmap",
+        h.to_str().unwrap(),
+        "--cmap",
+        "coldnhot",
+    ]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stdout.starts_with("method epsilon-plus-flat: target 7"),
+        "{}",
+        o.stdout
+    );
+    assert_close(
+        &npy(&r),
+        &npy(&fixture("lenet", "ref_epsilon-plus-flat.npy")),
+        1e-3,
+        "--output",
+    );
+    let png = image_dimensions(&h);
+    assert_eq!(png, (224, 224), "28x28 drawn in 8x8 blocks");
+}
+
+/// Width and height from a PNG header.
+fn image_dimensions(path: &Path) -> (u32, u32) {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[1..4], b"PNG");
+    let be = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+    (be(16), be(20))
+}
+
+#[test]
+fn explain_errors() {
+    let lenet = [
+        "explain",
+        "fixtures/lenet/model.onnx",
+        "--input",
+        "fixtures/lenet/input.npy",
+    ];
+    let with = |extra: &[&'static str]| -> Vec<&'static str> {
+        lenet.iter().chain(extra).copied().collect()
+    };
+    let cases = [
+        ("error_explain_unknown_method", with(&["--method", "magic"])),
+        ("error_explain_target_range", with(&["--target", "10"])),
+        ("error_explain_target_word", with(&["--target", "best"])),
+        (
+            "error_explain_rule_misfit",
+            with(&["--rule", "/features/features.3/*=gamma"]),
+        ),
+        (
+            "error_explain_overlay_npy",
+            with(&["--overlay", "--heatmap", "x.png"]),
+        ),
+        ("error_explain_cmap", with(&["--cmap", "viridis"])),
+        (
+            "error_explain_gamma_box_mlp",
+            vec![
+                "explain",
+                "fixtures/mlp/model.onnx",
+                "--input",
+                "fixtures/mlp/input.npy",
+                "--method",
+                "epsilon-gamma-box",
+            ],
+        ),
+    ];
+    for (name, args) in cases {
+        insta::assert_snapshot!(name, error_line(&args));
+    }
+}

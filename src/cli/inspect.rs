@@ -1,9 +1,10 @@
 //! `lrpc inspect MODEL [--format text|json|dot]`.
 
-use anyhow::Result;
+use anyhow::{Result, anyhow};
 use clap::{Args, ValueEnum};
 use lrpc::Model;
 use lrpc::ir::dump::GraphView;
+use lrpc::relevance::{self, Method};
 
 use super::{ModelArg, ShapeArgs};
 
@@ -14,6 +15,12 @@ pub struct InspectArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
+    /// Show the rule this method gives each node.
+    #[arg(long)]
+    method: Option<String>,
+    /// Force a rule on nodes whose name matches a glob: PATTERN=RULE (repeatable; with --method).
+    #[arg(long = "rule", value_name = "PATTERN=RULE")]
+    rules: Vec<String>,
     #[command(flatten)]
     shapes: ShapeArgs,
 }
@@ -27,7 +34,18 @@ enum Format {
 
 pub fn inspect(args: InspectArgs) -> Result<()> {
     let model = Model::load(&args.model.model, &args.shapes.options(None)?)?;
-    let view = GraphView::new(model.graph(), &|_| None);
+    let rules = match &args.method {
+        Some(name) => {
+            let mut method = Method::parse(name)?;
+            for r in &args.rules {
+                method.add_override(r)?;
+            }
+            relevance::rules(model.graph(), &method)?
+        }
+        None if !args.rules.is_empty() => return Err(anyhow!("--rule needs --method")),
+        None => Default::default(),
+    };
+    let view = GraphView::new(model.graph(), &|n| rules.get(&n).map(|r| r.to_string()));
     let text = match args.format {
         Format::Text => view.to_text(),
         Format::Json => view.to_json() + "\n",

@@ -1,6 +1,8 @@
 //! Subcommand definitions and dispatch.
 
+mod explain;
 mod inspect;
+mod method;
 mod run;
 
 use std::path::PathBuf;
@@ -23,6 +25,8 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Run the forward pass and print or save the model's own outputs.
     Run(run::RunArgs),
+    /// Explain a prediction: relevance (or attribution) at the input, as .npy, heatmap or JSON.
+    Explain(explain::ExplainArgs),
 }
 
 /// How to bind the model's symbolic dimensions.
@@ -69,5 +73,6 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Inspect(a) => inspect::inspect(a),
         Command::Run(a) => run::run(a),
+        Command::Explain(a) => explain::explain(a),
     }
 }

@@ -153,9 +153,9 @@ impl MethodKind {
 
 impl Method {
     /// A method by name with default parameters and no overrides.
-    pub fn parse(name: &str) -> Result<Method, String> {
+    pub fn parse(name: &str) -> crate::Result<Method> {
         Ok(Method {
-            kind: MethodKind::parse(name)?,
+            kind: MethodKind::parse(name).map_err(|reason| method_error("--method", reason))?,
             params: Params::default(),
             overrides: vec![],
         })
@@ -167,7 +167,12 @@ impl Method {
 
     /// Adds an override from `PATTERN=RULE` (RULE: epsilon, zplus, alpha-beta, gamma, zbox, flat,
     /// wsquare, norm, pass, gradient), taking rule parameters from `self.params`.
-    pub fn add_override(&mut self, spec: &str) -> Result<(), String> {
+    pub fn add_override(&mut self, spec: &str) -> crate::Result<()> {
+        self.try_add_override(spec)
+            .map_err(|reason| method_error("--rule", reason))
+    }
+
+    fn try_add_override(&mut self, spec: &str) -> Result<(), String> {
         let (pattern, rule) = spec
             .rsplit_once('=')
             .ok_or_else(|| format!("rule override '{spec}' should be PATTERN=RULE"))?;
@@ -209,5 +214,12 @@ impl Method {
     /// Whether the method starts from logit x one-hot (LRP) rather than one-hot (gradients).
     pub fn is_lrp(&self) -> bool {
         matches!(self.kind, MethodKind::Lrp(_))
+    }
+}
+
+fn method_error(what: &str, reason: String) -> crate::Error {
+    crate::Error::Input {
+        what: what.into(),
+        reason,
     }
 }

@@ -1,0 +1,183 @@
+//! `lrpc explain MODEL --input FILE [--method M] [--target K|top] ... [--output R.npy]
+//! [--heatmap H.png] [--json] [--layers]`.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, anyhow};
+use clap::Args;
+use lrpc::heatmap::{self, ColorMap, HeatmapOptions};
+use lrpc::io::image::{self as img, ImageOptions};
+use lrpc::io::npy;
+use lrpc::{Explainer, Model, Target};
+
+use super::method::MethodArgs;
+use super::{ModelArg, ShapeArgs};
+
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    model: ModelArg,
+    /// Input: a float32 .npy file (with or without the batch axis), or a .png/.jpg image.
+    #[arg(long)]
+    input: PathBuf,
+    #[command(flatten)]
+    method: MethodArgs,
+    /// The class to explain: an index, or `top` for the largest logit.
+    #[arg(long, default_value = "top")]
+    target: String,
+    /// Write the relevance (the input's shape) to this float32 .npy file.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Write a heatmap PNG of the relevance summed over channels.
+    #[arg(long)]
+    heatmap: Option<PathBuf>,
+    /// Colour map of the heatmap: bwr, coldnhot, seismic or gray.
+    #[arg(long, default_value = "bwr")]
+    cmap: String,
+    /// Lay the heatmap over the input image (image inputs only).
+    #[arg(long)]
+    overlay: bool,
+    /// Print one JSON object: target, logit, relevance_sum, logits, method (and layers).
+    #[arg(long)]
+    json: bool,
+    /// Report the relevance arriving at every layer (conservation check).
+    #[arg(long)]
+    layers: bool,
+    /// Resize an image input to W,H (or N for N,N).
+    #[arg(long, value_name = "W,H")]
+    resize: Option<String>,
+    /// Per-channel mean subtracted from an image input scaled to [0, 1] (r,g,b).
+    #[arg(long, value_name = "R,G,B")]
+    mean: Option<String>,
+    /// Per-channel standard deviation an image input is divided by (r,g,b).
+    #[arg(long, value_name = "R,G,B")]
+    std: Option<String>,
+    #[command(flatten)]
+    shapes: ShapeArgs,
+}
+
+fn triple(text: &str, flag: &str) -> Result<[f32; 3]> {
+    let v: Vec<f32> = text
+        .split(',')
+        .map(|x| {
+            x.trim()
+                .parse::<f32>()
+                .map_err(|_| anyhow!("--{flag} '{text}': '{x}' is not a number"))
+        })
+        .collect::<Result<_>>()?;
+    match v.as_slice() {
+        [a] => Ok([*a; 3]),
+        [a, b, c] => Ok([*a, *b, *c]),
+        _ => Err(anyhow!("--{flag} takes one or three numbers, got '{text}'")),
+    }
+}
+
+impl ExplainArgs {
+    fn image_options(&self) -> Result<ImageOptions> {
+        let resize = match &self.resize {
+            None => None,
+            Some(r) => {
+                let v: Vec<u32> = r
+                    .split(',')
+                    .map(|x| {
+                        x.trim()
+                            .parse()
+                            .map_err(|_| anyhow!("--resize '{r}': '{x}' is not a size"))
+                    })
+                    .collect::<Result<_>>()?;
+                match v.as_slice() {
+                    [n] => Some((*n, *n)),
+                    [w, h] => Some((*w, *h)),
+                    _ => return Err(anyhow!("--resize takes N or W,H, got '{r}'")),
+                }
+            }
+        };
+        Ok(ImageOptions {
+            resize,
+            mean: self
+                .mean
+                .as_deref()
+                .map(|m| triple(m, "mean"))
+                .transpose()?,
+            std: self.std.as_deref().map(|s| triple(s, "std")).transpose()?,
+        })
+    }
+}
+
+pub fn explain(args: ExplainArgs) -> Result<()> {
+    let method = args.method.method()?;
+    let target = match args.target.as_str() {
+        "top" => Target::Top,
+        t => Target::Index(
+            t.parse()
+                .map_err(|_| anyhow!("--target '{t}' is neither a class index nor 'top'"))?,
+        ),
+    };
+    let cmap = ColorMap::parse(&args.cmap).map_err(|e| anyhow!(e))?;
+    let (input, picture) = if img::is_image(&args.input) {
+        let (t, rgb) = img::load(&args.input, &args.image_options()?)?;
+        (t, Some(rgb))
+    } else {
+        (npy::read(&args.input)?, None)
+    };
+    if args.overlay && picture.is_none() {
+        return Err(anyhow!(
+            "--overlay needs an image input, got {}",
+            args.input.display()
+        ));
+    }
+    let model = Model::load(
+        &args.model.model,
+        &args.shapes.options(Some(input.shape()))?,
+    )?;
+    let input = model.check_input(input, &args.input.display().to_string())?;
+    let explainer = Explainer::new(&model, method)?;
+    let e = explainer.explain(input, target)?;
+    if let Some(path) = &args.output {
+        npy::write(path, &e.relevance)?;
+    }
+    if let Some(path) = &args.heatmap {
+        let opts = HeatmapOptions {
+            cmap,
+            overlay: if args.overlay { picture } else { None },
+            ..HeatmapOptions::default()
+        };
+        heatmap::save(path, &e.relevance, &opts)?;
+    }
+    let relevance_sum: f32 = e.relevance.f32s()?.iter().sum();
+    let logits = e.logits.f32s()?;
+    if args.json {
+        let mut out = serde_json::json!({
+            "method": explainer.method().name(),
+            "target": e.targets[0],
+            "logit": e.target_logits[0],
+            "relevance_sum": relevance_sum,
+            "logits": logits,
+        });
+        if e.targets.len() > 1 {
+            out["targets"] = serde_json::json!(e.targets);
+            out["target_logits"] = serde_json::json!(e.target_logits);
+        }
+        if args.layers {
+            out["layers"] = serde_json::json!(e.layers);
+        }
+        println!("{out}");
+    } else {
+        println!(
+            "method {}: target {} (logit {:.6}), relevance sum {:.6}",
+            explainer.method().name(),
+            e.targets[0],
+            e.target_logits[0],
+            relevance_sum
+        );
+        if args.layers {
+            for l in &e.layers {
+                println!(
+                    "  {:<40} {:<18} {:<22} {:>12.6}",
+                    l.name, l.op, l.rule, l.relevance_sum
+                );
+            }
+        }
+    }
+    Ok(())
+}
