@@ -146,9 +146,9 @@ pub fn render(relevance: &Tensor, opts: &HeatmapOptions) -> Result<RgbImage> {
             let by = (y * base.height()) / (rows as u32 * block);
             let b = base.get_pixel(bx.min(base.width() - 1), by.min(base.height() - 1));
             let gray = (0.299 * b[0] as f32 + 0.587 * b[1] as f32 + 0.114 * b[2] as f32) as u8;
-            for k in 0..3 {
-                rgb[k] =
-                    (opts.alpha * rgb[k] as f32 + (1.0 - opts.alpha) * gray as f32).round() as u8;
+            for channel in &mut rgb {
+                let blended = opts.alpha * *channel as f32 + (1.0 - opts.alpha) * gray as f32;
+                *channel = blended.round() as u8;
             }
         }
         *px = Rgb(rgb);
