@@ -24,11 +24,11 @@ fn bias_free(case: &str) -> Model {
         .filter(|&n| matches!(g.node(n).op, Op::Conv(_) | Op::Gemm(_)))
         .collect();
     for n in layers {
-        if let Some(&b) = g.inputs_of(n).get(2) {
-            if let Op::Const(t) = &g.node(b).op {
-                let zeros = Tensor::zeros(t.dtype(), t.shape().to_vec());
-                g.node_mut(b).op = Op::Const(Arc::new(zeros));
-            }
+        if let Some(&b) = g.inputs_of(n).get(2)
+            && let Op::Const(t) = &g.node(b).op
+        {
+            let zeros = Tensor::zeros(t.dtype(), t.shape().to_vec());
+            g.node_mut(b).op = Op::Const(Arc::new(zeros));
         }
     }
     Model::from_graph(g).unwrap()

@@ -58,7 +58,7 @@ impl MethodArgs {
             p.gamma = g;
         }
         if let Some(a) = self.alpha {
-            if !(a >= 1.0) {
+            if a.is_nan() || a < 1.0 {
                 return Err(anyhow!(
                     "--alpha must be at least 1 (beta = alpha - 1), got {a}"
                 ));

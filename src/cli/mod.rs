@@ -26,7 +26,7 @@ enum Command {
     /// Run the forward pass and print or save the model's own outputs.
     Run(run::RunArgs),
     /// Explain a prediction: relevance (or attribution) at the input, as .npy, heatmap or JSON.
-    Explain(explain::ExplainArgs),
+    Explain(Box<explain::ExplainArgs>),
 }
 
 /// How to bind the model's symbolic dimensions.
@@ -73,6 +73,6 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Inspect(a) => inspect::inspect(a),
         Command::Run(a) => run::run(a),
-        Command::Explain(a) => explain::explain(a),
+        Command::Explain(a) => explain::explain(*a),
     }
 }
