@@ -52,6 +52,10 @@ pub struct Explainer {
     model: Model,
     method: Method,
     joint: Relevance,
+    /// For SmoothGrad and integrated gradients: the joint graph at batch samples x batch, so all
+    /// samples run as one batch (`None` when the model's batch axis is fixed: they then run one
+    /// after another).
+    batched: Option<Relevance>,
 }
 
 /// Seed of the noise SmoothGrad adds when none is given.
@@ -61,10 +65,25 @@ impl Explainer {
     /// Builds the joint graph of `model` and `method`.
     pub fn new(model: &Model, method: Method) -> Result<Explainer> {
         let joint = relevance::build(model.graph(), &method)?;
+        let samples = match method.kind {
+            MethodKind::Gradient(GradientMethod::SmoothGrad { samples, .. }) => samples,
+            MethodKind::Gradient(GradientMethod::IntegratedGradients { steps }) => steps,
+            _ => 1,
+        };
+        let batch = model.input_shape().first().copied().unwrap_or(1);
+        let batched = if samples > 1 {
+            match model.with_batch(samples * batch)? {
+                Some(m) => Some(relevance::build(m.graph(), &method)?),
+                None => None,
+            }
+        } else {
+            None
+        };
         Ok(Explainer {
             model: model.clone(),
             method,
             joint,
+            batched,
         })
     }
 
@@ -74,6 +93,12 @@ impl Explainer {
 
     pub fn model(&self) -> &Model {
         &self.model
+    }
+
+    /// Whether SmoothGrad / integrated-gradients samples run as one batch (the model's batch axis
+    /// is symbolic) rather than one after another.
+    pub fn runs_samples_as_one_batch(&self) -> bool {
+        self.batched.is_some()
     }
 
     /// The joint forward + relevance graph.
@@ -161,16 +186,37 @@ impl Explainer {
         times: Option<&Tensor>,
     ) -> Result<Explanation> {
         let mut base = self.run(x, target)?;
-        let fixed = Target::Index(usize::MAX);
         let mut sum = vec![0f32; x.len()];
-        for p in points {
-            let e = self.run_targets(p, fixed, &base.targets)?;
-            for (s, v) in sum.iter_mut().zip(
-                e.relevance
-                    .f32s()
-                    .map_err(|e| input_error("relevance", e.0))?,
-            ) {
+        let mut add = |r: &[f32]| {
+            for (s, v) in sum.iter_mut().zip(r) {
                 *s += v / points.len() as f32;
+            }
+        };
+        let relevance = |e: &Explanation| -> Result<Vec<f32>> {
+            Ok(e.relevance
+                .f32s()
+                .map_err(|e| input_error("relevance", e.0))?
+                .to_vec())
+        };
+        match &self.batched {
+            Some(joint) => {
+                let mut stacked = Vec::with_capacity(x.len() * points.len());
+                for p in points {
+                    stacked.extend_from_slice(p.f32s().map_err(|e| input_error("input", e.0))?);
+                }
+                let mut shape = x.shape().to_vec();
+                shape[0] *= points.len();
+                let stacked =
+                    Tensor::from_f32(shape, stacked).map_err(|e| input_error("input", e.0))?;
+                let targets = base.targets.repeat(points.len());
+                let e = self.run_joint(joint, &stacked, Target::Top, &targets)?;
+                relevance(&e)?.chunks(x.len()).for_each(&mut add);
+            }
+            None => {
+                for p in points {
+                    let e = self.run_joint(&self.joint, p, Target::Top, &base.targets)?;
+                    add(&relevance(&e)?);
+                }
             }
         }
         if let Some(t) = times {
@@ -184,12 +230,17 @@ impl Explainer {
     }
 
     fn run(&self, x: &Tensor, target: Target) -> Result<Explanation> {
-        self.run_targets(x, target, &[])
+        self.run_joint(&self.joint, x, target, &[])
     }
 
     /// One forward + relevance evaluation; `fixed` targets, when given, override `target`.
-    fn run_targets(&self, x: &Tensor, target: Target, fixed: &[usize]) -> Result<Explanation> {
-        let j = &self.joint;
+    fn run_joint(
+        &self,
+        j: &Relevance,
+        x: &Tensor,
+        target: Target,
+        fixed: &[usize],
+    ) -> Result<Explanation> {
         let graph = &j.graph;
         let mut values: HashMap<NodeIndex, Arc<Tensor>> = HashMap::new();
         values.insert(j.input, Arc::new(x.clone()));

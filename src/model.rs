@@ -1,6 +1,7 @@
 //! The library's front door for a loaded network: import, prepare, and run it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::interp;
@@ -8,27 +9,65 @@ use crate::ir::{Graph, Tensor};
 use crate::onnx::{self, ImportOptions};
 use crate::passes;
 
+/// Where a model came from, so it can be imported again at another batch size.
+#[derive(Clone, Debug)]
+enum Origin {
+    File(PathBuf),
+    Bytes(Arc<Vec<u8>>, String),
+    /// Built in memory; cannot be re-imported.
+    Graph,
+}
+
 /// A network imported from ONNX and brought into canonical form.
 #[derive(Clone, Debug)]
 pub struct Model {
     graph: Graph,
+    origin: Origin,
+    options: ImportOptions,
 }
 
 impl Model {
     /// Imports and prepares an ONNX file.
     pub fn load(path: impl AsRef<Path>, options: &ImportOptions) -> Result<Model> {
-        Model::from_graph(onnx::load(path.as_ref(), options)?)
+        let mut m = Model::from_graph(onnx::load(path.as_ref(), options)?)?;
+        m.origin = Origin::File(path.as_ref().to_path_buf());
+        m.options = options.clone();
+        Ok(m)
     }
 
     /// Imports and prepares an ONNX model held in memory; `source` names it in errors.
-    pub fn from_bytes(bytes: &[u8], source: &str, options: &ImportOptions) -> Result<Model> {
-        Model::from_graph(onnx::from_bytes(bytes, source, options)?)
+    pub fn from_bytes(bytes: Vec<u8>, source: &str, options: &ImportOptions) -> Result<Model> {
+        let mut m = Model::from_graph(onnx::from_bytes(&bytes, source, options)?)?;
+        m.origin = Origin::Bytes(Arc::new(bytes), source.to_string());
+        m.options = options.clone();
+        Ok(m)
     }
 
     /// Prepares an already imported graph.
     pub fn from_graph(mut graph: Graph) -> Result<Model> {
         passes::prepare(&mut graph)?;
-        Ok(Model { graph })
+        Ok(Model {
+            graph,
+            origin: Origin::Graph,
+            options: ImportOptions::default(),
+        })
+    }
+
+    /// The same model imported again with batch size `batch`, when its ONNX input has a symbolic
+    /// batch axis (shapes are static, so a new batch size means a new graph); `None` when it
+    /// cannot be (a fixed batch axis, or a model built in memory).
+    pub fn with_batch(&self, batch: usize) -> Result<Option<Model>> {
+        let options = ImportOptions {
+            batch: Some(batch),
+            input_shape: None,
+            ..self.options.clone()
+        };
+        let m = match &self.origin {
+            Origin::File(path) => Model::load(path, &options)?,
+            Origin::Bytes(bytes, source) => Model::from_bytes(bytes.to_vec(), source, &options)?,
+            Origin::Graph => return Ok(None),
+        };
+        Ok((m.input_shape().first() == Some(&batch)).then_some(m))
     }
 
     pub fn graph(&self) -> &Graph {

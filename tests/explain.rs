@@ -134,6 +134,13 @@ fn smoothgrad_is_reproducible_and_integrated_gradients_completes() {
     let a = explain(&m, "smoothgrad", x.clone());
     let b = explain(&m, "smoothgrad", x.clone());
     assert_eq!(a.relevance, b.relevance);
+    let one_batch = |case: &str| {
+        Explainer::new(&model(case), Method::parse("smoothgrad").unwrap())
+            .unwrap()
+            .runs_samples_as_one_batch()
+    };
+    assert!(one_batch("mlp"), "mlp has a symbolic batch axis");
+    assert!(!one_batch("concat"), "concat's batch axis is fixed at 1");
     // Integrated gradients from a zero baseline: attributions sum to about f(x) - f(0).
     let ig = explain(&m, "integrated-gradients", x.clone());
     let zero = Tensor::zeros(lrpc::ir::DType::F32, x.shape().to_vec());

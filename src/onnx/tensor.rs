@@ -239,3 +239,116 @@ impl From<crate::error::OpError> for String {
         e.0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onnx::proto::StringStringEntryProto;
+
+    fn proto(dtype: DataType, dims: &[i64]) -> TensorProto {
+        TensorProto {
+            dims: dims.to_vec(),
+            data_type: dtype as i32,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn every_float_type_becomes_f32_from_raw_and_typed_fields() {
+        let want = [1.5f32, -2.0, 0.25];
+        let mut t = proto(DataType::Double, &[3]);
+        t.raw_data = want
+            .iter()
+            .flat_map(|&v| (v as f64).to_le_bytes())
+            .collect();
+        assert_eq!(to_tensor(&t, None).unwrap().f32s().unwrap(), want);
+        let mut t = proto(DataType::Double, &[3]);
+        t.double_data = want.iter().map(|&v| v as f64).collect();
+        assert_eq!(to_tensor(&t, None).unwrap().f32s().unwrap(), want);
+        let mut t = proto(DataType::Float16, &[3]);
+        t.raw_data = want
+            .iter()
+            .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+            .collect();
+        assert_eq!(to_tensor(&t, None).unwrap().f32s().unwrap(), want);
+        let mut t = proto(DataType::Float16, &[3]);
+        t.int32_data = want
+            .iter()
+            .map(|&v| half::f16::from_f32(v).to_bits() as i32)
+            .collect();
+        assert_eq!(to_tensor(&t, None).unwrap().f32s().unwrap(), want);
+        let mut t = proto(DataType::Bfloat16, &[3]);
+        t.raw_data = want
+            .iter()
+            .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
+            .collect();
+        assert_eq!(to_tensor(&t, None).unwrap().f32s().unwrap(), want);
+        let mut t = proto(DataType::Float, &[1, 3]);
+        t.float_data = want.to_vec();
+        let t = to_tensor(&t, None).unwrap();
+        assert_eq!(
+            (t.shape(), t.f32s().unwrap()),
+            (&[1usize, 3][..], &want[..])
+        );
+    }
+
+    #[test]
+    fn integer_types_become_i64() {
+        let mut t = proto(DataType::Int32, &[2]);
+        t.raw_data = [-7i32, 9].iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(to_tensor(&t, None).unwrap().i64s().unwrap(), &[-7, 9]);
+        let mut t = proto(DataType::Int64, &[2]);
+        t.int64_data = vec![3, -4];
+        assert_eq!(to_tensor(&t, None).unwrap().i64s().unwrap(), &[3, -4]);
+        let mut t = proto(DataType::Uint8, &[2]);
+        t.raw_data = vec![200, 1];
+        assert_eq!(to_tensor(&t, None).unwrap().i64s().unwrap(), &[200, 1]);
+    }
+
+    #[test]
+    fn malformed_tensors_are_refused() {
+        let mut t = proto(DataType::Float, &[4]);
+        t.raw_data = vec![0; 12];
+        assert!(
+            to_tensor(&t, None)
+                .unwrap_err()
+                .contains("raw_data has 12 bytes")
+        );
+        let mut t = proto(DataType::Float, &[2]);
+        t.float_data = vec![1.0];
+        assert!(
+            to_tensor(&t, None)
+                .unwrap_err()
+                .contains("float_data has 1 values")
+        );
+        let t = proto(DataType::Float, &[-1]);
+        assert!(
+            to_tensor(&t, None)
+                .unwrap_err()
+                .contains("negative dimension")
+        );
+        let t = proto(DataType::String, &[1]);
+        assert!(to_tensor(&t, None).unwrap_err().contains("not supported"));
+    }
+
+    #[test]
+    fn external_data_stays_inside_the_model_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("w.bin"), [0u8, 0, 128, 63, 0, 0, 0, 64]).unwrap();
+        let external = |location: &str| {
+            let mut t = proto(DataType::Float, &[2]);
+            t.data_location = 1;
+            t.external_data = vec![StringStringEntryProto {
+                key: "location".into(),
+                value: location.into(),
+            }];
+            to_tensor(&t, Some(dir.path()))
+        };
+        assert_eq!(external("w.bin").unwrap().f32s().unwrap(), &[1.0, 2.0]);
+        for escape in ["../w.bin", "/etc/passwd", "sub/../../w.bin"] {
+            let err = external(escape).unwrap_err();
+            assert!(err.contains("leaves the model's folder"), "{escape}: {err}");
+        }
+        assert!(external("missing.bin").unwrap_err().contains("missing.bin"));
+    }
+}
