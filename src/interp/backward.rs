@@ -1,56 +1,32 @@
 //! The adjoint ops and LRP point-wise helpers, as plain loops.
 
-use super::linear::Plane;
-use super::movement::for_each_index;
+use super::linear::{Plane, conv_taps};
+use super::movement::slice_sources;
 use crate::error::OpResult;
 use crate::ir::ops::{
     ActivationGrad, ConvTranspose, GlobalPool, GlobalPoolBackward, Pointwise, PoolBackward,
     PoolKind, SliceBackward,
 };
-use crate::ir::{Tensor, numel, strides};
+use crate::ir::{Tensor, numel};
 use crate::op_ensure;
 
-/// dx[n, ic, ih, iw] = sum over (oc, kh, kw) reading it of w[oc, ic, kh, kw] dy[n, oc, oh, ow]:
-/// the Conv loop with the roles of x and y swapped.
+/// dx[n, ic, ih, iw] = sum over the (oc, kh, kw) that read it of w[oc, ic, kh, kw] dy[n, oc, oh, ow]:
+/// Conv's taps with the roles of x and y swapped.
 pub fn conv_transpose(c: &ConvTranspose, dy: &Tensor, w: &Tensor) -> OpResult<Tensor> {
-    let x_shape = &c.input_shape;
-    let g = c.conv.geometry(x_shape, w.shape())?;
-    let p = Plane::new(&g)?;
     let (dys, ws) = (dy.f32s()?, w.f32s()?);
-    let (n, cin, cout) = (x_shape[0], x_shape[1], w.shape()[0]);
-    let group = c.conv.group;
-    let (cin_g, cout_g) = (cin / group, cout / group);
+    let mut dx = vec![0f32; numel(&c.input_shape)];
+    let g = c.conv.geometry(&c.input_shape, w.shape())?;
+    let mut y_shape = vec![c.input_shape[0], w.shape()[0]];
+    y_shape.extend(&g.output);
     op_ensure!(
-        dy.len() == n * cout * p.oh * p.ow,
-        "gradient has {} values, expected {}",
-        dy.len(),
-        n * cout * p.oh * p.ow
+        dy.shape() == y_shape.as_slice(),
+        "gradient has shape {:?}, the Conv output is {y_shape:?}",
+        dy.shape()
     );
-    let mut dx = vec![0f32; numel(x_shape)];
-    for ni in 0..n {
-        for oc in 0..cout {
-            let grp = oc / cout_g;
-            let dyo = &dys[(ni * cout + oc) * p.oh * p.ow..][..p.oh * p.ow];
-            for icg in 0..cin_g {
-                let ic = grp * cin_g + icg;
-                let dxi = &mut dx[(ni * cin + ic) * p.ih * p.iw..][..p.ih * p.iw];
-                for kh in 0..p.kh {
-                    for kw in 0..p.kw {
-                        let wv = ws[((oc * cin_g + icg) * p.kh + kh) * p.kw + kw];
-                        for oh in 0..p.oh {
-                            let Some(ih) = p.row(oh, kh) else { continue };
-                            for ow in 0..p.ow {
-                                if let Some(iw) = p.col(ow, kw) {
-                                    dxi[ih * p.iw + iw] += wv * dyo[oh * p.ow + ow];
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-    Tensor::from_f32(x_shape.clone(), dx)
+    conv_taps(&c.conv, &c.input_shape, w.shape(), |xi, yi, wi| {
+        dx[xi] += ws[wi] * dys[yi]
+    })?;
+    Tensor::from_f32(c.input_shape.clone(), dx)
 }
 
 pub fn pool_backward(b: &PoolBackward, x: &Tensor, dy: &Tensor) -> OpResult<Tensor> {
@@ -138,22 +114,18 @@ pub fn global_pool_backward(b: &GlobalPoolBackward, x: &Tensor, dy: &Tensor) -> 
 }
 
 pub fn slice_backward(s: &SliceBackward, dy: &Tensor) -> OpResult<Tensor> {
-    let axes = s.slice.resolve(&s.input_shape)?;
-    let st = strides(&s.input_shape);
-    let out_shape: Vec<usize> = axes.iter().map(|a| a.len).collect();
+    let (_, index) = slice_sources(&s.slice, &s.input_shape)?;
     let dys = dy.f32s()?;
+    op_ensure!(
+        dys.len() == index.len(),
+        "gradient has {} values, the slice {}",
+        dys.len(),
+        index.len()
+    );
     let mut dx = vec![0f32; numel(&s.input_shape)];
-    let mut k = 0;
-    for_each_index(&out_shape, |i| {
-        let flat: i64 = i
-            .iter()
-            .zip(&axes)
-            .zip(&st)
-            .map(|((&v, a), &s)| (a.start + v as i64 * a.step) * s as i64)
-            .sum();
-        dx[flat as usize] += dys[k];
-        k += 1;
-    });
+    for (&i, &d) in index.iter().zip(dys) {
+        dx[i] += d;
+    }
     Tensor::from_f32(s.input_shape.clone(), dx)
 }
 

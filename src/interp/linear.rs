@@ -74,34 +74,33 @@ impl Plane {
     }
 }
 
-pub fn conv(c: &Conv, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> OpResult<Tensor> {
-    let g = c.geometry(x.shape(), w.shape())?;
+/// Calls `tap(x_index, y_index, w_index)` for every multiply-add of a convolution of an input
+/// of shape `x` with a weight of shape `w`: flat indices into x, y and w. Conv and its adjoint are
+/// the same taps read in opposite directions.
+pub fn conv_taps(
+    c: &Conv,
+    x: &[usize],
+    w: &[usize],
+    mut tap: impl FnMut(usize, usize, usize),
+) -> OpResult<Vec<usize>> {
+    let g = c.geometry(x, w)?;
     let p = Plane::new(&g)?;
-    let (xs, ws) = (x.f32s()?, w.f32s()?);
-    let (n, cin, cout) = (x.shape()[0], x.shape()[1], w.shape()[0]);
+    let (n, cin, cout) = (x[0], x[1], w[0]);
     let (cin_g, cout_g) = (cin / c.group, cout / c.group);
-    let mut out_shape = vec![n, cout];
-    out_shape.extend(&g.output);
-    let plane_out = p.oh * p.ow;
-    let mut y = vec![0f32; numel(&out_shape)];
+    let (plane_in, plane_out) = (p.ih * p.iw, p.oh * p.ow);
     for ni in 0..n {
         for oc in 0..cout {
-            let group = oc / cout_g;
-            let yo = &mut y[(ni * cout + oc) * plane_out..][..plane_out];
-            if let Some(b) = b {
-                yo.fill(b.f32s()?[oc]);
-            }
+            let y0 = (ni * cout + oc) * plane_out;
             for icg in 0..cin_g {
-                let ic = group * cin_g + icg;
-                let xi = &xs[(ni * cin + ic) * p.ih * p.iw..][..p.ih * p.iw];
+                let x0 = (ni * cin + (oc / cout_g) * cin_g + icg) * plane_in;
                 for kh in 0..p.kh {
                     for kw in 0..p.kw {
-                        let wv = ws[((oc * cin_g + icg) * p.kh + kh) * p.kw + kw];
+                        let wi = ((oc * cin_g + icg) * p.kh + kh) * p.kw + kw;
                         for oh in 0..p.oh {
                             let Some(ih) = p.row(oh, kh) else { continue };
                             for ow in 0..p.ow {
                                 if let Some(iw) = p.col(ow, kw) {
-                                    yo[oh * p.ow + ow] += wv * xi[ih * p.iw + iw];
+                                    tap(x0 + ih * p.iw + iw, y0 + oh * p.ow + ow, wi);
                                 }
                             }
                         }
@@ -110,6 +109,26 @@ pub fn conv(c: &Conv, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> OpResult<Te
             }
         }
     }
+    let mut out = vec![n, cout];
+    out.extend(&g.output);
+    Ok(out)
+}
+
+pub fn conv(c: &Conv, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> OpResult<Tensor> {
+    let (xs, ws) = (x.f32s()?, w.f32s()?);
+    let g = c.geometry(x.shape(), w.shape())?;
+    let mut out_shape = vec![x.shape()[0], w.shape()[0]];
+    out_shape.extend(&g.output);
+    let mut y = vec![0f32; numel(&out_shape)];
+    if let Some(b) = b {
+        let (bs, plane) = (b.f32s()?, numel(&g.output));
+        for (i, v) in y.iter_mut().enumerate() {
+            *v = bs[(i / plane) % bs.len()];
+        }
+    }
+    conv_taps(c, x.shape(), w.shape(), |xi, yi, wi| {
+        y[yi] += ws[wi] * xs[xi]
+    })?;
     Tensor::from_f32(out_shape, y)
 }
 

@@ -83,10 +83,12 @@ pub fn pad(p: &Pad, x: &Tensor) -> OpResult<Tensor> {
     Tensor::from_f32(out, y)
 }
 
-pub fn slice(s: &Slice, x: &Tensor) -> OpResult<Tensor> {
-    let axes = s.resolve(x.shape())?;
+/// For each element of the slice of an input of `shape`, in row-major order, its flat index in
+/// the input (shared by Slice and its adjoint).
+pub fn slice_sources(s: &Slice, shape: &[usize]) -> OpResult<(Vec<usize>, Vec<usize>)> {
+    let axes = s.resolve(shape)?;
     let out: Vec<usize> = axes.iter().map(|a| a.len).collect();
-    let st = strides(x.shape());
+    let st = strides(shape);
     let mut index = Vec::with_capacity(numel(&out));
     for_each_index(&out, |i| {
         let flat: i64 = i
@@ -97,6 +99,11 @@ pub fn slice(s: &Slice, x: &Tensor) -> OpResult<Tensor> {
             .sum();
         index.push(flat as usize);
     });
+    Ok((out, index))
+}
+
+pub fn slice(s: &Slice, x: &Tensor) -> OpResult<Tensor> {
+    let (out, index) = slice_sources(s, x.shape())?;
     x.gather_flat(out, &index)
 }
 

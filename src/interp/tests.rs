@@ -342,3 +342,166 @@ fn shape_arithmetic() {
     let y = run(Op::ConstantOfShape(fill), &[&s]);
     assert_eq!((y.shape(), y.f32s().unwrap()[11]), (&[3usize, 4][..], 2.5));
 }
+
+fn seeded(shape: &[usize], seed: u32) -> Tensor {
+    // A small deterministic generator; the values only need to be irregular.
+    let n = shape.iter().product::<usize>();
+    let mut s = seed.wrapping_mul(2654435761).wrapping_add(12345);
+    let v = (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s % 2001) as f32 / 1000.0 - 1.0
+        })
+        .collect::<Vec<_>>();
+    t(shape, &v)
+}
+
+fn dot(a: &Tensor, b: &Tensor) -> f64 {
+    a.f32s()
+        .unwrap()
+        .iter()
+        .zip(b.f32s().unwrap())
+        .map(|(x, y)| *x as f64 * *y as f64)
+        .sum()
+}
+
+/// <A x, dy> == <x, A^T dy>: the defining property of an adjoint, on odd geometries.
+#[test]
+fn conv_transpose_is_the_adjoint_of_conv() {
+    let cases = [
+        // (x shape, w shape, strides, dilations, pads, group)
+        (
+            vec![2, 4, 7, 5],
+            vec![6, 2, 3, 2],
+            vec![2, 1],
+            vec![1, 2],
+            vec![1, 0, 2, 1],
+            2,
+        ),
+        (
+            vec![1, 3, 9, 9],
+            vec![5, 3, 4, 4],
+            vec![3, 2],
+            vec![1, 1],
+            vec![0, 2, 1, 0],
+            1,
+        ),
+        (
+            vec![1, 2, 11],
+            vec![4, 1, 3],
+            vec![2],
+            vec![3],
+            vec![2, 1],
+            2,
+        ),
+    ];
+    for (k, (xs, ws, strides, dilations, pads, group)) in cases.into_iter().enumerate() {
+        let conv = Conv {
+            kernel_shape: None,
+            window: Window {
+                strides,
+                dilations,
+                pads,
+                auto_pad: AutoPad::NotSet,
+                ceil_mode: false,
+            },
+            group,
+        };
+        let (x, w) = (seeded(&xs, 1 + k as u32), seeded(&ws, 7 + k as u32));
+        let y = run(Op::Conv(conv.clone()), &[&x, &w]);
+        let dy = seeded(y.shape(), 13 + k as u32);
+        let dx = run(
+            Op::ConvTranspose(ConvTranspose {
+                conv,
+                input_shape: xs.clone(),
+            }),
+            &[&dy, &w],
+        );
+        assert_eq!(dx.shape(), xs.as_slice());
+        let (lhs, rhs) = (dot(&y, &dy), dot(&x, &dx));
+        assert!(
+            (lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0),
+            "case {k}: {lhs} vs {rhs}"
+        );
+    }
+}
+
+#[test]
+fn pool_and_slice_adjoints() {
+    let x = seeded(&[1, 2, 7, 6], 3);
+    for kind in [
+        PoolKind::Average {
+            count_include_pad: false,
+        },
+        PoolKind::Average {
+            count_include_pad: true,
+        },
+    ] {
+        let pool = Pool {
+            kind,
+            kernel_shape: vec![3, 2],
+            window: window(&[2, 2], &[], &[1, 0, 1, 1], true),
+        };
+        let y = run(Op::Pool(pool.clone()), &[&x]);
+        let dy = seeded(y.shape(), 5);
+        let dx = run(Op::PoolBackward(PoolBackward { pool }), &[&x, &dy]);
+        assert!((dot(&y, &dy) - dot(&x, &dx)).abs() < 1e-4, "{kind:?}");
+    }
+    // MaxPool routes each gradient to one position: the total is kept.
+    let pool = Pool {
+        kind: PoolKind::Max,
+        kernel_shape: vec![2, 2],
+        window: window(&[2, 2], &[], &[], true),
+    };
+    let dy = seeded(run(Op::Pool(pool.clone()), &[&x]).shape(), 9);
+    let dx = run(Op::PoolBackward(PoolBackward { pool }), &[&x, &dy]);
+    let total = |t: &Tensor| t.f32s().unwrap().iter().sum::<f32>();
+    assert!((total(&dx) - total(&dy)).abs() < 1e-5);
+    let slice = Slice {
+        starts: vec![5, 1],
+        ends: vec![0, 6],
+        axes: Some(vec![2, 3]),
+        steps: Some(vec![-2, 2]),
+    };
+    let y = run(Op::Slice(slice.clone()), &[&x]);
+    let dy = seeded(y.shape(), 11);
+    let dx = run(
+        Op::SliceBackward(SliceBackward {
+            slice,
+            input_shape: x.shape().to_vec(),
+        }),
+        &[&dy],
+    );
+    assert!((dot(&y, &dy) - dot(&x, &dx)).abs() < 1e-5);
+}
+
+#[test]
+fn activation_derivatives_and_pointwise_rules() {
+    let x = t(&[5], &[-1.0, 0.0, 0.5, 6.0, 7.0]);
+    let g = t(&[5], &[1.0; 5]);
+    let d = |a| {
+        run(
+            Op::ActivationGrad(ActivationGrad { activation: a }),
+            &[&x, &g],
+        )
+        .f32s()
+        .unwrap()
+        .to_vec()
+    };
+    assert_eq!(d(Activation::Relu), [0.0, 0.0, 1.0, 1.0, 1.0]);
+    assert_eq!(
+        d(Activation::Clip { min: 0.0, max: 6.0 }),
+        [0.0, 0.0, 1.0, 0.0, 0.0]
+    );
+    assert_eq!(
+        d(Activation::LeakyRelu { alpha: 0.1 }),
+        [0.1, 0.1, 1.0, 1.0, 1.0]
+    );
+    let s = run(
+        Op::Pointwise(Pointwise::Stabilize { epsilon: 0.5 }),
+        &[&t(&[3], &[-1.0, 0.0, 1.0])],
+    );
+    assert_eq!(s.f32s().unwrap(), &[-1.5, 0.5, 1.5], "sgn0(0) = +1");
+}

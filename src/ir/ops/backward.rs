@@ -41,15 +41,19 @@ pub struct PoolBackward {
 
 impl PoolBackward {
     pub fn infer(&self, inputs: &[&Fact]) -> OpResult<Fact> {
-        let fwd = self.pool.infer(&inputs[..1])?;
-        op_ensure!(
-            fwd.shape == inputs[1].shape,
-            "gradient shape {:?} does not match the pool output {:?}",
-            inputs[1].shape,
-            fwd.shape
-        );
-        Ok(Fact::new(DType::F32, inputs[0].shape.clone()))
+        adjoint_of(self.pool.infer(&inputs[..1])?, inputs)
     }
+}
+
+/// The fact of an adjoint with inputs [x, dy] of a forward op whose output fact is `fwd`.
+fn adjoint_of(fwd: Fact, inputs: &[&Fact]) -> OpResult<Fact> {
+    op_ensure!(
+        fwd.shape == inputs[1].shape,
+        "gradient shape {:?} does not match the forward output {:?}",
+        inputs[1].shape,
+        fwd.shape
+    );
+    Ok(Fact::new(DType::F32, inputs[0].shape.clone()))
 }
 
 /// The adjoint of a global pool, inputs [x, dy].
@@ -60,14 +64,7 @@ pub struct GlobalPoolBackward {
 
 impl GlobalPoolBackward {
     pub fn infer(&self, inputs: &[&Fact]) -> OpResult<Fact> {
-        let fwd = self.pool.infer(&inputs[..1])?;
-        op_ensure!(
-            fwd.shape == inputs[1].shape,
-            "gradient shape {:?} does not match the pool output {:?}",
-            inputs[1].shape,
-            fwd.shape
-        );
-        Ok(Fact::new(DType::F32, inputs[0].shape.clone()))
+        adjoint_of(self.pool.infer(&inputs[..1])?, inputs)
     }
 }
 
