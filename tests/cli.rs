@@ -336,3 +336,45 @@ fn explain_errors() {
         insta::assert_snapshot!(name, error_line(&args));
     }
 }
+
+#[test]
+fn image_input_equals_its_npy() {
+    // fixtures/shapes/input.npy was made from input.png with mean 0.5, std 0.25.
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path().join("r.npy");
+    let h = dir.path().join("h.png");
+    let o = lrpc(&[
+        "explain",
+        "fixtures/shapes/model.onnx",
+        "--input",
+        "fixtures/shapes/input.png",
+        "--mean",
+        "0.5",
+        "--std",
+        "0.25",
+        "--method",
+        "epsilon-gamma-box",
+        "--low",
+        "-2",
+        "--high",
+        "2",
+        "--output",
+        r.to_str().unwrap(),
+        "--heatmap",
+        h.to_str().unwrap(),
+        "--overlay",
+    ]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stdout.starts_with("method epsilon-gamma-box: target 2"),
+        "{}",
+        o.stdout
+    );
+    assert_close(
+        &npy(&r),
+        &npy(&fixture("shapes", "ref_epsilon-gamma-box.npy")),
+        1e-3,
+        "from the PNG",
+    );
+    assert_eq!(image_dimensions(&h), (224, 224));
+}
