@@ -2,6 +2,7 @@
 //! anything). [`prepare`] runs them in order and to a fixpoint, re-inferring facts and checking
 //! the graph's invariants after every change, so a bug shows up as a named failing pass.
 
+mod affine;
 mod batchnorm;
 mod check;
 mod dead;
@@ -11,6 +12,7 @@ mod infer;
 mod linear;
 mod softmax;
 
+pub use affine::AffineToBatchNorm;
 pub use batchnorm::FoldBatchNorm;
 pub use check::check;
 pub use dead::RemoveDeadNodes;
@@ -37,8 +39,9 @@ fn rewrites() -> Vec<Box<dyn Pass>> {
         Box::new(RemoveIdentity),
         Box::new(FoldConstants),
         Box::new(RemoveDeadNodes),
-        Box::new(FoldBatchNorm),
         Box::new(CanonicalizeLinear),
+        Box::new(AffineToBatchNorm),
+        Box::new(FoldBatchNorm),
     ]
 }
 

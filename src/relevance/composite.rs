@@ -190,7 +190,10 @@ fn default_rule(method: &Method, kind: LayerKind, first: bool) -> Result<Rule, S
             _ => epsilon,
         },
         LayerKind::Merge | LayerKind::AvgPool => Rule::Norm,
-        LayerKind::Activation(_) if composite == ExcitationBackprop => Rule::Gradient,
+        // Zennit's ExcitationBackprop maps neither activations nor BatchNorm: they get the gradient.
+        LayerKind::Activation(_) | LayerKind::BatchNorm if composite == ExcitationBackprop => {
+            Rule::Gradient
+        }
         LayerKind::Activation(_) | LayerKind::BatchNorm | LayerKind::Lrn => Rule::Pass,
         LayerKind::MaxPool | LayerKind::Movement | LayerKind::ConstElementwise => Rule::Gradient,
         LayerKind::Softmax => return Err("Softmax has no relevance rule".into()),
