@@ -183,6 +183,15 @@ fn run_rejects_bad_inputs() {
             "error_bad_dim_flag",
             vec!["inspect", "fixtures/mlp/model.onnx", "--dim", "seq"],
         ),
+        (
+            "error_max_elements",
+            vec![
+                "inspect",
+                "fixtures/lenet/model.onnx",
+                "--max-elements",
+                "1000",
+            ],
+        ),
     ];
     for (name, args) in cases {
         let line = error_line(&args);

@@ -38,6 +38,9 @@ pub struct ShapeArgs {
     /// Size of another symbolic input dimension, as NAME=SIZE (repeatable).
     #[arg(long = "dim", value_name = "NAME=SIZE")]
     dims: Vec<String>,
+    /// Refuse models with a tensor of more elements than this (declared or computed).
+    #[arg(long, default_value_t = lrpc::onnx::DEFAULT_MAX_ELEMENTS)]
+    max_elements: usize,
 }
 
 impl ShapeArgs {
@@ -46,6 +49,7 @@ impl ShapeArgs {
         let mut options = ImportOptions {
             batch: self.batch,
             input_shape: input_shape.map(<[usize]>::to_vec),
+            max_elements: self.max_elements,
             ..ImportOptions::default()
         };
         for d in &self.dims {

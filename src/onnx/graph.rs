@@ -255,6 +255,11 @@ impl Importer<'_> {
         for (axis, d) in shape.dim.iter().enumerate() {
             let size = match &d.value {
                 Some(Dim::DimValue(v)) if *v > 0 => *v as usize,
+                Some(Dim::DimValue(0)) => {
+                    return Err(
+                        self.graph_error(format!("{what} has a zero dimension at axis {axis}"))
+                    );
+                }
                 Some(Dim::DimValue(v)) if *v < 0 => {
                     return Err(self.graph_error(format!(
                         "{what} has a negative dimension {v} at axis {axis}"

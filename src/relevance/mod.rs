@@ -19,7 +19,7 @@ use petgraph::stable_graph::NodeIndex;
 
 use builder::Builder;
 use composite::LayerKind;
-pub use method::{Composite, GradientMethod, Method, MethodKind, Params};
+pub use method::{Composite, GradientMethod, METHOD_NAMES, Method, MethodKind, Params};
 pub use rule::{Bound, Rule};
 
 use crate::error::{Error, Result};
