@@ -60,6 +60,7 @@ pub fn eval(op: &Op, inputs: &[&Tensor]) -> OpResult<Tensor> {
         Op::GlobalPoolBackward(p) => backward::global_pool_backward(p, x(), inputs[1]),
         Op::SliceBackward(s) => backward::slice_backward(s, x()),
         Op::ActivationGrad(a) => backward::activation_grad(a, x(), inputs[1]),
+        Op::LrnBackward(l) => norm::lrn_backward(l, x(), inputs[1]),
         Op::Pointwise(p) => backward::pointwise(*p, x()),
     }
 }

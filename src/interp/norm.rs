@@ -2,7 +2,7 @@
 
 use crate::error::OpResult;
 use crate::ir::ops::util::norm_axis;
-use crate::ir::ops::{BatchNorm, Lrn, Softmax};
+use crate::ir::ops::{BatchNorm, Lrn, LrnBackward, Softmax};
 use crate::ir::{Tensor, numel};
 
 pub fn batch_norm(b: &BatchNorm, inputs: &[&Tensor]) -> OpResult<Tensor> {
@@ -73,4 +73,32 @@ pub fn softmax(sm: &Softmax, x: &Tensor) -> OpResult<Tensor> {
         }
     }
     Tensor::from_f32(s.to_vec(), y)
+}
+
+pub fn lrn_backward(b: &LrnBackward, x: &Tensor, dy: &Tensor) -> OpResult<Tensor> {
+    let l = &b.lrn;
+    let s = x.shape();
+    let (n, c, inner) = (s[0], s[1], numel(&s[2..]));
+    let (xs, dys) = (x.f32s()?, dy.f32s()?);
+    let (below, above) = ((l.size - 1) / 2, (l.size - 1).div_ceil(2));
+    let window = |ci: usize| ci.saturating_sub(below)..=(ci + above).min(c - 1);
+    let k = l.alpha / l.size as f32;
+    let mut dx = vec![0.0; xs.len()];
+    for ni in 0..n {
+        for p in 0..inner {
+            let at = |ch: usize| (ni * c + ch) * inner + p;
+            let d: Vec<f32> = (0..c)
+                .map(|ci| l.bias + k * window(ci).map(|j| xs[at(j)] * xs[at(j)]).sum::<f32>())
+                .collect();
+            for ci in 0..c {
+                // Output c reads every j in its window: route its gradient back to each.
+                let common = dys[at(ci)] * xs[at(ci)] * d[ci].powf(-l.beta - 1.0);
+                for j in window(ci) {
+                    dx[at(j)] -= 2.0 * k * l.beta * xs[at(j)] * common;
+                }
+                dx[at(ci)] += dys[at(ci)] * d[ci].powf(-l.beta);
+            }
+        }
+    }
+    Tensor::from_f32(s.to_vec(), dx)
 }

@@ -505,3 +505,31 @@ fn activation_derivatives_and_pointwise_rules() {
     );
     assert_eq!(s.f32s().unwrap(), &[-1.5, 0.5, 1.5], "sgn0(0) = +1");
 }
+
+#[test]
+fn lrn_backward_matches_finite_differences() {
+    let lrn = Lrn {
+        size: 3,
+        alpha: 0.3,
+        beta: 0.75,
+        bias: 1.0,
+    };
+    let x = seeded(&[1, 5, 2, 1], 21);
+    let g = seeded(&[1, 5, 2, 1], 22);
+    let dx = run(Op::LrnBackward(LrnBackward { lrn: lrn.clone() }), &[&x, &g]);
+    let f = |x: &Tensor| dot(&run(Op::Lrn(lrn.clone()), &[x]), &g);
+    let h = 1e-3f32;
+    for i in 0..x.len() {
+        let bump = |d: f32| {
+            let mut v = x.f32s().unwrap().to_vec();
+            v[i] += d;
+            t(x.shape(), &v)
+        };
+        let numeric = (f(&bump(h)) - f(&bump(-h))) / (2.0 * h as f64);
+        let analytic = dx.f32s().unwrap()[i] as f64;
+        assert!(
+            (numeric - analytic).abs() < 2e-3,
+            "element {i}: {numeric} vs {analytic}"
+        );
+    }
+}

@@ -206,7 +206,6 @@ fn gradient_rule(method: GradientMethod, kind: LayerKind) -> Result<Rule, String
             Rule::GuidedBackprop
         }
         (GradientMethod::Deconvnet, LayerKind::Activation(Activation::Relu)) => Rule::Deconvnet,
-        (_, LayerKind::Lrn) => return Err("the gradient through LRN is not supported".into()),
         _ => Rule::Gradient,
     })
 }
@@ -224,7 +223,7 @@ fn check_applies(rule: &Rule, kind: LayerKind) -> Result<(), String> {
                 | LayerKind::Lrn
                 | LayerKind::ConstElementwise
         ),
-        Rule::Gradient => kind != LayerKind::Lrn,
+        Rule::Gradient => true,
         _ => kind == LayerKind::Activation(Activation::Relu),
     };
     if ok {

@@ -11,8 +11,8 @@ use super::rule::{Rule, STABILIZER};
 use crate::error::OpResult;
 use crate::ir::ops::util::norm_axis;
 use crate::ir::ops::{
-    ActivationGrad, BinaryOp, GlobalPoolBackward, Pointwise, PoolBackward, Reshape, Slice,
-    SliceBackward, Transpose,
+    ActivationGrad, BinaryOp, GlobalPoolBackward, LrnBackward, Pointwise, PoolBackward, Reshape,
+    Slice, SliceBackward, Transpose,
 };
 use crate::ir::{Graph, Op, Tensor};
 use crate::{op_bail, op_ensure};
@@ -237,6 +237,14 @@ fn gradient(
                 input_shape: x_shape.clone(),
             };
             let g = bl.add("relevance", Op::SliceBackward(back), &[r]);
+            vec![(x, g)]
+        }
+        Op::Lrn(l) => {
+            let g = bl.add(
+                "relevance",
+                Op::LrnBackward(LrnBackward { lrn: l.clone() }),
+                &[x, r],
+            );
             vec![(x, g)]
         }
         Op::Identity => vec![(x, r)],

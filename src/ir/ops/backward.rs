@@ -3,6 +3,7 @@
 
 use super::Activation;
 use super::Conv;
+use super::norm::Lrn;
 use super::pool::{GlobalPool, Pool};
 use super::shape::Slice;
 use crate::error::OpResult;
@@ -174,5 +175,18 @@ impl Pointwise {
             Pointwise::Square => x * x,
             Pointwise::One => 1.0,
         }
+    }
+}
+
+/// The adjoint of [`Lrn`], inputs [x, dy]: with d_c = bias + alpha/size sum_{c' in W(c)} x_c'^2,
+/// dx_j = dy_j d_j^-beta - (2 alpha beta / size) x_j sum_{c: j in W(c)} dy_c x_c d_c^(-beta-1).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct LrnBackward {
+    pub lrn: Lrn,
+}
+
+impl LrnBackward {
+    pub fn infer(&self, inputs: &[&Fact]) -> OpResult<Fact> {
+        adjoint_of(self.lrn.infer(&inputs[..1])?, inputs)
     }
 }

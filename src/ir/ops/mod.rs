@@ -16,7 +16,8 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 pub use backward::{
-    ActivationGrad, ConvTranspose, GlobalPoolBackward, Pointwise, PoolBackward, SliceBackward,
+    ActivationGrad, ConvTranspose, GlobalPoolBackward, LrnBackward, Pointwise, PoolBackward,
+    SliceBackward,
 };
 pub use conv::Conv;
 pub use elementwise::{Activation, BinaryOp};
@@ -72,6 +73,7 @@ pub enum Op {
     GlobalPoolBackward(GlobalPoolBackward),
     SliceBackward(SliceBackward),
     ActivationGrad(ActivationGrad),
+    LrnBackward(LrnBackward),
     Pointwise(Pointwise),
 }
 
@@ -120,6 +122,7 @@ impl Op {
             },
             Op::SliceBackward(_) => "SliceBackward",
             Op::ActivationGrad(_) => "ActivationGrad",
+            Op::LrnBackward(_) => "LRNBackward",
             Op::Pointwise(p) => p.name(),
         }
     }
@@ -136,7 +139,8 @@ impl Op {
             | Op::ConvTranspose(_)
             | Op::PoolBackward(_)
             | Op::GlobalPoolBackward(_)
-            | Op::ActivationGrad(_) => 2..=2,
+            | Op::ActivationGrad(_)
+            | Op::LrnBackward(_) => 2..=2,
             Op::Sum | Op::Concat(_) => 1..=usize::MAX,
             Op::BatchNorm(_) => 5..=5,
             Op::Activation(_)
@@ -244,6 +248,7 @@ impl Op {
             Op::GlobalPoolBackward(p) => p.infer(inputs),
             Op::SliceBackward(s) => s.infer(inputs),
             Op::ActivationGrad(a) => a.infer(inputs),
+            Op::LrnBackward(l) => l.infer(inputs),
             Op::Pointwise(_) => Ok(Fact::new(DType::F32, inputs[0].shape.clone())),
         }
     }
