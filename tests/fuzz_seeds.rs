@@ -1,17 +1,46 @@
-//! Replays the fuzzer's seed corpus (fuzz/seeds/import: the fixtures and the hostile models) and
-//! every saved finding (fuzz/regressions/import) through the same steps as the fuzz target
-//! (fuzz/fuzz_targets/import.rs): each must load or fail with an error, never panic.
+//! Replays the fuzzers' seed corpus (fuzz/seeds/import: the fixtures and the hostile models) and
+//! every saved finding (fuzz/regressions/) through the same steps as the fuzz targets
+//! (fuzz/fuzz_targets/): each must load or fail with an error, never panic.
 
 mod common;
 
+use lrpc::ir::Tensor;
 use lrpc::onnx::ImportOptions;
 use lrpc::relevance::Method;
-use lrpc::{Explainer, Model};
+use lrpc::{Explainer, Model, Target};
+
+/// The `explain` fuzz target's steps: small models run forward and three methods.
+fn run_small(path: &str) {
+    let options = ImportOptions {
+        max_elements: 1 << 12,
+        ..ImportOptions::default()
+    };
+    let Ok(model) = Model::load(path, &options) else {
+        return;
+    };
+    let shape = model.input_shape().to_vec();
+    let n: usize = shape.iter().product();
+    let x = Tensor::from_f32(
+        shape,
+        (0..n).map(|i| (i % 7) as f32 * 0.25 - 0.75).collect(),
+    )
+    .unwrap();
+    let _ = model.run(x.clone());
+    for method in ["epsilon-gamma-box", "epsilon-plus-flat", "gradient"] {
+        if let Ok(e) = Method::parse(method).and_then(|m| Explainer::new(&model, m)) {
+            let _ = e.explain(x.clone(), Target::Top);
+        }
+    }
+}
 
 #[test]
 fn corpus_replays_without_panics() {
     let mut files = vec![];
-    for dir in ["fuzz/seeds/import", "fuzz/regressions/import"] {
+    for dir in [
+        "fuzz/seeds/import",
+        "fuzz/regressions/import",
+        "fuzz/regressions/explain",
+    ] {
         let Ok(entries) = std::fs::read_dir(common::root().join(dir)) else {
             continue;
         };
@@ -30,6 +59,7 @@ fn corpus_replays_without_panics() {
             Ok(model) => {
                 loaded += 1;
                 let _ = Method::parse("epsilon-gamma-box").and_then(|m| Explainer::new(&model, m));
+                run_small(path.to_str().unwrap_or_default());
             }
             Err(_) => refused += 1,
         }

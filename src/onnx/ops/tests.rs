@@ -185,6 +185,35 @@ fn defaults_when_attributes_are_absent() {
 }
 
 #[test]
+fn old_opset_attributes_are_read_or_refused() {
+    // Dropout's is_test (opset < 7) and ratio change nothing at inference.
+    assert_eq!(
+        op(
+            node(
+                "Dropout",
+                &["x"],
+                &[("is_test", A::I(1)), ("ratio", A::F(0.5))]
+            ),
+            6
+        ),
+        Op::Identity
+    );
+    // BatchNormalization's spatial (opset < 9): 1 is the only form lrpc computes.
+    let bn = node(
+        "BatchNormalization",
+        &["x", "s", "b", "m", "v"],
+        &[("spatial", A::I(1))],
+    );
+    assert_eq!(op(bn, 7), Op::BatchNorm(BatchNorm { epsilon: 1e-5 }));
+    let bn = node(
+        "BatchNormalization",
+        &["x", "s", "b", "m", "v"],
+        &[("spatial", A::I(0))],
+    );
+    assert!(run(&bn, 7).err().unwrap().contains("spatial=0"));
+}
+
+#[test]
 fn softmax_axis_default_changed_in_opset_13() {
     assert_eq!(
         op(node("Softmax", &["x"], &[]), 11),
