@@ -10,45 +10,13 @@ use std::sync::Arc;
 use petgraph::stable_graph::NodeIndex;
 
 use super::Pass;
+use super::batchnorm::batchnorm_affine;
 use crate::error::Result;
 use crate::ir::ops::{BatchNorm, BinaryOp};
 use crate::ir::{Graph, Op, Tensor};
 
 /// Rewrites per-channel affine element-wise ops into BatchNormalization, merging chains.
 pub struct AffineToBatchNorm;
-
-/// Per-channel (scale, shift) of a constant BatchNorm node: y = x * scale + shift.
-fn batchnorm_affine(graph: &Graph, n: NodeIndex) -> Option<(Vec<f32>, Vec<f32>)> {
-    let Op::BatchNorm(b) = &graph.node(n).op else {
-        return None;
-    };
-    let ins = graph.inputs_of(n);
-    let p: Vec<Arc<Tensor>> = ins[1..]
-        .iter()
-        .map(|&i| match &graph.node(i).op {
-            Op::Const(t) if t.f32s().is_ok() => Some(t.clone()),
-            _ => None,
-        })
-        .collect::<Option<_>>()?;
-    let (g, beta, mean, var) = (
-        p[0].f32s().ok()?,
-        p[1].f32s().ok()?,
-        p[2].f32s().ok()?,
-        p[3].f32s().ok()?,
-    );
-    let scale: Vec<f32> = g
-        .iter()
-        .zip(var)
-        .map(|(g, v)| g / (v + b.epsilon).sqrt())
-        .collect();
-    let shift = beta
-        .iter()
-        .zip(mean)
-        .zip(&scale)
-        .map(|((b, m), s)| b - m * s)
-        .collect();
-    Some((scale, shift))
-}
 
 /// The per-channel values of constant `c` against an input of shape `x`, if it is one value or
 /// one value per channel (axis 1) and broadcasting does not grow the input.
@@ -90,7 +58,8 @@ impl Pass for AffineToBatchNorm {
                 let name = graph.node(n).name.clone();
                 // A BatchNorm feeding only this op merges with it into one.
                 let (x, scale, shift) = match batchnorm_affine(graph, x) {
-                    Some((s1, t1)) if graph.consumers_of(x).len() == 1 && !graph.is_output(x) => {
+                    Some(inner) if graph.consumers_of(x).len() == 1 && !graph.is_output(x) => {
+                        let (s1, t1) = (inner.scale.clone(), inner.shift());
                         let inner = graph.inputs_of(x)[0];
                         let s: Vec<f32> = s1.iter().zip(&scale).map(|(a, b)| a * b).collect();
                         let t = t1

@@ -23,9 +23,39 @@ fn constant(graph: &Graph, n: NodeIndex) -> Option<Arc<Tensor>> {
     }
 }
 
-/// Per-channel (scale, shift) of a BatchNorm node if all its parameters are constants.
-fn affine(graph: &Graph, bn: NodeIndex, eps: f32) -> Option<(Vec<f32>, Vec<f32>, Vec<f32>)> {
-    let ins = graph.inputs_of(bn);
+/// The per-channel affine map of a BatchNorm node whose parameters are all constants:
+/// y = (x - mean) * scale + beta, scale = gamma / sqrt(var + eps).
+pub(super) struct ChannelAffine {
+    pub scale: Vec<f32>,
+    pub mean: Vec<f32>,
+    pub beta: Vec<f32>,
+}
+
+impl ChannelAffine {
+    /// The same map as x * scale + shift.
+    pub fn shift(&self) -> Vec<f32> {
+        self.beta
+            .iter()
+            .zip(&self.mean)
+            .zip(&self.scale)
+            .map(|((b, m), s)| b - m * s)
+            .collect()
+    }
+
+    /// (b - mean) * scale + beta: a bias b seen through the map, in Zennit's order of operations
+    /// (its BatchNorm merge), so folded models round as Zennit's do.
+    fn fold_bias(&self, b: &[f32]) -> Vec<f32> {
+        (0..self.scale.len())
+            .map(|j| (b[j] - self.mean[j]) * self.scale[j] + self.beta[j])
+            .collect()
+    }
+}
+
+pub(super) fn batchnorm_affine(graph: &Graph, n: NodeIndex) -> Option<ChannelAffine> {
+    let Op::BatchNorm(b) = &graph.node(n).op else {
+        return None;
+    };
+    let ins = graph.inputs_of(n);
     let p: Vec<Arc<Tensor>> = ins[1..]
         .iter()
         .map(|&i| constant(graph, i))
@@ -36,12 +66,16 @@ fn affine(graph: &Graph, bn: NodeIndex, eps: f32) -> Option<(Vec<f32>, Vec<f32>,
         p[2].f32s().ok()?,
         p[3].f32s().ok()?,
     );
-    let s: Vec<f32> = gamma
+    let scale = gamma
         .iter()
         .zip(var)
-        .map(|(g, v)| g / (v + eps).sqrt())
+        .map(|(g, v)| g / (v + b.epsilon).sqrt())
         .collect();
-    Some((s, mean.to_vec(), beta.to_vec()))
+    Some(ChannelAffine {
+        scale,
+        mean: mean.to_vec(),
+        beta: beta.to_vec(),
+    })
 }
 
 impl Pass for FoldBatchNorm {
@@ -57,10 +91,7 @@ impl Pass for FoldBatchNorm {
             .collect();
         let mut changed = false;
         for bn in bns {
-            let Op::BatchNorm(b) = &graph.node(bn).op else {
-                continue;
-            };
-            let Some((s, mean, beta)) = affine(graph, bn, b.epsilon) else {
+            let Some(affine) = batchnorm_affine(graph, bn) else {
                 continue;
             };
             let producer = graph.inputs_of(bn)[0];
@@ -68,8 +99,8 @@ impl Pass for FoldBatchNorm {
                 continue;
             }
             let folded = match &graph.node(producer).op {
-                Op::Conv(_) => fold_conv(graph, producer, &s, &mean, &beta),
-                Op::Gemm(g) => fold_gemm(graph, producer, g.clone(), &s, &mean, &beta),
+                Op::Conv(_) => fold_conv(graph, producer, &affine),
+                Op::Gemm(g) => fold_gemm(graph, producer, g.clone(), &affine),
                 _ => None,
             };
             let Some((weight, bias, op)) = folded else {
@@ -100,13 +131,8 @@ impl Pass for FoldBatchNorm {
 type Folded = (Tensor, Tensor, Op);
 
 /// Conv weight [M, C/g, k...]: scale each output channel's filter.
-fn fold_conv(
-    graph: &Graph,
-    conv: NodeIndex,
-    s: &[f32],
-    mean: &[f32],
-    beta: &[f32],
-) -> Option<Folded> {
+fn fold_conv(graph: &Graph, conv: NodeIndex, affine: &ChannelAffine) -> Option<Folded> {
+    let s = &affine.scale;
     let ins = graph.inputs_of(conv);
     let w = constant(graph, ins[1])?;
     let m = w.shape()[0];
@@ -125,7 +151,7 @@ fn fold_conv(
         Some(&b) => constant(graph, b)?.f32s().ok()?.to_vec(),
         None => vec![0.0; m],
     };
-    let bv: Vec<f32> = (0..m).map(|j| (b0[j] - mean[j]) * s[j] + beta[j]).collect();
+    let bv = affine.fold_bias(&b0);
     Some((
         Tensor::from_f32(w.shape().to_vec(), wv).ok()?,
         Tensor::from_f32(vec![m], bv).ok()?,
@@ -135,14 +161,8 @@ fn fold_conv(
 
 /// Gemm Y = alpha A B' + beta C over columns j: B' column j scales by s_j; C becomes
 /// (beta C - mean) s + B with beta 1. Only a C that is one value per column (or absent) folds.
-fn fold_gemm(
-    graph: &Graph,
-    gemm: NodeIndex,
-    g: Gemm,
-    s: &[f32],
-    mean: &[f32],
-    beta: &[f32],
-) -> Option<Folded> {
+fn fold_gemm(graph: &Graph, gemm: NodeIndex, g: Gemm, affine: &ChannelAffine) -> Option<Folded> {
+    let s = &affine.scale;
     let ins = graph.inputs_of(gemm);
     let w = constant(graph, ins[1])?;
     let n = if g.trans_b {
@@ -173,9 +193,8 @@ fn fold_gemm(
         }
         None => vec![0.0; n],
     };
-    let bv: Vec<f32> = (0..n)
-        .map(|j| (g.beta * c0[j] - mean[j]) * s[j] + beta[j])
-        .collect();
+    let scaled: Vec<f32> = c0.iter().map(|c| g.beta * c).collect();
+    let bv = affine.fold_bias(&scaled);
     Some((
         Tensor::from_f32(w.shape().to_vec(), wv).ok()?,
         Tensor::from_f32(vec![n], bv).ok()?,
