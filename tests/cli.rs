@@ -387,3 +387,33 @@ fn image_input_equals_its_npy() {
     );
     assert_eq!(image_dimensions(&h), (224, 224));
 }
+
+#[test]
+fn bench_json_has_the_documented_keys() {
+    let o = lrpc(&[
+        "bench",
+        "fixtures/mlp/model.onnx",
+        "--method",
+        "epsilon",
+        "--runs",
+        "2",
+        "--batch",
+        "3",
+        "--json",
+    ]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let j: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    for key in ["compile_s", "forward_s", "explain_s", "peak_rss_mb"] {
+        assert!(j[key].as_f64().is_some_and(|v| v > 0.0), "{key} in {j}");
+    }
+    assert_eq!(
+        (
+            j["batch"].as_u64(),
+            j["threads"].as_u64(),
+            j["method"].as_str()
+        ),
+        (Some(3), Some(1), Some("epsilon"))
+    );
+    let e = error_line(&["bench", "fixtures/mlp/model.onnx", "--threads", "2"]);
+    assert!(e.contains("--threads 2"), "{e}");
+}

@@ -1,5 +1,6 @@
 //! Subcommand definitions and dispatch.
 
+mod bench;
 mod explain;
 mod inspect;
 mod method;
@@ -27,6 +28,8 @@ enum Command {
     Run(run::RunArgs),
     /// Explain a prediction: relevance (or attribution) at the input, as .npy, heatmap or JSON.
     Explain(Box<explain::ExplainArgs>),
+    /// Time compilation, the forward pass and explanations; report peak memory.
+    Bench(bench::BenchArgs),
 }
 
 /// How to bind the model's symbolic dimensions.
@@ -78,5 +81,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Inspect(a) => inspect::inspect(a),
         Command::Run(a) => run::run(a),
         Command::Explain(a) => explain::explain(*a),
+        Command::Bench(a) => bench::bench(a),
     }
 }

@@ -1,0 +1,93 @@
+//! Timing an explainer: compile time, forward and explain medians over several runs, and peak
+//! memory, on a seeded random input of the model's shape (what `lrpc bench` prints).
+
+use std::path::Path;
+use std::time::Instant;
+
+use rand::SeedableRng;
+use rand_distr::{Distribution, StandardNormal};
+
+use crate::error::{Error, Result};
+use crate::ir::Tensor;
+use crate::onnx::ImportOptions;
+use crate::relevance::Method;
+use crate::{Explainer, Model, Target};
+
+/// What `bench` measures.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct BenchReport {
+    pub method: String,
+    pub batch: usize,
+    pub threads: usize,
+    pub runs: usize,
+    /// Import, preparation and building the joint graph.
+    pub compile_s: f64,
+    /// Median forward pass.
+    pub forward_s: f64,
+    /// Median explanation (forward + relevance).
+    pub explain_s: f64,
+    /// The process's peak resident memory, when the OS reports it.
+    pub peak_rss_mb: Option<f64>,
+    /// Which engine ran the graph.
+    pub engine: &'static str,
+}
+
+/// Measures `method` on the model at `path` with batch `batch` over `runs` runs.
+pub fn bench(path: &Path, method: Method, batch: usize, runs: usize) -> Result<BenchReport> {
+    let runs = runs.max(1);
+    let start = Instant::now();
+    let options = ImportOptions {
+        batch: Some(batch),
+        ..ImportOptions::default()
+    };
+    let model = Model::load(path, &options)?;
+    let name = method.name().to_string();
+    let explainer = Explainer::new(&model, method)?;
+    let compile_s = start.elapsed().as_secs_f64();
+    let x = random_input(model.input_shape())?;
+    let forward_s = median(runs, || model.run(x.clone()).map(|_| ()))?;
+    let explain_s = median(runs, || {
+        explainer.explain(x.clone(), Target::Top).map(|_| ())
+    })?;
+    Ok(BenchReport {
+        method: name,
+        batch: model.input_shape().first().copied().unwrap_or(1),
+        threads: 1,
+        runs,
+        compile_s,
+        forward_s,
+        explain_s,
+        peak_rss_mb: peak_rss_mb(),
+        engine: "interpreter",
+    })
+}
+
+/// Standard-normal values from a fixed seed.
+fn random_input(shape: &[usize]) -> Result<Tensor> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let n = shape.iter().product();
+    let v = (0..n).map(|_| StandardNormal.sample(&mut rng)).collect();
+    Tensor::from_f32(shape.to_vec(), v).map_err(|e| Error::Input {
+        what: "bench input".into(),
+        reason: e.0,
+    })
+}
+
+fn median(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        f()?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// VmHWM from /proc/self/status (Linux), in MB.
+pub fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
