@@ -62,6 +62,10 @@ impl Window {
     pub fn resolve(&self, input: &[usize], kernel: &[usize]) -> OpResult<Geometry> {
         let n = input.len();
         op_ensure!(
+            n == 1 || n == 2,
+            "only 1-D and 2-D windows are supported, got {n} spatial axes"
+        );
+        op_ensure!(
             kernel.len() == n,
             "kernel has {} spatial axes but the input has {n}",
             kernel.len()
