@@ -122,15 +122,7 @@ pub fn propagate(bl: &mut Builder, l: &Linear, rule: &Rule, r: NodeIndex) -> OpR
             let wn = bl.point("w_minus", Negative, w);
             let bp = l.b.map(|b| bl.point("b_plus", Positive, b));
             // Positive contributions: x+ w+ (+ b+) and x- w-.
-            let p1 = l.forward(bl, "z_pos_a", xp, wp, bp);
-            let p2 = l.forward(bl, "z_pos_b", xn, wn, None);
-            let p = bl.sum("z_pos", &[p1, p2]);
-            let qp = bl.normalise("q_pos", r, p, STABILIZER);
-            let a1 = l.adjoint(bl, "c_pos_a", qp, wp);
-            let a2 = l.adjoint(bl, "c_pos_b", qp, wn);
-            let t1 = bl.mul("r_pos_a", xp, a1);
-            let t2 = bl.mul("r_pos_b", xn, a2);
-            let pos = bl.sum("r_pos", &[t1, t2]);
+            let pos = part(bl, l, "pos", r, (xp, xn), (wp, wn), bp);
             if beta == 0.0 {
                 if alpha == 1.0 {
                     pos
@@ -140,15 +132,7 @@ pub fn propagate(bl: &mut Builder, l: &Linear, rule: &Rule, r: NodeIndex) -> OpR
             } else {
                 // Negative contributions: x+ w- (+ b-) and x- w+.
                 let bn = l.b.map(|b| bl.point("b_minus", Negative, b));
-                let n1 = l.forward(bl, "z_neg_a", xp, wn, bn);
-                let n2 = l.forward(bl, "z_neg_b", xn, wp, None);
-                let n = bl.sum("z_neg", &[n1, n2]);
-                let qn = bl.normalise("q_neg", r, n, STABILIZER);
-                let c1 = l.adjoint(bl, "c_neg_a", qn, wn);
-                let c2 = l.adjoint(bl, "c_neg_b", qn, wp);
-                let u1 = bl.mul("r_neg_a", xp, c1);
-                let u2 = bl.mul("r_neg_b", xn, c2);
-                let neg = bl.sum("r_neg", &[u1, u2]);
+                let neg = part(bl, l, "neg", r, (xp, xn), (wn, wp), bn);
                 let pos = bl.scale("r_pos_scaled", pos, alpha);
                 let neg = bl.scale("r_neg_scaled", neg, beta);
                 bl.bin("relevance", BinaryOp::Sub, pos, neg)
@@ -168,28 +152,14 @@ pub fn propagate(bl: &mut Builder, l: &Linear, rule: &Rule, r: NodeIndex) -> OpR
             let wgn = boost(bl, "w_gamma_minus", w, Negative);
             let bgp = l.b.map(|b| boost(bl, "b_gamma_plus", b, Positive));
             let bgn = l.b.map(|b| boost(bl, "b_gamma_minus", b, Negative));
-            let o0 = l.forward(bl, "z_pos_a", xp, wgp, bgp);
-            let o1 = l.forward(bl, "z_pos_b", xn, wgn, None);
-            let o2 = l.forward(bl, "z_neg_a", xp, wgn, bgn);
-            let o3 = l.forward(bl, "z_neg_b", xn, wgp, None);
-            let zp = bl.sum("z_pos", &[o0, o1]);
-            let zn = bl.sum("z_neg", &[o2, o3]);
             // Only outputs with z > 0 (z < 0) pass relevance through the positive (negative) part.
             let mp = bl.point("mask_pos", IsPositive, l.z);
             let mn = bl.point("mask_neg", IsNegative, l.z);
             let rp = bl.mul("r_masked_pos", r, mp);
             let rn = bl.mul("r_masked_neg", r, mn);
-            let qp = bl.normalise("q_pos", rp, zp, STABILIZER);
-            let qn = bl.normalise("q_neg", rn, zn, STABILIZER);
-            let c0 = l.adjoint(bl, "c_pos_a", qp, wgp);
-            let c1 = l.adjoint(bl, "c_pos_b", qp, wgn);
-            let c2 = l.adjoint(bl, "c_neg_a", qn, wgn);
-            let c3 = l.adjoint(bl, "c_neg_b", qn, wgp);
-            let t0 = bl.mul("r_pos_a", xp, c0);
-            let t1 = bl.mul("r_pos_b", xn, c1);
-            let t2 = bl.mul("r_neg_a", xp, c2);
-            let t3 = bl.mul("r_neg_b", xn, c3);
-            bl.sum("relevance", &[t0, t1, t2, t3])
+            let pos = part(bl, l, "pos", rp, (xp, xn), (wgp, wgn), bgp);
+            let neg = part(bl, l, "neg", rn, (xp, xn), (wgn, wgp), bgn);
+            bl.sum("relevance", &[pos, neg])
         }
         Rule::ZBox { low, high } => {
             let lo = l.filled(bl, "low", low)?;
@@ -231,6 +201,28 @@ pub fn propagate(bl: &mut Builder, l: &Linear, rule: &Rule, r: NodeIndex) -> OpR
             op_bail!("rule {} does not apply to a linear layer", rule.name())
         }
     })
+}
+
+/// The two-term contribution every sign-splitting rule is made of:
+/// x+ L^T(q; wa) + x- L^T(q; wb), with q = r / s(L(x+; wa, bias) + L(x-; wb)).
+fn part(
+    bl: &mut Builder,
+    l: &Linear,
+    tag: &str,
+    r: NodeIndex,
+    (xp, xn): (NodeIndex, NodeIndex),
+    (wa, wb): (NodeIndex, NodeIndex),
+    bias: Option<NodeIndex>,
+) -> NodeIndex {
+    let za = l.forward(bl, &format!("z_{tag}_a"), xp, wa, bias);
+    let zb = l.forward(bl, &format!("z_{tag}_b"), xn, wb, None);
+    let z = bl.sum(&format!("z_{tag}"), &[za, zb]);
+    let q = bl.normalise(&format!("q_{tag}"), r, z, STABILIZER);
+    let ca = l.adjoint(bl, &format!("c_{tag}_a"), q, wa);
+    let cb = l.adjoint(bl, &format!("c_{tag}_b"), q, wb);
+    let ta = bl.mul(&format!("r_{tag}_a"), xp, ca);
+    let tb = bl.mul(&format!("r_{tag}_b"), xn, cb);
+    bl.sum(&format!("r_{tag}"), &[ta, tb])
 }
 
 fn epsilon_rule(bl: &mut Builder, l: &Linear, r: NodeIndex, epsilon: f32) -> NodeIndex {
