@@ -3,6 +3,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::sync::Arc;
 
 use petgraph::Direction;
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
@@ -10,6 +11,7 @@ use petgraph::visit::EdgeRef;
 
 use super::fact::Fact;
 use super::ops::Op;
+use super::tensor::Tensor;
 
 /// One operation and what is known about its output.
 #[derive(Clone, Debug)]
@@ -198,14 +200,24 @@ impl Graph {
             .expect("shape inference runs before any pass that reads facts")
     }
 
+    /// The value of `n` when it is a Const node.
+    pub fn constant(&self, n: NodeIndex) -> Option<&Arc<Tensor>> {
+        match &self.nodes[n].op {
+            Op::Const(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The value of `n` when it is an f32 Const node (a weight, a bias, a parameter).
+    pub fn constant_f32(&self, n: NodeIndex) -> Option<Arc<Tensor>> {
+        self.constant(n).filter(|t| t.f32s().is_ok()).cloned()
+    }
+
     /// Number of parameters: elements of the f32 constants feeding `n`.
     pub fn parameter_count(&self, n: NodeIndex) -> usize {
         self.inputs_of(n)
             .into_iter()
-            .filter_map(|i| match &self.nodes[i].op {
-                Op::Const(t) if t.dtype() == super::DType::F32 => Some(t.len()),
-                _ => None,
-            })
+            .filter_map(|i| self.constant_f32(i).map(|t| t.len()))
             .sum()
     }
 }

@@ -15,14 +15,6 @@ use crate::ir::{Graph, Op, Tensor, numel};
 /// Merges BatchNormalization into the preceding Conv/Gemm.
 pub struct FoldBatchNorm;
 
-/// The constant f32 value of `n`, if it is a Const node.
-fn constant(graph: &Graph, n: NodeIndex) -> Option<Arc<Tensor>> {
-    match &graph.node(n).op {
-        Op::Const(t) if t.f32s().is_ok() => Some(t.clone()),
-        _ => None,
-    }
-}
-
 /// The per-channel affine map of a BatchNorm node whose parameters are all constants:
 /// y = (x - mean) * scale + beta, scale = gamma / sqrt(var + eps).
 pub(super) struct ChannelAffine {
@@ -58,7 +50,7 @@ pub(super) fn batchnorm_affine(graph: &Graph, n: NodeIndex) -> Option<ChannelAff
     let ins = graph.inputs_of(n);
     let p: Vec<Arc<Tensor>> = ins[1..]
         .iter()
-        .map(|&i| constant(graph, i))
+        .map(|&i| graph.constant_f32(i))
         .collect::<Option<_>>()?;
     let (gamma, beta, mean, var) = (
         p[0].f32s().ok()?,
@@ -134,7 +126,7 @@ type Folded = (Tensor, Tensor, Op);
 fn fold_conv(graph: &Graph, conv: NodeIndex, affine: &ChannelAffine) -> Option<Folded> {
     let s = &affine.scale;
     let ins = graph.inputs_of(conv);
-    let w = constant(graph, ins[1])?;
+    let w = graph.constant_f32(ins[1])?;
     let m = w.shape()[0];
     if s.len() != m {
         return None;
@@ -148,7 +140,7 @@ fn fold_conv(graph: &Graph, conv: NodeIndex, affine: &ChannelAffine) -> Option<F
         .map(|(i, &v)| v * s[i / per])
         .collect();
     let b0 = match ins.get(2) {
-        Some(&b) => constant(graph, b)?.f32s().ok()?.to_vec(),
+        Some(&b) => graph.constant_f32(b)?.f32s().ok()?.to_vec(),
         None => vec![0.0; m],
     };
     let bv = affine.fold_bias(&b0);
@@ -164,7 +156,7 @@ fn fold_conv(graph: &Graph, conv: NodeIndex, affine: &ChannelAffine) -> Option<F
 fn fold_gemm(graph: &Graph, gemm: NodeIndex, g: Gemm, affine: &ChannelAffine) -> Option<Folded> {
     let s = &affine.scale;
     let ins = graph.inputs_of(gemm);
-    let w = constant(graph, ins[1])?;
+    let w = graph.constant_f32(ins[1])?;
     let n = if g.trans_b {
         w.shape()[0]
     } else {
@@ -183,7 +175,7 @@ fn fold_gemm(graph: &Graph, gemm: NodeIndex, g: Gemm, affine: &ChannelAffine) ->
         .collect();
     let c0: Vec<f32> = match ins.get(2) {
         Some(&c) => {
-            let c = constant(graph, c)?;
+            let c = graph.constant_f32(c)?;
             let v = c.f32s().ok()?;
             match v.len() {
                 1 => vec![v[0]; n],

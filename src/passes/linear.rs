@@ -24,13 +24,6 @@ const CANONICAL: Gemm = Gemm {
     trans_b: false,
 };
 
-fn const_f32(graph: &Graph, n: NodeIndex) -> Option<Arc<Tensor>> {
-    match &graph.node(n).op {
-        Op::Const(t) if t.f32s().is_ok() => Some(t.clone()),
-        _ => None,
-    }
-}
-
 /// A bias that is one value per output column: shapes [n], [1, n], or a single value.
 fn column_bias(t: &Tensor, n: usize, scale: f32) -> Option<Tensor> {
     let v = t.f32s().ok()?;
@@ -93,14 +86,17 @@ fn rewrite(graph: &mut Graph, n: NodeIndex, x: NodeIndex, w: Tensor, b: Option<T
 
 fn gemm(graph: &mut Graph, n: NodeIndex, g: &Gemm) -> bool {
     let ins = graph.inputs_of(n);
-    let Some(b) = const_f32(graph, ins[1]) else {
+    let Some(b) = graph.constant_f32(ins[1]) else {
         return false;
     };
     let Some(w) = weight(&b, g) else { return false };
     let cols = w.shape()[1];
     let bias = match ins.get(2) {
         None => None,
-        Some(&c) => match const_f32(graph, c).and_then(|c| column_bias(&c, cols, g.beta)) {
+        Some(&c) => match graph
+            .constant_f32(c)
+            .and_then(|c| column_bias(&c, cols, g.beta))
+        {
             Some(bias) => Some(bias),
             None => return false,
         },
@@ -111,7 +107,7 @@ fn gemm(graph: &mut Graph, n: NodeIndex, g: &Gemm) -> bool {
 
 fn matmul(graph: &mut Graph, n: NodeIndex) -> bool {
     let ins = graph.inputs_of(n);
-    let Some(w) = const_f32(graph, ins[1]) else {
+    let Some(w) = graph.constant_f32(ins[1]) else {
         return false;
     };
     let x_rank = graph.node(ins[0]).fact.as_ref().map_or(0, |f| f.rank());
@@ -128,7 +124,7 @@ fn matmul(graph: &mut Graph, n: NodeIndex) -> bool {
     {
         let other = graph.inputs_of(*add).into_iter().find(|&i| i != n);
         if let Some(b) = other
-            .and_then(|o| const_f32(graph, o))
+            .and_then(|o| graph.constant_f32(o))
             .and_then(|b| column_bias(&b, cols, 1.0))
         {
             bias = Some((*add, b));

@@ -34,16 +34,12 @@ pub enum LayerKind {
     ConstElementwise,
 }
 
-fn is_const(graph: &Graph, n: NodeIndex) -> bool {
-    matches!(graph.node(n).op, Op::Const(_))
-}
-
 /// Classifies a node, or says why no rule can handle it.
 pub fn layer_kind(graph: &Graph, n: NodeIndex) -> Result<LayerKind, String> {
     let ins = graph.inputs_of(n);
-    let computed = ins.iter().filter(|&&i| !is_const(graph, i)).count();
-    let weight_const = ins.get(1).is_some_and(|&w| is_const(graph, w));
-    let bias_const = ins.get(2).is_none_or(|&b| is_const(graph, b));
+    let computed = ins.iter().filter(|&&i| graph.constant(i).is_none()).count();
+    let weight_const = ins.get(1).is_some_and(|&w| graph.constant(w).is_some());
+    let bias_const = ins.get(2).is_none_or(|&b| graph.constant(b).is_some());
     Ok(match &graph.node(n).op {
         Op::Conv(_) if weight_const && bias_const => LayerKind::Conv,
         Op::Gemm(g) if weight_const && bias_const && !g.trans_a => LayerKind::Dense,

@@ -14,12 +14,8 @@ use crate::ir::ops::{
     ActivationGrad, BinaryOp, GlobalPoolBackward, LrnBackward, Pointwise, PoolBackward, Reshape,
     Slice, SliceBackward, Transpose,
 };
-use crate::ir::{Graph, Op, Tensor};
+use crate::ir::{Op, Tensor};
 use crate::{op_bail, op_ensure};
-
-fn is_const(graph: &Graph, n: NodeIndex) -> bool {
-    matches!(graph.node(n).op, Op::Const(_))
-}
 
 /// Relevance for each computed input of `n` as (input, relevance) pairs.
 pub fn propagate(
@@ -35,7 +31,7 @@ pub fn propagate(
         .iter()
         .copied()
         .enumerate()
-        .filter(|&(_, i)| !is_const(bl.graph, i))
+        .filter(|&(_, i)| bl.graph.constant(i).is_none())
         .collect();
     let same_shape = |bl: &Builder, i: NodeIndex| -> OpResult<()> {
         let s = &bl.graph.fact(i).shape;
@@ -95,13 +91,6 @@ fn pool_adjoint(bl: &mut Builder, op: &Op, x: NodeIndex, q: NodeIndex) -> NodeIn
     }
 }
 
-fn const_value(graph: &Graph, n: NodeIndex) -> Option<Arc<Tensor>> {
-    match &graph.node(n).op {
-        Op::Const(t) => Some(t.clone()),
-        _ => None,
-    }
-}
-
 /// The ordinary derivative of `op`, applied to the incoming gradient `r`.
 fn gradient(
     bl: &mut Builder,
@@ -139,12 +128,14 @@ fn gradient(
                     Op::Binary(BinaryOp::Add) | Op::Sum => r,
                     Op::Binary(BinaryOp::Sub) if slot == 0 => r,
                     Op::Binary(BinaryOp::Sub) => bl.scale("relevance", r, -1.0),
-                    Op::Binary(BinaryOp::Mul) => match other.filter(|&o| is_const(bl.graph, o)) {
-                        Some(c) => bl.mul("relevance", r, c),
-                        None => op_bail!("Mul of two computed tensors has no gradient rule"),
-                    },
+                    Op::Binary(BinaryOp::Mul) => {
+                        match other.filter(|&o| bl.graph.constant(o).is_some()) {
+                            Some(c) => bl.mul("relevance", r, c),
+                            None => op_bail!("Mul of two computed tensors has no gradient rule"),
+                        }
+                    }
                     Op::Binary(BinaryOp::Div)
-                        if slot == 0 && other.is_some_and(|o| is_const(bl.graph, o)) =>
+                        if slot == 0 && other.is_some_and(|o| bl.graph.constant(o).is_some()) =>
                     {
                         bl.div("relevance", r, ins[1])
                     }
@@ -155,8 +146,10 @@ fn gradient(
             out
         }
         Op::BatchNorm(b) => {
-            let params: Option<Vec<Arc<Tensor>>> =
-                ins[1..].iter().map(|&i| const_value(bl.graph, i)).collect();
+            let params: Option<Vec<Arc<Tensor>>> = ins[1..]
+                .iter()
+                .map(|&i| bl.graph.constant(i).cloned())
+                .collect();
             let Some(p) = params else {
                 op_bail!("BatchNormalization with computed parameters has no gradient rule")
             };
@@ -204,7 +197,7 @@ fn gradient(
             let mut out = vec![];
             for (slot, &i) in ins.iter().enumerate() {
                 let len = bl.graph.fact(i).shape[axis] as i64;
-                if !is_const(bl.graph, i) {
+                if bl.graph.constant(i).is_none() {
                     let slice = Slice {
                         starts: vec![offset],
                         ends: vec![offset + len],
