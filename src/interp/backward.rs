@@ -1,10 +1,10 @@
 //! The adjoint ops and LRP point-wise helpers, as plain loops.
 
-use super::linear::{Plane, conv_taps};
+use super::linear::conv_taps;
 use super::movement::slice_sources;
 use crate::error::OpResult;
 use crate::ir::ops::{
-    ActivationGrad, ConvTranspose, GlobalPool, GlobalPoolBackward, Pointwise, PoolBackward,
+    ActivationGrad, ConvTranspose, GlobalPool, GlobalPoolBackward, Plane, Pointwise, PoolBackward,
     PoolKind, SliceBackward,
 };
 use crate::ir::{Tensor, numel};

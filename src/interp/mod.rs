@@ -6,7 +6,7 @@ mod backward;
 mod elementwise;
 mod linear;
 mod movement;
-mod norm;
+pub mod norm;
 mod pool;
 
 use std::collections::HashMap;

@@ -28,12 +28,16 @@ pub fn batch_norm(b: &BatchNorm, inputs: &[&Tensor]) -> OpResult<Tensor> {
 }
 
 pub fn lrn(l: &Lrn, x: &Tensor) -> OpResult<Tensor> {
-    let s = x.shape();
+    let mut y = vec![0.0; x.len()];
+    lrn_into(l, x.shape(), x.f32s()?, &mut y);
+    Tensor::from_f32(x.shape().to_vec(), y)
+}
+
+/// LRN over slices (`s` is the input shape, N x C x ...); the compiled runtime calls this too.
+pub fn lrn_into(l: &Lrn, s: &[usize], xs: &[f32], y: &mut [f32]) {
     let (n, c, inner) = (s[0], s[1], numel(&s[2..]));
-    let xs = x.f32s()?;
     // ONNX: channels c - floor((size-1)/2) ..= c + ceil((size-1)/2), clipped to the range.
     let (below, above) = ((l.size - 1) / 2, (l.size - 1).div_ceil(2));
-    let mut y = vec![0.0; xs.len()];
     for ni in 0..n {
         for ci in 0..c {
             let lo = ci.saturating_sub(below);
@@ -46,11 +50,16 @@ pub fn lrn(l: &Lrn, x: &Tensor) -> OpResult<Tensor> {
             }
         }
     }
-    Tensor::from_f32(s.to_vec(), y)
 }
 
 pub fn softmax(sm: &Softmax, x: &Tensor) -> OpResult<Tensor> {
-    let s = x.shape();
+    let mut y = vec![0.0; x.len()];
+    softmax_into(sm, x.shape(), x.f32s()?, &mut y)?;
+    Tensor::from_f32(x.shape().to_vec(), y)
+}
+
+/// Softmax over slices (`s` is the input shape); the compiled runtime calls this too.
+pub fn softmax_into(sm: &Softmax, s: &[usize], xs: &[f32], y: &mut [f32]) -> OpResult<()> {
     let a = norm_axis(sm.axis, s.len())?;
     // (outer, len, inner): softmax runs over `len` values spaced `inner` apart.
     let (outer, len, inner) = if sm.coerce_2d {
@@ -58,8 +67,6 @@ pub fn softmax(sm: &Softmax, x: &Tensor) -> OpResult<Tensor> {
     } else {
         (numel(&s[..a]), s[a], numel(&s[a + 1..]))
     };
-    let xs = x.f32s()?;
-    let mut y = vec![0.0; xs.len()];
     for o in 0..outer {
         for i in 0..inner {
             let idx = |k: usize| (o * len + k) * inner + i;
@@ -72,18 +79,22 @@ pub fn softmax(sm: &Softmax, x: &Tensor) -> OpResult<Tensor> {
             }
         }
     }
-    Tensor::from_f32(s.to_vec(), y)
+    Ok(())
 }
 
 pub fn lrn_backward(b: &LrnBackward, x: &Tensor, dy: &Tensor) -> OpResult<Tensor> {
-    let l = &b.lrn;
-    let s = x.shape();
+    let mut dx = vec![0.0; x.len()];
+    lrn_backward_into(&b.lrn, x.shape(), x.f32s()?, dy.f32s()?, &mut dx);
+    Tensor::from_f32(x.shape().to_vec(), dx)
+}
+
+/// LRN's adjoint over slices (`dx` is overwritten); the compiled runtime calls this too.
+pub fn lrn_backward_into(l: &Lrn, s: &[usize], xs: &[f32], dys: &[f32], dx: &mut [f32]) {
     let (n, c, inner) = (s[0], s[1], numel(&s[2..]));
-    let (xs, dys) = (x.f32s()?, dy.f32s()?);
     let (below, above) = ((l.size - 1) / 2, (l.size - 1).div_ceil(2));
     let window = |ci: usize| ci.saturating_sub(below)..=(ci + above).min(c - 1);
     let k = l.alpha / l.size as f32;
-    let mut dx = vec![0.0; xs.len()];
+    dx.fill(0.0);
     for ni in 0..n {
         for p in 0..inner {
             let at = |ch: usize| (ni * c + ch) * inner + p;
@@ -100,5 +111,4 @@ pub fn lrn_backward(b: &LrnBackward, x: &Tensor, dy: &Tensor) -> OpResult<Tensor
             }
         }
     }
-    Tensor::from_f32(s.to_vec(), dx)
 }

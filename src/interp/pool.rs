@@ -1,8 +1,7 @@
 //! MaxPool, AveragePool, and the global pools.
 
-use super::linear::Plane;
 use crate::error::OpResult;
-use crate::ir::ops::{GlobalPool, Pool, PoolKind};
+use crate::ir::ops::{GlobalPool, Plane, Pool, PoolKind};
 use crate::ir::{Tensor, numel};
 
 pub fn pool(p: &Pool, x: &Tensor) -> OpResult<Tensor> {

@@ -28,7 +28,7 @@ pub use shape::{
     Cast, Concat, ConstantOfShape, Flatten, Gather, Pad, Reshape, ShapeOf, Slice, Squeeze,
     Transpose, Unsqueeze,
 };
-pub use window::{AutoPad, Geometry, Window};
+pub use window::{AutoPad, Geometry, Plane, Window};
 
 use super::fact::Fact;
 use super::tensor::{DType, Tensor};

@@ -143,6 +143,74 @@ impl Window {
     }
 }
 
+/// A 1-D or 2-D window geometry seen as 2-D (a 1-D one gets a height of 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plane {
+    pub ih: usize,
+    pub iw: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub dh: usize,
+    pub dw: usize,
+    pub pt: usize,
+    pub pl: usize,
+    pub pb: usize,
+    pub pr: usize,
+}
+
+impl Plane {
+    pub fn new(g: &Geometry) -> OpResult<Plane> {
+        let n = g.input.len();
+        op_ensure!(
+            n == 1 || n == 2,
+            "only 1-D and 2-D windows are supported, got {n}-D"
+        );
+        let at = |v: &[usize], i: usize, default: usize| {
+            if n == 2 {
+                v[i]
+            } else if i == 0 {
+                default
+            } else {
+                v[0]
+            }
+        };
+        Ok(Plane {
+            ih: at(&g.input, 0, 1),
+            iw: at(&g.input, 1, 1),
+            oh: at(&g.output, 0, 1),
+            ow: at(&g.output, 1, 1),
+            kh: at(&g.kernel, 0, 1),
+            kw: at(&g.kernel, 1, 1),
+            sh: at(&g.strides, 0, 1),
+            sw: at(&g.strides, 1, 1),
+            dh: at(&g.dilations, 0, 1),
+            dw: at(&g.dilations, 1, 1),
+            pt: at(&g.pad_begin, 0, 0),
+            pl: at(&g.pad_begin, 1, 0),
+            pb: at(&g.pad_end, 0, 0),
+            pr: at(&g.pad_end, 1, 0),
+        })
+    }
+
+    /// Input row read by output row `o` at kernel row `k`, if it is not padding.
+    pub fn row(&self, o: usize, k: usize) -> Option<usize> {
+        (o * self.sh + k * self.dh)
+            .checked_sub(self.pt)
+            .filter(|&i| i < self.ih)
+    }
+
+    /// Input column read by output column `o` at kernel column `k`, if it is not padding.
+    pub fn col(&self, o: usize, k: usize) -> Option<usize> {
+        (o * self.sw + k * self.dw)
+            .checked_sub(self.pl)
+            .filter(|&i| i < self.iw)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
