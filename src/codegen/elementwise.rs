@@ -1,5 +1,7 @@
-//! Element-wise kernels: a straight-line program over same-length f32 inputs, in SSA form (each
-//! instruction's operands are earlier instructions), evaluated element by element.
+//! Element-wise kernels: a straight-line program over f32 inputs, in SSA form (each instruction's
+//! operands are earlier instructions), evaluated element by element. An input is read either at
+//! the output's index or, for a broadcast operand, at `(i / inner) % period` (a per-channel or
+//! trailing-axis vector), so bias, BatchNorm and rule factors need no expanded copy.
 
 use crate::error::OpResult;
 use crate::ir::ops::{Activation, ActivationGrad, BinaryOp, Pointwise};
@@ -18,10 +20,56 @@ pub enum Instr {
     ActivationGrad(Activation, u32, u32),
 }
 
+/// How element i of the output finds its element in one input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Access {
+    /// Element i.
+    Full,
+    /// Element `(i / inner) % period`: the input repeats along the outer axes and is constant
+    /// along the `inner` innermost elements.
+    Periodic { inner: usize, period: usize },
+}
+
+impl Access {
+    /// The input element read for output element `i`.
+    pub fn index(self, i: usize) -> usize {
+        match self {
+            Access::Full => i,
+            Access::Periodic { inner, period } => (i / inner.max(1)) % period.max(1),
+        }
+    }
+
+    /// Whether 4 consecutive outputs starting at a multiple of 4 read either 4 consecutive
+    /// elements or one element 4 times (so the vector loop can load or splat).
+    pub fn vectorizable(self) -> bool {
+        match self {
+            Access::Full => true,
+            Access::Periodic { inner, period } => {
+                period == 1 || inner.is_multiple_of(4) || (inner == 1 && period.is_multiple_of(4))
+            }
+        }
+    }
+
+    /// How many elements an input read this way over `len` outputs must hold.
+    pub fn required_len(self, len: usize) -> usize {
+        match self {
+            Access::Full => len,
+            Access::Periodic { inner, period } => {
+                if len == 0 {
+                    0
+                } else {
+                    period.min((len - 1) / inner.max(1) + 1)
+                }
+            }
+        }
+    }
+}
+
 /// A kernel: out[i] = body evaluated at element i, the value of instruction `output`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Kernel {
-    pub inputs: usize,
+    /// How each input is read.
+    pub inputs: Vec<Access>,
     pub body: Vec<Instr>,
     pub output: u32,
 }
@@ -41,7 +89,7 @@ impl Kernel {
         for (i, ins) in self.body.iter().enumerate() {
             let ok = |a: &u32| (*a as usize) < i;
             let valid = match ins {
-                Instr::Load(k) => *k < self.inputs,
+                Instr::Load(k) => *k < self.inputs.len(),
                 Instr::Const(_) => true,
                 Instr::Binary(_, a, b) | Instr::ActivationGrad(_, a, b) => ok(a) && ok(b),
                 Instr::Pointwise(_, a) | Instr::Activation(_, a) => ok(a),
@@ -53,15 +101,17 @@ impl Kernel {
         Ok(())
     }
 
-    /// Whether every instruction has an f32x4 form (exp-based activations are scalar only).
+    /// Whether every instruction has an f32x4 form (exp-based activations are scalar only) and
+    /// every input a vector access.
     pub fn vectorizable(&self) -> bool {
-        !self.body.iter().any(|i| {
-            matches!(
-                i,
-                Instr::Activation(Activation::Sigmoid | Activation::Tanh, _)
-                    | Instr::ActivationGrad(Activation::Sigmoid | Activation::Tanh, _, _)
-            )
-        })
+        self.inputs.iter().all(|a| a.vectorizable())
+            && !self.body.iter().any(|i| {
+                matches!(
+                    i,
+                    Instr::Activation(Activation::Sigmoid | Activation::Tanh, _)
+                        | Instr::ActivationGrad(Activation::Sigmoid | Activation::Tanh, _, _)
+                )
+            })
     }
 
     /// The reference semantics, element by element (what compiled kernels are tested against).
@@ -70,7 +120,7 @@ impl Kernel {
         for (i, o) in out.iter_mut().enumerate() {
             for (j, ins) in self.body.iter().enumerate() {
                 v[j] = match *ins {
-                    Instr::Load(k) => inputs[k][i],
+                    Instr::Load(k) => inputs[k][self.inputs[k].index(i)],
                     Instr::Const(c) => c,
                     Instr::Binary(op, a, b) => {
                         let (a, b) = (v[a as usize], v[b as usize]);

@@ -1,13 +1,24 @@
-//! Code generation with Cranelift. This first slice compiles element-wise kernels (the rule
-//! epilogues: stabilise, divide, multiply, masks, activations and their derivatives) into f32x4
-//! loops with a scalar tail; GEMM calls, fusion and the memory plan build on it (issue: Cranelift
-//! backend). Only `codegen/` (and later `runtime/`) see Cranelift types.
+//! Code generation: the joint forward + relevance graph lowered to native code. Cranelift emits
+//! the element-wise kernels (fused rule epilogues, activations, masks), the table-driven moves and
+//! the pooling windows; GEMM-shaped work (Conv, ConvTranspose, Gemm, MatMul) calls the `gemm`
+//! crate. `lower` turns a graph into steps, `plan` packs their buffers into one arena, and
+//! `executable` runs them. Only `codegen/` sees Cranelift types.
 
 pub mod elementwise;
-mod jit;
+pub mod emit;
+pub mod executable;
+pub mod gemm;
+pub mod guard;
+pub mod jit;
+pub mod lower;
+pub mod plan;
+pub mod table;
 
-pub use elementwise::{Instr, Kernel};
+pub use elementwise::{Access, Instr, Kernel};
+pub use executable::{Executable, Options, Session, compile_forward, default_threads, run_forward};
+pub use guard::GuardSide;
 pub use jit::{CompiledKernel, Jit};
+pub use lower::Request;
 
 #[cfg(test)]
 mod tests;

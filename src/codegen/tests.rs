@@ -3,6 +3,7 @@
 //! interpreter's ops for the same computation.
 
 use super::*;
+use crate::codegen::elementwise::Access;
 use crate::interp;
 use crate::ir::ops::{Activation, BinaryOp, Pointwise};
 use crate::ir::{Op, Tensor};
@@ -31,7 +32,12 @@ fn check(jit: &mut Jit, kernel: &Kernel, what: &str) {
         .compile(kernel)
         .unwrap_or_else(|e| panic!("{what}: {e}"));
     for &n in LENGTHS {
-        let inputs: Vec<Vec<f32>> = (0..kernel.inputs).map(|k| data(n, 7 + k as u32)).collect();
+        let inputs: Vec<Vec<f32>> = kernel
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(k, a)| data(a.required_len(n), 7 + k as u32))
+            .collect();
         let refs: Vec<&[f32]> = inputs.iter().map(|v| v.as_slice()).collect();
         let (mut got, mut want) = (vec![f32::NAN; n], vec![0.0; n]);
         compiled.run(&refs, &mut got).unwrap();
@@ -49,7 +55,7 @@ fn check(jit: &mut Jit, kernel: &Kernel, what: &str) {
 fn every_instruction_compiles_and_agrees() {
     let mut jit = Jit::new().unwrap();
     let unary = |i: Instr| Kernel {
-        inputs: 1,
+        inputs: vec![Access::Full; 1],
         body: vec![Instr::Load(0), i],
         output: 1,
     };
@@ -75,7 +81,7 @@ fn every_instruction_compiles_and_agrees() {
     for a in activations {
         check(&mut jit, &unary(Instr::Activation(a, 0)), a.name());
         let grad = Kernel {
-            inputs: 2,
+            inputs: vec![Access::Full; 2],
             body: vec![
                 Instr::Load(0),
                 Instr::Load(1),
@@ -87,7 +93,7 @@ fn every_instruction_compiles_and_agrees() {
     }
     for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div] {
         let k = Kernel {
-            inputs: 2,
+            inputs: vec![Access::Full; 2],
             body: vec![Instr::Load(0), Instr::Load(1), Instr::Binary(op, 0, 1)],
             output: 2,
         };
@@ -100,7 +106,7 @@ fn the_epsilon_rule_epilogue_equals_the_interpreter() {
     // R_in = x * c, c = W^T (R / s(z)): the element-wise part is R / s(z), then x * c.
     let mut jit = Jit::new().unwrap();
     let q = Kernel {
-        inputs: 2,
+        inputs: vec![Access::Full; 2],
         body: vec![
             Instr::Load(0),
             Instr::Load(1),
@@ -132,13 +138,13 @@ fn the_epsilon_rule_epilogue_equals_the_interpreter() {
 fn mismatched_lengths_and_bad_programs_are_refused() {
     let mut jit = Jit::new().unwrap();
     let bad = Kernel {
-        inputs: 1,
+        inputs: vec![Access::Full; 1],
         body: vec![Instr::Binary(BinaryOp::Add, 0, 1)],
         output: 0,
     };
     assert!(jit.compile(&bad).is_err(), "reads later values");
     let k = Kernel {
-        inputs: 2,
+        inputs: vec![Access::Full; 2],
         body: vec![
             Instr::Load(0),
             Instr::Load(1),
@@ -150,4 +156,157 @@ fn mismatched_lengths_and_bad_programs_are_refused() {
     let mut out = vec![0.0; 4];
     assert!(c.run(&[&[1.0; 4], &[1.0; 3]], &mut out).is_err());
     assert!(c.run(&[&[1.0; 4]], &mut out).is_err());
+}
+
+#[test]
+fn periodic_inputs_read_the_broadcast_element() {
+    // x * c[channel] + b[last axis]: splatted (inner a multiple of 4), contiguous (inner 1,
+    // period a multiple of 4) and scalar (neither) accesses, each in the vector and the tail loop.
+    let mut jit = Jit::new().unwrap();
+    for (inner, period) in [
+        (4, 3),
+        (8, 2),
+        (1, 4),
+        (1, 8),
+        (3, 5),
+        (1, 1),
+        (2, 3),
+        (5, 1),
+    ] {
+        let k = Kernel {
+            inputs: vec![
+                Access::Full,
+                Access::Periodic { inner, period },
+                Access::Periodic {
+                    inner: 1,
+                    period: 4,
+                },
+            ],
+            body: vec![
+                Instr::Load(0),
+                Instr::Load(1),
+                Instr::Binary(BinaryOp::Mul, 0, 1),
+                Instr::Load(2),
+                Instr::Binary(BinaryOp::Add, 2, 3),
+            ],
+            output: 4,
+        };
+        check(
+            &mut jit,
+            &k,
+            &format!("periodic inner {inner} period {period}"),
+        );
+    }
+}
+
+#[test]
+fn table_kernels_equal_their_reference() {
+    use super::table::{NONE, Reduce, TableKernel, WindowKernel};
+    let mut jit = Jit::new().unwrap();
+    let src = data(23, 3);
+    for kind in [TableKernel::Gather { fill: 0.5 }, TableKernel::Scatter] {
+        let id = jit.emitter().table(kind).unwrap();
+        jit.finalize().unwrap();
+        // SAFETY (test): the signature of `Emitter::table` is `TableFn`.
+        let f = unsafe { std::mem::transmute::<*const u8, super::jit::TableFn>(jit.address(id)) };
+        // A permutation with holes for the gather; a permutation for the scatter.
+        let table: Vec<i32> = (0..23)
+            .map(|i| match kind {
+                TableKernel::Gather { .. } if i % 5 == 0 => NONE,
+                _ => i * 7 % 23,
+            })
+            .collect();
+        let (mut got, mut want) = (vec![9.0; 23], vec![9.0; 23]);
+        // SAFETY (test): every table entry indexes 0..23 of src and out, and both hold 23.
+        unsafe { f(src.as_ptr(), table.as_ptr(), got.as_mut_ptr(), 3, 23) };
+        kind.eval(&src, &table, &mut want, 3..23);
+        assert_eq!(got, want, "{kind:?}");
+    }
+    // Windows of 4 taps (some padding) over planes of 6, 5 outputs each, 3 planes.
+    let table: Vec<i32> = (0..20)
+        .map(|i| if i % 7 == 3 { NONE } else { i * 5 % 6 })
+        .collect();
+    let counts: Vec<f32> = (0..5).map(|o| (o % 3 + 1) as f32).collect();
+    let (x, dy) = (data(18, 5), data(15, 6));
+    for reduce in [Reduce::Max, Reduce::Average] {
+        let k = WindowKernel {
+            reduce,
+            in_plane: 6,
+            outputs: 5,
+            taps: 4,
+        };
+        let fwd = jit.emitter().window(&k, false).unwrap();
+        let bwd = jit.emitter().window(&k, true).unwrap();
+        jit.finalize().unwrap();
+        // SAFETY (test): the signatures of `Emitter::window` are these function types.
+        let (f, b): (super::jit::WindowForwardFn, super::jit::WindowBackwardFn) = unsafe {
+            (
+                std::mem::transmute::<*const u8, super::jit::WindowForwardFn>(jit.address(fwd)),
+                std::mem::transmute::<*const u8, super::jit::WindowBackwardFn>(jit.address(bwd)),
+            )
+        };
+        let (mut got, mut want) = (vec![0.0; 15], vec![0.0; 15]);
+        // SAFETY (test): 3 planes of 6 inputs and 5 outputs; the table indexes 0..6.
+        unsafe {
+            f(
+                x.as_ptr(),
+                table.as_ptr(),
+                counts.as_ptr(),
+                got.as_mut_ptr(),
+                0,
+                3,
+            )
+        };
+        k.eval_forward(&x, &table, &counts, &mut want, 0..3);
+        assert_eq!(got, want, "{reduce:?} forward");
+        let (mut got, mut want) = (vec![7.0; 18], vec![7.0; 18]);
+        // SAFETY (test): as above, dx has 3 planes of 6.
+        unsafe {
+            b(
+                x.as_ptr(),
+                dy.as_ptr(),
+                table.as_ptr(),
+                counts.as_ptr(),
+                got.as_mut_ptr(),
+                1,
+                3,
+            )
+        };
+        k.eval_backward(&x, &dy, &table, &counts, &mut want, 1..3);
+        assert_eq!(got, want, "{reduce:?} backward");
+    }
+}
+
+#[test]
+fn the_memory_plan_never_overlaps_live_buffers() {
+    use super::lower::{Operand, Program, Step};
+    use super::plan::{lifetimes, plan};
+    // A chain of totals (the cheapest step) reading buffer i and writing i + 1, with a few
+    // long-lived buffers and varying lengths.
+    let mut p = Program::default();
+    let n = 40;
+    p.buffers = (0..n).map(|i| 1 + (i * 37) % 101).collect();
+    for i in 0..n - 1 {
+        p.steps.push(Step::Total {
+            src: Operand::Buffer(i),
+            len: 1,
+            out: i + 1,
+        });
+    }
+    p.kept = vec![3, 17, 30];
+    let life = lifetimes(&p);
+    let layout = plan(&p);
+    for a in 0..n {
+        for b in a + 1..n {
+            let overlap_life = life[a].0 <= life[b].1 && life[b].0 <= life[a].1;
+            let (oa, ob) = (layout.offsets[a], layout.offsets[b]);
+            let overlap_mem = oa < ob + p.buffers[b] && ob < oa + p.buffers[a];
+            assert!(
+                !(overlap_life && overlap_mem),
+                "buffers {a} and {b} are live together and share memory"
+            );
+        }
+        assert!(layout.offsets[a] + p.buffers[a] <= layout.len);
+    }
+    assert!(layout.len < layout.unshared, "the plan reuses memory");
 }

@@ -1,0 +1,154 @@
+//! Emission of kernels into any `cranelift_module::Module`: the JIT uses it today, and an object
+//! module (ahead-of-time explainers) can use the same code. Every kernel is one function with a
+//! fixed signature per kind; shapes, strides and table lengths are baked in as constants.
+
+mod elementwise;
+mod loops;
+mod table;
+
+use cranelift_codegen::Context;
+use cranelift_codegen::ir::{AbiParam, FuncRef, Type, types};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_module::{FuncId, Linkage, Module};
+
+use super::elementwise::Kernel;
+use super::table::{TableKernel, WindowKernel};
+
+pub use loops::for_range;
+
+/// Names of the libm functions kernels import; a JIT registers them, a linker resolves them.
+pub const EXP_SYMBOL: &str = "lrpc_expf";
+pub const TANH_SYMBOL: &str = "lrpc_tanhf";
+
+/// The kinds of function this module emits, with their parameter lists (all return nothing;
+/// pointers are the target's pointer type, counts and ranges i64).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signature {
+    /// (input pointer array, out, start, end).
+    Elementwise,
+    /// (src, table, out, start, end).
+    Table,
+    /// (src, table, counts, out, first plane, end plane).
+    WindowForward,
+    /// (x, dy, table, counts, dx, first plane, end plane).
+    WindowBackward,
+}
+
+impl Signature {
+    fn params(self, ptr: Type) -> Vec<Type> {
+        let (pointers, ranges) = match self {
+            Signature::Elementwise => (2, 2),
+            Signature::Table => (3, 2),
+            Signature::WindowForward => (4, 2),
+            Signature::WindowBackward => (5, 2),
+        };
+        let mut p = vec![ptr; pointers];
+        p.extend([types::I64; 2].iter().take(ranges));
+        p
+    }
+}
+
+/// Functions every kernel body may call.
+pub struct Imports {
+    pub exp: FuncRef,
+    pub tanh: FuncRef,
+}
+
+/// Builds kernels into a module; owns the reusable contexts (the cranelift-jit-demo pattern).
+pub struct Emitter<M: Module> {
+    pub module: M,
+    ctx: Context,
+    fctx: FunctionBuilderContext,
+    exp: FuncId,
+    tanh: FuncId,
+    count: usize,
+}
+
+impl<M: Module> Emitter<M> {
+    /// Declares the imported libm functions in `module`.
+    pub fn new(mut module: M) -> Result<Emitter<M>, String> {
+        let mut unary = module.make_signature();
+        unary.params.push(AbiParam::new(types::F32));
+        unary.returns.push(AbiParam::new(types::F32));
+        let mut import = |name: &str| {
+            module
+                .declare_function(name, Linkage::Import, &unary)
+                .map_err(|e| e.to_string())
+        };
+        let exp = import(EXP_SYMBOL)?;
+        let tanh = import(TANH_SYMBOL)?;
+        Ok(Emitter {
+            ctx: module.make_context(),
+            module,
+            fctx: FunctionBuilderContext::new(),
+            exp,
+            tanh,
+            count: 0,
+        })
+    }
+
+    /// Defines an element-wise kernel (validated first).
+    pub fn elementwise(&mut self, kernel: &Kernel) -> Result<FuncId, String> {
+        kernel.validate().map_err(|e| e.0)?;
+        self.define("elementwise", Signature::Elementwise, |b, ptr, imports| {
+            elementwise::build(b, kernel, ptr, imports)
+        })
+    }
+
+    /// Defines a gather or scatter kernel.
+    pub fn table(&mut self, kernel: TableKernel) -> Result<FuncId, String> {
+        self.define("table", Signature::Table, |b, ptr, _| {
+            table::build_table(b, kernel, ptr)
+        })
+    }
+
+    /// Defines a pooling kernel (forward or adjoint).
+    pub fn window(&mut self, kernel: &WindowKernel, backward: bool) -> Result<FuncId, String> {
+        let sig = if backward {
+            Signature::WindowBackward
+        } else {
+            Signature::WindowForward
+        };
+        self.define("window", sig, |b, ptr, _| {
+            if backward {
+                table::build_window_backward(b, kernel, ptr)
+            } else {
+                table::build_window_forward(b, kernel, ptr)
+            }
+        })
+    }
+
+    /// The order-sensitive steps in one place: declare, build, define, clear.
+    fn define(
+        &mut self,
+        prefix: &str,
+        signature: Signature,
+        body: impl FnOnce(&mut FunctionBuilder, Type, &Imports),
+    ) -> Result<FuncId, String> {
+        let ptr = self.module.target_config().pointer_type();
+        let mut sig = self.module.make_signature();
+        sig.params
+            .extend(signature.params(ptr).into_iter().map(AbiParam::new));
+        let name = format!("{prefix}_{}", self.count);
+        self.count += 1;
+        let id = self
+            .module
+            .declare_function(&name, Linkage::Export, &sig)
+            .map_err(|e| e.to_string())?;
+        self.ctx.func.signature = sig;
+        {
+            let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
+            let imports = Imports {
+                exp: self.module.declare_func_in_func(self.exp, b.func),
+                tanh: self.module.declare_func_in_func(self.tanh, b.func),
+            };
+            body(&mut b, ptr, &imports);
+            b.seal_all_blocks();
+            b.finalize(self.module.target_config());
+        }
+        let defined = self.module.define_function(id, &mut self.ctx);
+        self.module.clear_context(&mut self.ctx);
+        defined.map_err(|e| format!("{e:?}"))?;
+        Ok(id)
+    }
+}

@@ -1,0 +1,1031 @@
+//! Lowering: every node of a prepared graph becomes a step over buffers, with no interpreter
+//! left at run time. Chains of element-wise nodes fuse into one emitted kernel; Conv, Gemm and
+//! MatMul and their adjoints become GEMM steps; pools become window kernels; data movement
+//! becomes table kernels; reshapes become aliases of their input's buffer.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cranelift_module::FuncId;
+
+use super::elementwise::{Access, Instr, Kernel};
+use super::emit::Emitter;
+use super::gemm::ConvGemm;
+use super::table::{NONE, Reduce, TableKernel, WindowKernel};
+use crate::error::{Error, OpError, OpResult, Result};
+use crate::interp;
+use crate::ir::ops::gemm::matmul_dims;
+use crate::ir::ops::{BinaryOp, Concat, Gemm, GlobalPool, Lrn, Op, Plane, Pool, PoolKind, Softmax};
+use crate::ir::{DType, Graph, NodeIndex, Tensor, numel};
+use crate::{op_bail, op_ensure};
+
+/// Index of a buffer (an arena region the plan places).
+pub type BufferId = usize;
+
+/// Where a step reads a value from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Operand {
+    Buffer(BufferId),
+    /// A compile-time constant (weights, modified weights, per-channel factors).
+    Const(usize),
+}
+
+/// One unit of work, in program order.
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// A fused element-wise kernel over `len` elements.
+    Elementwise {
+        func: FuncId,
+        kernel: Kernel,
+        inputs: Vec<Operand>,
+        out: BufferId,
+        len: usize,
+    },
+    /// A gather (or one input's scatter of a Concat) through table `table`.
+    Table {
+        func: FuncId,
+        kind: TableKernel,
+        src: Operand,
+        table: usize,
+        out: BufferId,
+        len: usize,
+    },
+    /// A pooling window (forward reads `x`; backward reads `x` and `dy`).
+    Window {
+        func: FuncId,
+        kernel: WindowKernel,
+        backward: bool,
+        x: Operand,
+        dy: Option<Operand>,
+        table: usize,
+        counts: usize,
+        out: BufferId,
+        planes: usize,
+    },
+    Conv {
+        conv: ConvGemm,
+        x: Operand,
+        w: Operand,
+        bias: Option<Operand>,
+        out: BufferId,
+        col: Option<BufferId>,
+    },
+    ConvTranspose {
+        conv: ConvGemm,
+        dy: Operand,
+        w: Operand,
+        out: BufferId,
+        col: Option<BufferId>,
+    },
+    /// out[m, n] = alpha * A B (+ beta * C broadcast through table `c.1`).
+    Gemm {
+        dims: (usize, usize, usize),
+        a: Operand,
+        a_strides: (usize, usize),
+        b: Operand,
+        b_strides: (usize, usize),
+        alpha: f32,
+        c: Option<(Operand, usize, f32)>,
+        out: BufferId,
+    },
+    /// Batched out[i] = A[ia] B[ib] over the broadcast batch pairs.
+    MatMul {
+        dims: (usize, usize, usize),
+        pairs: Vec<(usize, usize)>,
+        a: Operand,
+        b: Operand,
+        out: BufferId,
+    },
+    Softmax {
+        op: Softmax,
+        shape: Vec<usize>,
+        x: Operand,
+        out: BufferId,
+    },
+    Lrn {
+        op: Lrn,
+        shape: Vec<usize>,
+        x: Operand,
+        dy: Option<Operand>,
+        out: BufferId,
+    },
+    /// out[0] = sum of `len` elements of `src` (the layer report).
+    Total {
+        src: Operand,
+        len: usize,
+        out: BufferId,
+    },
+}
+
+impl Step {
+    /// Operands read, then buffers written.
+    pub fn operands(&self) -> (Vec<Operand>, Vec<BufferId>) {
+        match self {
+            Step::Elementwise { inputs, out, .. } => (inputs.clone(), vec![*out]),
+            Step::Table { src, out, .. } => (vec![*src], vec![*out]),
+            Step::Window { x, dy, out, .. } => {
+                (std::iter::once(*x).chain(*dy).collect(), vec![*out])
+            }
+            Step::Conv {
+                x,
+                w,
+                bias,
+                out,
+                col,
+                ..
+            } => (
+                [*x, *w].into_iter().chain(*bias).collect(),
+                std::iter::once(*out).chain(*col).collect(),
+            ),
+            Step::ConvTranspose {
+                dy, w, out, col, ..
+            } => (vec![*dy, *w], std::iter::once(*out).chain(*col).collect()),
+            Step::Gemm { a, b, c, out, .. } => (
+                [*a, *b].into_iter().chain(c.map(|c| c.0)).collect(),
+                vec![*out],
+            ),
+            Step::MatMul { a, b, out, .. } => (vec![*a, *b], vec![*out]),
+            Step::Softmax { x, out, .. } => (vec![*x], vec![*out]),
+            Step::Lrn { x, dy, out, .. } => (std::iter::once(*x).chain(*dy).collect(), vec![*out]),
+            Step::Total { src, out, .. } => (vec![*src], vec![*out]),
+        }
+    }
+
+    /// A short name for reports.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::Elementwise { .. } => "elementwise",
+            Step::Table { .. } => "table",
+            Step::Window { .. } => "window",
+            Step::Conv { .. } => "conv",
+            Step::ConvTranspose { .. } => "conv-transpose",
+            Step::Gemm { .. } => "gemm",
+            Step::MatMul { .. } => "matmul",
+            Step::Softmax { .. } => "softmax",
+            Step::Lrn { .. } => "lrn",
+            Step::Total { .. } => "total",
+        }
+    }
+}
+
+/// A lowered graph: steps over buffers and constants, ready for the memory plan.
+#[derive(Debug, Default)]
+pub struct Program {
+    /// Length (f32 elements) of each buffer.
+    pub buffers: Vec<usize>,
+    pub consts: Vec<Arc<Tensor>>,
+    pub tables: Vec<Vec<i32>>,
+    pub steps: Vec<Step>,
+    /// Steps before this index do not depend on the late inputs (the seed).
+    pub split: usize,
+    /// Graph inputs and the buffers the host writes them into.
+    pub inputs: Vec<(NodeIndex, BufferId)>,
+    /// Values the host reads back (buffer or constant), with their shapes.
+    pub outputs: HashMap<NodeIndex, (Operand, Vec<usize>)>,
+    /// Layer totals: node whose sum was asked for -> one-element buffer.
+    pub totals: HashMap<NodeIndex, BufferId>,
+    /// Buffers that must survive to the end of the run.
+    pub kept: Vec<BufferId>,
+    /// Which node each step came from (for error messages and reports).
+    pub origin: Vec<NodeIndex>,
+}
+
+/// What the caller wants from a lowering.
+pub struct Request<'a> {
+    /// Nodes whose whole value the host reads.
+    pub outputs: &'a [NodeIndex],
+    /// Nodes whose sum the host reads (the layer report).
+    pub totals: &'a [NodeIndex],
+    /// Inputs written after the first phase (the seed); steps that depend on them run second.
+    pub late: &'a [NodeIndex],
+}
+
+/// The largest tensor a movement table can describe exactly (indices travel as f32 through the
+/// interpreter's op when the table is built).
+const TABLE_LIMIT: usize = 1 << 24;
+
+struct Lowering<'g, 'e, M: cranelift_module::Module> {
+    graph: &'g Graph,
+    emit: &'e mut Emitter<M>,
+    p: Program,
+    values: HashMap<NodeIndex, Operand>,
+    consts: HashMap<NodeIndex, usize>,
+    /// Element-wise nodes computed inside their single consumer's kernel.
+    fused: HashMap<NodeIndex, NodeIndex>,
+    protected: Vec<NodeIndex>,
+}
+
+/// Lowers `graph` (prepared, all shapes known) as `request` asks, defining kernels in `emit`.
+pub fn lower<M: cranelift_module::Module>(
+    graph: &Graph,
+    emit: &mut Emitter<M>,
+    request: &Request,
+) -> Result<Program> {
+    let order = graph.topo_order().map_err(|cycle| Error::Graph {
+        file: graph.source.clone(),
+        reason: format!("the graph has a cycle through {} nodes", cycle.len()),
+    })?;
+    // Seed-dependent nodes run in the second phase; everything else first, in topological order.
+    let mut late: HashMap<NodeIndex, bool> = HashMap::new();
+    for &n in &order {
+        let l = request.late.contains(&n) || graph.inputs_of(n).iter().any(|i| late[i]);
+        late.insert(n, l);
+    }
+    let (first, second): (Vec<NodeIndex>, Vec<NodeIndex>) = order.iter().partition(|n| !late[n]);
+    let mut protected: Vec<NodeIndex> = request.outputs.to_vec();
+    protected.extend(request.totals);
+    let mut l = Lowering {
+        graph,
+        emit,
+        p: Program::default(),
+        values: HashMap::new(),
+        consts: HashMap::new(),
+        fused: HashMap::new(),
+        protected,
+    };
+    l.decide_fusion(&order);
+    for (phase, nodes) in [first, second].into_iter().enumerate() {
+        if phase == 1 {
+            l.p.split = l.p.steps.len();
+        }
+        for n in nodes {
+            l.node(n).map_err(|e| interp::node_error(graph, n, e))?;
+        }
+    }
+    for &n in request.outputs {
+        let v = l.operand(n).map_err(|e| interp::node_error(graph, n, e))?;
+        if let Operand::Buffer(b) = v {
+            l.p.kept.push(b);
+        }
+        l.p.outputs.insert(n, (v, graph.fact(n).shape.clone()));
+    }
+    for &n in request.totals {
+        let src = l.operand(n).map_err(|e| interp::node_error(graph, n, e))?;
+        let out = l.buffer(1);
+        l.push(
+            n,
+            Step::Total {
+                src,
+                len: numel(&graph.fact(n).shape),
+                out,
+            },
+        );
+        l.p.kept.push(out);
+        l.p.totals.insert(n, out);
+    }
+    Ok(l.p)
+}
+
+fn elementwise_op(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Binary(_)
+            | Op::Sum
+            | Op::Pointwise(_)
+            | Op::Activation(_)
+            | Op::ActivationGrad(_)
+            | Op::BatchNorm(_)
+    )
+}
+
+fn table_error(e: impl std::fmt::Display) -> OpError {
+    OpError(format!("building the kernel failed: {e}"))
+}
+
+impl<M: cranelift_module::Module> Lowering<'_, '_, M> {
+    fn shape(&self, n: NodeIndex) -> &[usize] {
+        &self.graph.fact(n).shape
+    }
+
+    fn buffer(&mut self, len: usize) -> BufferId {
+        self.p.buffers.push(len);
+        self.p.buffers.len() - 1
+    }
+
+    fn push(&mut self, origin: NodeIndex, step: Step) {
+        self.p.steps.push(step);
+        self.p.origin.push(origin);
+    }
+
+    fn is_const(&self, n: NodeIndex) -> bool {
+        self.graph.constant(n).is_some()
+    }
+
+    /// A producer fuses into its consumer when it is element-wise, not read by the host, has
+    /// exactly one consuming node which is element-wise too, and has the consumer's shape.
+    fn decide_fusion(&mut self, order: &[NodeIndex]) {
+        for &n in order {
+            let node = self.graph.node(n);
+            if !elementwise_op(&node.op) || self.is_const(n) || self.protected.contains(&n) {
+                continue;
+            }
+            let consumers = self.graph.consumers_of(n);
+            let Some(&(c, _)) = consumers.first() else {
+                continue;
+            };
+            if consumers.iter().all(|&(x, _)| x == c)
+                && elementwise_op(&self.graph.node(c).op)
+                && !self.is_const(c)
+                && self.shape(c) == self.shape(n)
+            {
+                self.fused.insert(n, c);
+            }
+        }
+    }
+
+    /// The operand holding node `n`'s value.
+    fn operand(&mut self, n: NodeIndex) -> OpResult<Operand> {
+        if let Some(&v) = self.values.get(&n) {
+            return Ok(v);
+        }
+        if let Some(&c) = self.consts.get(&n) {
+            return Ok(Operand::Const(c));
+        }
+        let Some(t) = self.graph.constant(n) else {
+            op_bail!(
+                "node '{}' has no value at this point (internal lowering order error)",
+                self.graph.node(n).name
+            );
+        };
+        let t = if t.dtype() == DType::F32 {
+            Arc::clone(t)
+        } else {
+            Arc::new(t.cast(DType::F32))
+        };
+        self.p.consts.push(t);
+        let id = self.p.consts.len() - 1;
+        self.consts.insert(n, id);
+        Ok(Operand::Const(id))
+    }
+
+    fn constant(&mut self, t: Tensor) -> Operand {
+        self.p.consts.push(Arc::new(t));
+        Operand::Const(self.p.consts.len() - 1)
+    }
+
+    fn table(&mut self, t: Vec<i32>) -> usize {
+        self.p.tables.push(t);
+        self.p.tables.len() - 1
+    }
+
+    /// A new buffer for node `n`'s value.
+    fn define(&mut self, n: NodeIndex) -> BufferId {
+        let b = self.buffer(numel(self.shape(n)));
+        self.values.insert(n, Operand::Buffer(b));
+        b
+    }
+
+    fn node(&mut self, n: NodeIndex) -> OpResult<()> {
+        let graph = self.graph;
+        let node = graph.node(n);
+        if self.fused.contains_key(&n) {
+            return Ok(());
+        }
+        if matches!(node.op, Op::Input) {
+            let b = self.define(n);
+            self.p.inputs.push((n, b));
+            return Ok(());
+        }
+        if let Some(t) = graph.constant(n) {
+            // Non-f32 constants (shapes, indices) are only read at compile time.
+            if t.dtype() == DType::F32 || graph.consumers_of(n).is_empty() {
+                self.operand(n)?;
+            }
+            return Ok(());
+        }
+        let ins = graph.inputs_of(n);
+        let fact = graph.fact(n);
+        op_ensure!(
+            fact.dtype == DType::F32,
+            "computes a {:?} value at run time; compiled code handles f32 data only",
+            fact.dtype
+        );
+        match &node.op {
+            Op::Input | Op::Const(_) => unreachable!("handled above"),
+            op if elementwise_op(op) => self.elementwise(n),
+            Op::Flatten(_)
+            | Op::Reshape(_)
+            | Op::Squeeze(_)
+            | Op::Unsqueeze(_)
+            | Op::Identity
+            | Op::Cast(_) => {
+                let v = self.operand(ins[0])?;
+                self.values.insert(n, v);
+                Ok(())
+            }
+            Op::Conv(c) => {
+                let conv = self.conv_gemm(c, self.shape(ins[0]), self.shape(ins[1]))?;
+                let (x, w) = (self.operand(ins[0])?, self.operand(ins[1])?);
+                let bias = ins.get(2).map(|&b| self.operand(b)).transpose()?;
+                let out = self.define(n);
+                let col = (conv.col_len() > 0).then(|| self.buffer(conv.col_len()));
+                self.push(
+                    n,
+                    Step::Conv {
+                        conv,
+                        x,
+                        w,
+                        bias,
+                        out,
+                        col,
+                    },
+                );
+                Ok(())
+            }
+            Op::ConvTranspose(c) => {
+                let conv = self.conv_gemm(&c.conv, &c.input_shape, self.shape(ins[1]))?;
+                let (dy, w) = (self.operand(ins[0])?, self.operand(ins[1])?);
+                let out = self.define(n);
+                let col = (conv.col_len() > 0).then(|| self.buffer(conv.col_len()));
+                self.push(
+                    n,
+                    Step::ConvTranspose {
+                        conv,
+                        dy,
+                        w,
+                        out,
+                        col,
+                    },
+                );
+                Ok(())
+            }
+            Op::Gemm(g) => self.gemm(n, g, &ins),
+            Op::MatMul => {
+                let (sa, sb) = (self.shape(ins[0]).to_vec(), self.shape(ins[1]).to_vec());
+                let d = matmul_dims(&sa, &sb)?;
+                let promote = |s: &[usize], row: bool| -> Vec<usize> {
+                    match (s.len(), row) {
+                        (1, true) => vec![1, s[0]],
+                        (1, false) => vec![s[0], 1],
+                        _ => s.to_vec(),
+                    }
+                };
+                let (pa, pb) = (promote(&sa, true), promote(&sb, false));
+                let ma = interp::broadcast_map(&pa[..pa.len() - 2], &d.batch);
+                let mb = interp::broadcast_map(&pb[..pb.len() - 2], &d.batch);
+                let (a, b) = (self.operand(ins[0])?, self.operand(ins[1])?);
+                let out = self.define(n);
+                self.push(
+                    n,
+                    Step::MatMul {
+                        dims: (d.m, d.k, d.n),
+                        pairs: ma.into_iter().zip(mb).collect(),
+                        a,
+                        b,
+                        out,
+                    },
+                );
+                Ok(())
+            }
+            Op::Pool(p) => self.pool(n, p, &ins, false),
+            Op::PoolBackward(p) => self.pool(n, &p.pool, &ins, true),
+            Op::GlobalPool(g) => self.global_pool(n, *g, &ins, false),
+            Op::GlobalPoolBackward(g) => self.global_pool(n, g.pool, &ins, true),
+            Op::Softmax(s) => {
+                let x = self.operand(ins[0])?;
+                let shape = self.shape(ins[0]).to_vec();
+                let out = self.define(n);
+                self.push(
+                    n,
+                    Step::Softmax {
+                        op: s.clone(),
+                        shape,
+                        x,
+                        out,
+                    },
+                );
+                Ok(())
+            }
+            Op::Lrn(lrn) => self.lrn(n, lrn, &ins, false),
+            Op::LrnBackward(b) => self.lrn(n, &b.lrn, &ins, true),
+            Op::Concat(c) => self.concat(n, c, &ins),
+            Op::Transpose(_) | Op::Slice(_) | Op::Pad(_) | Op::Gather(_) | Op::SliceBackward(_) => {
+                self.movement(n, &ins)
+            }
+            Op::Shape(_) | Op::ConstantOfShape(_) => {
+                op_bail!("depends on run-time data; compiled code needs it folded to a constant")
+            }
+            other => op_bail!("has no lowering for {}", other.name()),
+        }
+    }
+
+    fn conv_gemm(&self, c: &crate::ir::ops::Conv, x: &[usize], w: &[usize]) -> OpResult<ConvGemm> {
+        let g = c.geometry(x, w)?;
+        Ok(ConvGemm {
+            batch: x[0],
+            cin: x[1],
+            cout: w[0],
+            group: c.group,
+            plane: Plane::new(&g)?,
+        })
+    }
+
+    fn gemm(&mut self, n: NodeIndex, g: &Gemm, ins: &[NodeIndex]) -> OpResult<()> {
+        let (sa, sb) = (self.shape(ins[0]).to_vec(), self.shape(ins[1]).to_vec());
+        let (m, k, nn) = g.dims(&sa, &sb)?;
+        // Row-major [r, c] read as its transpose has strides (1, c).
+        let strides = |s: &[usize], t: bool| if t { (1, s[1]) } else { (s[1], 1) };
+        let (a, b) = (self.operand(ins[0])?, self.operand(ins[1])?);
+        let c = match ins.get(2) {
+            Some(&c) if g.beta != 0.0 => {
+                let map = interp::broadcast_map(self.shape(c), &[m, nn]);
+                let table = self.table(map.into_iter().map(|i| i as i32).collect());
+                Some((self.operand(c)?, table, g.beta))
+            }
+            _ => None,
+        };
+        let out = self.define(n);
+        self.push(
+            n,
+            Step::Gemm {
+                dims: (m, k, nn),
+                a,
+                a_strides: strides(&sa, g.trans_a),
+                b,
+                b_strides: strides(&sb, g.trans_b),
+                alpha: g.alpha,
+                c,
+                out,
+            },
+        );
+        Ok(())
+    }
+
+    fn lrn(&mut self, n: NodeIndex, lrn: &Lrn, ins: &[NodeIndex], backward: bool) -> OpResult<()> {
+        let x = self.operand(ins[0])?;
+        let dy = backward.then(|| self.operand(ins[1])).transpose()?;
+        let shape = self.shape(ins[0]).to_vec();
+        let out = self.define(n);
+        self.push(
+            n,
+            Step::Lrn {
+                op: lrn.clone(),
+                shape,
+                x,
+                dy,
+                out,
+            },
+        );
+        Ok(())
+    }
+
+    /// A window kernel; `taps` lists, for every output of one plane, its input indices.
+    #[allow(clippy::too_many_arguments)]
+    fn window(
+        &mut self,
+        n: NodeIndex,
+        ins: &[NodeIndex],
+        kernel: WindowKernel,
+        table: Vec<i32>,
+        counts: Vec<f32>,
+        backward: bool,
+        planes: usize,
+    ) -> OpResult<()> {
+        op_ensure!(
+            table.len() == kernel.outputs * kernel.taps
+                && counts.len() == kernel.outputs
+                && kernel.in_plane > 0
+                && table
+                    .iter()
+                    .all(|&t| t == NONE || (t >= 0 && (t as usize) < kernel.in_plane)),
+            "internal error: a pooling table does not fit its plane"
+        );
+        let func = self.emit.window(&kernel, backward).map_err(table_error)?;
+        let x = self.operand(ins[0])?;
+        let dy = backward.then(|| self.operand(ins[1])).transpose()?;
+        let table = self.table(table);
+        let counts = match self.constant(Tensor::from_f32(vec![counts.len()], counts)?) {
+            Operand::Const(c) => c,
+            Operand::Buffer(_) => unreachable!("constant() returns a constant"),
+        };
+        let out = self.define(n);
+        self.push(
+            n,
+            Step::Window {
+                func,
+                kernel,
+                backward,
+                x,
+                dy,
+                table,
+                counts,
+                out,
+                planes,
+            },
+        );
+        Ok(())
+    }
+
+    fn pool(&mut self, n: NodeIndex, p: &Pool, ins: &[NodeIndex], backward: bool) -> OpResult<()> {
+        let x = self.shape(ins[0]).to_vec();
+        let pl = Plane::new(&p.geometry(&x)?)?;
+        let taps = pl.kh * pl.kw;
+        let mut table = Vec::with_capacity(pl.oh * pl.ow * taps);
+        let mut counts = Vec::with_capacity(pl.oh * pl.ow);
+        for oh in 0..pl.oh {
+            for ow in 0..pl.ow {
+                let (mut real, mut padded) = (0usize, 0usize);
+                for kh in 0..pl.kh {
+                    for kw in 0..pl.kw {
+                        // The interpreter's divisor rules: explicit padding counts for
+                        // count_include_pad, positions past it (ceil mode) never do.
+                        let r = oh * pl.sh + kh * pl.dh;
+                        let c = ow * pl.sw + kw * pl.dw;
+                        if r < pl.ih + pl.pt + pl.pb && c < pl.iw + pl.pl + pl.pr {
+                            padded += 1;
+                        }
+                        match (pl.row(oh, kh), pl.col(ow, kw)) {
+                            (Some(ih), Some(iw)) => {
+                                real += 1;
+                                table.push((ih * pl.iw + iw) as i32);
+                            }
+                            _ => table.push(NONE),
+                        }
+                    }
+                }
+                let count = match p.kind {
+                    PoolKind::Average {
+                        count_include_pad: true,
+                    } => padded,
+                    _ => real,
+                };
+                counts.push(count.max(1) as f32);
+            }
+        }
+        let reduce = match p.kind {
+            PoolKind::Max => Reduce::Max,
+            PoolKind::Average { .. } => Reduce::Average,
+        };
+        let kernel = WindowKernel {
+            reduce,
+            in_plane: pl.ih * pl.iw,
+            outputs: pl.oh * pl.ow,
+            taps,
+        };
+        self.window(n, ins, kernel, table, counts, backward, x[0] * x[1])
+    }
+
+    fn global_pool(
+        &mut self,
+        n: NodeIndex,
+        g: GlobalPool,
+        ins: &[NodeIndex],
+        backward: bool,
+    ) -> OpResult<()> {
+        let x = self.shape(ins[0]).to_vec();
+        let plane = numel(&x[2..]);
+        let reduce = match g {
+            GlobalPool::Max => Reduce::Max,
+            GlobalPool::Average => Reduce::Average,
+        };
+        let kernel = WindowKernel {
+            reduce,
+            in_plane: plane,
+            outputs: 1,
+            taps: plane,
+        };
+        let table = (0..plane as i32).collect();
+        self.window(
+            n,
+            ins,
+            kernel,
+            table,
+            vec![plane as f32],
+            backward,
+            x[0] * x[1],
+        )
+    }
+
+    /// Builds the gather table of a single-input movement op by running the interpreter's op on
+    /// the input's indices (+1, so 0 marks a filled position): the table then means exactly
+    /// what the reference op does.
+    fn movement(&mut self, n: NodeIndex, ins: &[NodeIndex]) -> OpResult<()> {
+        let graph = self.graph;
+        let (op, fill) = match &graph.node(n).op {
+            Op::Pad(p) => {
+                let mut zero = p.clone();
+                zero.value = 0.0;
+                (Op::Pad(zero), p.value)
+            }
+            op => (op.clone(), 0.0),
+        };
+        let shape = self.shape(ins[0]).to_vec();
+        let len = numel(&shape);
+        op_ensure!(
+            len < TABLE_LIMIT,
+            "input of {len} elements is too large for a movement table (limit {TABLE_LIMIT})"
+        );
+        let encoded = Tensor::from_f32(shape, (1..=len).map(|i| i as f32).collect())?;
+        let mut args = vec![encoded];
+        for &i in &ins[1..] {
+            let Some(c) = graph.constant(i) else {
+                op_bail!("input {i:?} must be a constant for compiled code");
+            };
+            args.push(Tensor::clone(c));
+        }
+        let refs: Vec<&Tensor> = args.iter().collect();
+        let out = interp::eval(&op, &refs)?;
+        let table: Vec<i32> = out.f32s()?.iter().map(|&v| v as i32 - 1).collect();
+        let src = self.operand(ins[0])?;
+        self.gather(n, src, table, fill)
+    }
+
+    /// out = gather(src, table) into a new buffer for `n`.
+    fn gather(&mut self, n: NodeIndex, src: Operand, table: Vec<i32>, fill: f32) -> OpResult<()> {
+        let kind = TableKernel::Gather { fill };
+        let func = self.emit.table(kind).map_err(table_error)?;
+        let len = table.len();
+        let table = self.table(table);
+        let out = self.define(n);
+        op_ensure!(
+            self.p.buffers[out] == len,
+            "internal error: a table of {len} entries for a value of {}",
+            self.p.buffers[out]
+        );
+        self.push(
+            n,
+            Step::Table {
+                func,
+                kind,
+                src,
+                table,
+                out,
+                len,
+            },
+        );
+        Ok(())
+    }
+
+    /// Concat as one scatter per input; the tables come from the interpreter's Concat of
+    /// disjointly numbered inputs, so every output position is written exactly once.
+    fn concat(&mut self, n: NodeIndex, c: &Concat, ins: &[NodeIndex]) -> OpResult<()> {
+        let mut offsets = vec![0usize];
+        let mut args = Vec::with_capacity(ins.len());
+        for &i in ins {
+            let shape = self.shape(i).to_vec();
+            let start = *offsets.last().unwrap_or(&0);
+            let len = numel(&shape);
+            args.push(Tensor::from_f32(
+                shape,
+                (start..start + len).map(|v| v as f32).collect(),
+            )?);
+            offsets.push(start + len);
+        }
+        let total = *offsets.last().unwrap_or(&0);
+        op_ensure!(
+            total < TABLE_LIMIT,
+            "output of {total} elements is too large for a movement table"
+        );
+        let refs: Vec<&Tensor> = args.iter().collect();
+        let joined = interp::eval(&Op::Concat(c.clone()), &refs)?;
+        let mut tables: Vec<Vec<i32>> = offsets
+            .windows(2)
+            .map(|w| vec![NONE; w[1] - w[0]])
+            .collect();
+        for (pos, &v) in joined.f32s()?.iter().enumerate() {
+            let v = v as usize;
+            let k = offsets.partition_point(|&o| o <= v) - 1;
+            tables[k][v - offsets[k]] = pos as i32;
+        }
+        op_ensure!(
+            tables
+                .iter()
+                .flatten()
+                .all(|&t| t >= 0 && (t as usize) < total),
+            "internal error: a Concat table leaves a position unwritten"
+        );
+        let kind = TableKernel::Scatter;
+        let func = self.emit.table(kind).map_err(table_error)?;
+        let out = self.define(n);
+        for (&i, t) in ins.iter().zip(tables) {
+            let src = self.operand(i)?;
+            let len = t.len();
+            let table = self.table(t);
+            self.push(
+                n,
+                Step::Table {
+                    func,
+                    kind,
+                    src,
+                    table,
+                    out,
+                    len,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// A fused element-wise kernel rooted at `n`.
+    fn elementwise(&mut self, n: NodeIndex) -> OpResult<()> {
+        let shape = self.shape(n).to_vec();
+        let mut k = KernelBuilder::default();
+        let output = self.expand(n, &shape, &mut k)?;
+        let kernel = Kernel {
+            inputs: k.accesses,
+            body: k.body,
+            output,
+        };
+        let func = self.emit.elementwise(&kernel).map_err(table_error)?;
+        let out = self.define(n);
+        self.push(
+            n,
+            Step::Elementwise {
+                func,
+                kernel,
+                inputs: k.operands,
+                out,
+                len: numel(&shape),
+            },
+        );
+        Ok(())
+    }
+
+    /// The instruction computing node `n` inside a kernel over `shape`; fused producers are
+    /// expanded in place, everything else is loaded.
+    fn expand(&mut self, n: NodeIndex, shape: &[usize], k: &mut KernelBuilder) -> OpResult<u32> {
+        if let Some(&i) = k.memo.get(&n) {
+            return Ok(i);
+        }
+        let graph = self.graph;
+        let node = graph.node(n);
+        let ins = graph.inputs_of(n);
+        let i = match &node.op {
+            Op::Binary(op) => {
+                let a = self.expand_child(ins[0], shape, k)?;
+                let b = self.expand_child(ins[1], shape, k)?;
+                k.push(Instr::Binary(*op, a, b))
+            }
+            Op::Sum => {
+                let mut acc = self.expand_child(ins[0], shape, k)?;
+                for &x in &ins[1..] {
+                    let b = self.expand_child(x, shape, k)?;
+                    acc = k.push(Instr::Binary(BinaryOp::Add, acc, b));
+                }
+                acc
+            }
+            Op::Pointwise(p) => {
+                let a = self.expand_child(ins[0], shape, k)?;
+                k.push(Instr::Pointwise(*p, a))
+            }
+            Op::Activation(f) => {
+                let a = self.expand_child(ins[0], shape, k)?;
+                k.push(Instr::Activation(*f, a))
+            }
+            Op::ActivationGrad(g) => {
+                let x = self.expand_child(ins[0], shape, k)?;
+                let dy = self.expand_child(ins[1], shape, k)?;
+                k.push(Instr::ActivationGrad(g.activation, x, dy))
+            }
+            Op::BatchNorm(bn) => {
+                // (x - mean) / sqrt(var + eps) * scale + bias, per channel, as the interpreter
+                // computes it (the square root made once, at compile time).
+                let x = self.expand_child(ins[0], shape, k)?;
+                let param = |i: usize| -> OpResult<Vec<f32>> {
+                    let Some(t) = graph.constant(ins[i]) else {
+                        op_bail!("BatchNorm parameters must be constants for compiled code");
+                    };
+                    Ok(t.f32s()?.to_vec())
+                };
+                let (scale, bias, mean, var) = (param(1)?, param(2)?, param(3)?, param(4)?);
+                let denom: Vec<f32> = var.iter().map(|v| (v + bn.epsilon).sqrt()).collect();
+                let c = shape.get(1).copied().unwrap_or(1);
+                let access = Access::Periodic {
+                    inner: numel(shape.get(2..).unwrap_or(&[])),
+                    period: c,
+                };
+                let mut channel = |this: &mut Self, v: Vec<f32>| -> OpResult<u32> {
+                    op_ensure!(
+                        v.len() == c,
+                        "BatchNorm parameter of {} for {c} channels",
+                        v.len()
+                    );
+                    let op = this.constant(Tensor::from_f32(vec![c], v)?);
+                    Ok(k.load(op, access))
+                };
+                let m = channel(self, mean)?;
+                let d = channel(self, denom)?;
+                let s = channel(self, scale)?;
+                let b = channel(self, bias)?;
+                let centred = k.push(Instr::Binary(BinaryOp::Sub, x, m));
+                let normed = k.push(Instr::Binary(BinaryOp::Div, centred, d));
+                let scaled = k.push(Instr::Binary(BinaryOp::Mul, normed, s));
+                k.push(Instr::Binary(BinaryOp::Add, scaled, b))
+            }
+            other => op_bail!("internal error: {} is not element-wise", other.name()),
+        };
+        k.memo.insert(n, i);
+        Ok(i)
+    }
+
+    fn expand_child(
+        &mut self,
+        n: NodeIndex,
+        shape: &[usize],
+        k: &mut KernelBuilder,
+    ) -> OpResult<u32> {
+        if self.fused.contains_key(&n) && !self.is_const(n) {
+            self.expand(n, shape, k)
+        } else {
+            self.load(n, shape, k)
+        }
+    }
+
+    /// Loads node `n`'s value, broadcast to `shape`: directly when the broadcast is periodic,
+    /// else through a gathered copy.
+    fn load(&mut self, n: NodeIndex, shape: &[usize], k: &mut KernelBuilder) -> OpResult<u32> {
+        if let Some(&i) = k.memo.get(&n) {
+            return Ok(i);
+        }
+        let from = self.shape(n).to_vec();
+        let operand = self.operand(n)?;
+        let i = match periodic(&from, shape) {
+            Some(access) => k.load(operand, access),
+            None => {
+                // A general broadcast: materialise it once with a gather.
+                let map = interp::broadcast_map(&from, shape);
+                op_ensure!(
+                    map.len() < TABLE_LIMIT,
+                    "broadcast of {} elements is too large",
+                    map.len()
+                );
+                let kind = TableKernel::Gather { fill: 0.0 };
+                let func = self.emit.table(kind).map_err(table_error)?;
+                let len = map.len();
+                let table = self.table(map.into_iter().map(|v| v as i32).collect());
+                let out = self.buffer(len);
+                self.push(
+                    n,
+                    Step::Table {
+                        func,
+                        kind,
+                        src: operand,
+                        table,
+                        out,
+                        len,
+                    },
+                );
+                k.load(Operand::Buffer(out), Access::Full)
+            }
+        };
+        k.memo.insert(n, i);
+        Ok(i)
+    }
+}
+
+/// The periodic access reading a `from`-shaped value broadcast to `to`, if there is one: the
+/// value's non-unit axes must be one contiguous block equal to `to`'s.
+pub fn periodic(from: &[usize], to: &[usize]) -> Option<Access> {
+    if from.len() > to.len() {
+        return None;
+    }
+    let mut f = vec![1; to.len() - from.len()];
+    f.extend_from_slice(from);
+    if f == to {
+        return Some(Access::Full);
+    }
+    let kept: Vec<usize> = (0..to.len()).filter(|&a| f[a] != 1).collect();
+    let Some((&first, &last)) = kept.first().zip(kept.last()) else {
+        return Some(Access::Periodic {
+            inner: 1,
+            period: 1,
+        });
+    };
+    let block_matches = (first..=last).all(|a| f[a] == to[a]);
+    block_matches.then(|| Access::Periodic {
+        inner: numel(&to[last + 1..]),
+        period: numel(&to[first..=last]),
+    })
+}
+
+#[derive(Default)]
+struct KernelBuilder {
+    body: Vec<Instr>,
+    accesses: Vec<Access>,
+    operands: Vec<Operand>,
+    memo: HashMap<NodeIndex, u32>,
+}
+
+impl KernelBuilder {
+    fn push(&mut self, i: Instr) -> u32 {
+        self.body.push(i);
+        (self.body.len() - 1) as u32
+    }
+
+    fn load(&mut self, operand: Operand, access: Access) -> u32 {
+        let k = match self
+            .operands
+            .iter()
+            .zip(&self.accesses)
+            .position(|(&o, &a)| o == operand && a == access)
+        {
+            Some(k) => k,
+            None => {
+                self.operands.push(operand);
+                self.accesses.push(access);
+                self.operands.len() - 1
+            }
+        };
+        self.push(Instr::Load(k))
+    }
+}
