@@ -7,11 +7,12 @@ use std::time::Instant;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 
+use crate::codegen;
 use crate::error::{Error, Result};
 use crate::ir::Tensor;
 use crate::onnx::ImportOptions;
 use crate::relevance::Method;
-use crate::{Explainer, Model, Target};
+use crate::{Engine, ExplainOptions, Explainer, Model, Target};
 
 /// What `bench` measures.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -30,35 +31,70 @@ pub struct BenchReport {
     pub peak_rss_mb: Option<f64>,
     /// Which engine ran the graph.
     pub engine: &'static str,
+    /// The explain executable's arena (every intermediate value, packed by the memory plan).
+    pub arena_mb: Option<f64>,
 }
 
-/// Measures `method` on the model at `path` with batch `batch` over `runs` runs.
-pub fn bench(path: &Path, method: Method, batch: usize, runs: usize) -> Result<BenchReport> {
-    let runs = runs.max(1);
+/// What to measure.
+#[derive(Clone, Copy, Debug)]
+pub struct BenchOptions {
+    pub batch: usize,
+    /// Timed runs (after one untimed warm-up run that also allocates the arenas).
+    pub runs: usize,
+    pub threads: usize,
+    pub engine: Engine,
+}
+
+/// Measures `method` on the model at `path`.
+pub fn bench(path: &Path, method: Method, o: BenchOptions) -> Result<BenchReport> {
+    let runs = o.runs.max(1);
     let start = Instant::now();
     let options = ImportOptions {
-        batch: Some(batch),
+        batch: Some(o.batch),
         ..ImportOptions::default()
     };
     let model = Model::load(path, &options)?;
     let name = method.name().to_string();
-    let explainer = Explainer::new(&model, method)?;
+    let explain_options = ExplainOptions {
+        engine: o.engine,
+        threads: o.threads,
+        guard: None,
+    };
+    let explainer = Explainer::with_options(&model, method, explain_options)?;
+    let forward = match o.engine {
+        Engine::Compiled => Some(model.compile(codegen::Options {
+            threads: o.threads,
+            guard: None,
+        })?),
+        Engine::Interpreter => None,
+    };
     let compile_s = start.elapsed().as_secs_f64();
     let x = random_input(model.input_shape())?;
-    let forward_s = median(runs, || model.run(x.clone()).map(|_| ()))?;
+    let run_forward = || match &forward {
+        Some(exe) => model.run_compiled(exe, x.clone()).map(|_| ()),
+        None => model.run_interpreted(x.clone()).map(|_| ()),
+    };
+    let forward_s = median(runs, run_forward)?;
     let explain_s = median(runs, || {
         explainer.explain(x.clone(), Target::Top).map(|_| ())
     })?;
     Ok(BenchReport {
         method: name,
         batch: model.input_shape().first().copied().unwrap_or(1),
-        threads: 1,
+        threads: match o.engine {
+            Engine::Compiled => o.threads,
+            Engine::Interpreter => 1,
+        },
         runs,
         compile_s,
         forward_s,
         explain_s,
         peak_rss_mb: peak_rss_mb(),
-        engine: "interpreter",
+        engine: match o.engine {
+            Engine::Compiled => "compiled",
+            Engine::Interpreter => "interpreter",
+        },
+        arena_mb: explainer.executable().map(|e| e.arena_bytes() as f64 / 1e6),
     })
 }
 
@@ -73,7 +109,9 @@ fn random_input(shape: &[usize]) -> Result<Tensor> {
     })
 }
 
+/// The median of `runs` timed calls after one untimed warm-up call.
 fn median(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?;
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs {
         let t = Instant::now();

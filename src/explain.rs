@@ -6,6 +6,7 @@ use std::sync::Arc;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 
+use crate::codegen::{self, Executable, Request};
 use crate::error::{Error, Result};
 use crate::interp;
 use crate::ir::{NodeIndex, Tensor};
@@ -46,25 +47,101 @@ pub struct Explanation {
     pub layers: Vec<LayerRelevance>,
 }
 
+/// What evaluates the joint graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// Native code from the Cranelift backend (the default).
+    Compiled,
+    /// The reference interpreter (the oracle compiled code is tested against).
+    Interpreter,
+}
+
+/// How an explainer is built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExplainOptions {
+    pub engine: Engine,
+    /// Worker threads of compiled code.
+    pub threads: usize,
+    /// Compile with guard pages around every buffer (the bounds check; slow, for tests).
+    pub guard: Option<codegen::GuardSide>,
+}
+
+impl Default for ExplainOptions {
+    fn default() -> ExplainOptions {
+        ExplainOptions {
+            engine: Engine::Compiled,
+            threads: codegen::default_threads(),
+            guard: None,
+        }
+    }
+}
+
 /// A model prepared to explain with one method.
 #[derive(Clone, Debug)]
 pub struct Explainer {
     model: Model,
     method: Method,
-    joint: Relevance,
+    options: ExplainOptions,
+    joint: Joint,
     /// For SmoothGrad and integrated gradients: the joint graph at batch samples x batch, so all
     /// samples run as one batch (`None` when the model's batch axis is fixed: they then run one
     /// after another).
-    batched: Option<Relevance>,
+    batched: Option<Joint>,
+}
+
+/// A joint graph and, with the compiled engine, its executable.
+#[derive(Clone, Debug)]
+struct Joint {
+    relevance: Relevance,
+    compiled: Option<Arc<Executable>>,
+}
+
+impl Joint {
+    fn new(relevance: Relevance, options: &ExplainOptions) -> Result<Joint> {
+        let compiled = match options.engine {
+            Engine::Interpreter => None,
+            Engine::Compiled => {
+                let r = &relevance;
+                let totals: Vec<NodeIndex> = r.layers.iter().map(|l| l.relevance).collect();
+                let request = Request {
+                    outputs: &[r.logits, r.relevance],
+                    totals: &totals,
+                    late: &[r.seed],
+                };
+                let exe_options = codegen::Options {
+                    threads: options.threads,
+                    guard: options.guard,
+                };
+                Some(Arc::new(Executable::compile(
+                    &r.graph,
+                    &request,
+                    exe_options,
+                )?))
+            }
+        };
+        Ok(Joint {
+            relevance,
+            compiled,
+        })
+    }
 }
 
 /// Seed of the noise SmoothGrad adds when none is given.
 pub const DEFAULT_NOISE_SEED: u64 = 0;
 
 impl Explainer {
-    /// Builds the joint graph of `model` and `method`.
+    /// Builds the joint graph of `model` and `method` and compiles it.
     pub fn new(model: &Model, method: Method) -> Result<Explainer> {
-        let joint = relevance::build(model.graph(), &method)?;
+        Explainer::with_options(model, method, ExplainOptions::default())
+    }
+
+    /// Builds the joint graph and prepares it for the engine `options` name.
+    pub fn with_options(
+        model: &Model,
+        method: Method,
+        options: ExplainOptions,
+    ) -> Result<Explainer> {
+        let joint = Joint::new(relevance::build(model.graph(), &method)?, &options)?;
         let samples = match method.kind {
             MethodKind::Gradient(GradientMethod::SmoothGrad { samples, .. }) => samples,
             MethodKind::Gradient(GradientMethod::IntegratedGradients { steps }) => steps,
@@ -73,7 +150,7 @@ impl Explainer {
         let batch = model.input_shape().first().copied().unwrap_or(1);
         let batched = if samples > 1 {
             match model.with_batch(samples * batch)? {
-                Some(m) => Some(relevance::build(m.graph(), &method)?),
+                Some(m) => Some(Joint::new(relevance::build(m.graph(), &method)?, &options)?),
                 None => None,
             }
         } else {
@@ -82,6 +159,7 @@ impl Explainer {
         Ok(Explainer {
             model: model.clone(),
             method,
+            options,
             joint,
             batched,
         })
@@ -103,7 +181,16 @@ impl Explainer {
 
     /// The joint forward + relevance graph.
     pub fn relevance(&self) -> &Relevance {
-        &self.joint
+        &self.joint.relevance
+    }
+
+    /// The executable of the joint graph (`None` with the interpreter engine).
+    pub fn executable(&self) -> Option<&Executable> {
+        self.joint.compiled.as_deref()
+    }
+
+    pub fn options(&self) -> &ExplainOptions {
+        &self.options
     }
 
     /// Explains `input` (with or without the batch axis) for `target`. SmoothGrad draws its noise
@@ -236,19 +323,18 @@ impl Explainer {
     /// One forward + relevance evaluation; `fixed` targets, when given, override `target`.
     fn run_joint(
         &self,
-        j: &Relevance,
+        joint: &Joint,
         x: &Tensor,
         target: Target,
         fixed: &[usize],
     ) -> Result<Explanation> {
-        let graph = &j.graph;
-        let mut values: HashMap<NodeIndex, Arc<Tensor>> = HashMap::new();
-        values.insert(j.input, Arc::new(x.clone()));
-        interp::evaluate(graph, &mut values)?;
-        let logits = values
-            .get(&j.logits)
-            .map(|v| Tensor::clone(v))
-            .ok_or_else(|| input_error("logits", "not computed".into()))?;
+        let j = &joint.relevance;
+        let mut engine = match &joint.compiled {
+            Some(exe) => Run::Compiled(exe.session()?),
+            None => Run::Interpreter(HashMap::new()),
+        };
+        engine.forward(j, x)?;
+        let logits = engine.read(j.logits, "logits")?;
         let batch = logits.shape().first().copied().unwrap_or(1).max(1);
         let per = logits.len() / batch;
         let lv = logits
@@ -280,12 +366,8 @@ impl Explainer {
         }
         let seed = Tensor::from_f32(logits.shape().to_vec(), seed)
             .map_err(|e| input_error("seed", e.0))?;
-        values.insert(j.seed, Arc::new(seed));
-        interp::evaluate(graph, &mut values)?;
-        let relevance = values
-            .get(&j.relevance)
-            .map(|v| Tensor::clone(v))
-            .ok_or_else(|| input_error("relevance", "not computed".into()))?;
+        engine.backward(j, &seed)?;
+        let relevance = engine.read(j.relevance, "relevance")?;
         let layers = j
             .layers
             .iter()
@@ -293,10 +375,7 @@ impl Explainer {
                 name: l.name.clone(),
                 op: l.op.clone(),
                 rule: l.rule.clone(),
-                relevance_sum: values
-                    .get(&l.relevance)
-                    .and_then(|v| v.f32s().ok().map(|s| s.iter().sum()))
-                    .unwrap_or(f32::NAN),
+                relevance_sum: engine.total(l.relevance).unwrap_or(f32::NAN),
             })
             .collect();
         let target_logits = targets
@@ -311,6 +390,59 @@ impl Explainer {
             relevance,
             layers,
         })
+    }
+}
+
+/// One explanation's evaluation state on either engine.
+enum Run<'e> {
+    Compiled(codegen::Session<'e>),
+    Interpreter(HashMap<NodeIndex, Arc<Tensor>>),
+}
+
+impl Run<'_> {
+    fn forward(&mut self, j: &Relevance, x: &Tensor) -> Result<()> {
+        match self {
+            Run::Compiled(s) => {
+                s.write(j.input, x)?;
+                s.run_first()
+            }
+            Run::Interpreter(values) => {
+                values.insert(j.input, Arc::new(x.clone()));
+                interp::evaluate(&j.graph, values)
+            }
+        }
+    }
+
+    fn backward(&mut self, j: &Relevance, seed: &Tensor) -> Result<()> {
+        match self {
+            Run::Compiled(s) => {
+                s.write(j.seed, seed)?;
+                s.run_second()
+            }
+            Run::Interpreter(values) => {
+                values.insert(j.seed, Arc::new(seed.clone()));
+                interp::evaluate(&j.graph, values)
+            }
+        }
+    }
+
+    fn read(&self, n: NodeIndex, what: &str) -> Result<Tensor> {
+        match self {
+            Run::Compiled(s) => s.read(n),
+            Run::Interpreter(values) => values
+                .get(&n)
+                .map(|v| Tensor::clone(v))
+                .ok_or_else(|| input_error(what, "not computed".into())),
+        }
+    }
+
+    fn total(&self, n: NodeIndex) -> Option<f32> {
+        match self {
+            Run::Compiled(s) => s.total(n),
+            Run::Interpreter(values) => values
+                .get(&n)
+                .and_then(|v| v.f32s().ok().map(|s| s.iter().sum())),
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::codegen;
 use crate::error::{Error, Result};
 use crate::interp;
 use crate::ir::{Graph, Tensor};
@@ -109,9 +110,27 @@ impl Model {
         Ok(input)
     }
 
-    /// Runs the forward pass with the reference interpreter; returns the model's outputs.
+    /// Runs the forward pass with compiled code; returns the model's outputs. (Compiles on every
+    /// call: to run many inputs, keep the executable of [`Model::compile`].)
     pub fn run(&self, input: Tensor) -> Result<Vec<Tensor>> {
+        let exe = self.compile(codegen::Options::default())?;
+        self.run_compiled(&exe, input)
+    }
+
+    /// Runs the forward pass with the reference interpreter.
+    pub fn run_interpreted(&self, input: Tensor) -> Result<Vec<Tensor>> {
         let input = self.check_input(input, "input")?;
         interp::run(&self.graph, &input)
+    }
+
+    /// Compiles the forward pass (every output read back).
+    pub fn compile(&self, options: codegen::Options) -> Result<codegen::Executable> {
+        codegen::compile_forward(&self.graph, options)
+    }
+
+    /// Runs an executable from [`Model::compile`] on `input`.
+    pub fn run_compiled(&self, exe: &codegen::Executable, input: Tensor) -> Result<Vec<Tensor>> {
+        let input = self.check_input(input, "input")?;
+        codegen::run_forward(exe, &self.graph, &input)
     }
 }

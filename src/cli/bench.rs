@@ -19,32 +19,41 @@ pub struct BenchArgs {
     /// Timed runs; medians are reported.
     #[arg(long, default_value_t = 5)]
     runs: usize,
-    /// Worker threads. The reference interpreter is single-threaded, so only 1 is accepted until
-    /// the compiled backend lands.
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
+    /// Worker threads of compiled code (default: every available core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Time the reference interpreter instead of compiled code (single-threaded).
+    #[arg(long)]
+    interpreter: bool,
     /// Print one JSON object: compile_s, forward_s, explain_s, peak_rss_mb, threads, batch, method.
     #[arg(long)]
     json: bool,
 }
 
 pub fn bench(args: BenchArgs) -> Result<()> {
-    if args.threads != 1 {
-        return Err(anyhow!(
-            "--threads {}: the interpreter runs on one thread",
-            args.threads
-        ));
+    if args.batch == 0 || args.runs == 0 || args.threads == Some(0) {
+        return Err(anyhow!("--batch, --runs and --threads must be positive"));
     }
-    if args.batch == 0 || args.runs == 0 {
-        return Err(anyhow!("--batch and --runs must be positive"));
+    if args.interpreter && args.threads.is_some_and(|t| t != 1) {
+        return Err(anyhow!("--interpreter runs on one thread; drop --threads"));
     }
     let method = Method::parse(&args.method)?;
-    let r = lrpc::bench::bench(&args.model.model, method, args.batch, args.runs)?;
+    let options = lrpc::bench::BenchOptions {
+        batch: args.batch,
+        runs: args.runs,
+        threads: args.threads.unwrap_or_else(lrpc::codegen::default_threads),
+        engine: if args.interpreter {
+            lrpc::Engine::Interpreter
+        } else {
+            lrpc::Engine::Compiled
+        },
+    };
+    let r = lrpc::bench::bench(&args.model.model, method, options)?;
     if args.json {
         println!("{}", serde_json::to_string(&r)?);
     } else {
         println!(
-            "{} batch {} ({} engine, {} thread, median of {} runs): compile {:.3} s, forward {:.3} s, explain {:.3} s, peak RSS {}",
+            "{} batch {} ({} engine, {} threads, median of {} runs): compile {:.3} s, forward {:.3} s, explain {:.3} s, peak RSS {}",
             r.method,
             r.batch,
             r.engine,
