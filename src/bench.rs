@@ -33,6 +33,12 @@ pub struct BenchReport {
     pub engine: &'static str,
     /// The explain executable's arena (every intermediate value, packed by the memory plan).
     pub arena_mb: Option<f64>,
+    /// With `--profile`: seconds per step kind over the timed runs, slowest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub profile: Vec<(String, f64)>,
+    /// With `--profile`: the slowest steps.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub slowest: Vec<codegen::executable::StepTime>,
 }
 
 /// What to measure.
@@ -43,6 +49,8 @@ pub struct BenchOptions {
     pub runs: usize,
     pub threads: usize,
     pub engine: Engine,
+    /// Time every compiled step of the explanation (reported in `BenchReport::profile`).
+    pub profile: bool,
 }
 
 /// Measures `method` on the model at `path`.
@@ -59,12 +67,15 @@ pub fn bench(path: &Path, method: Method, o: BenchOptions) -> Result<BenchReport
         engine: o.engine,
         threads: o.threads,
         guard: None,
+        profile: o.profile,
+        layers: false,
     };
     let explainer = Explainer::with_options(&model, method, explain_options)?;
     let forward = match o.engine {
         Engine::Compiled => Some(model.compile(codegen::Options {
             threads: o.threads,
             guard: None,
+            profile: false,
         })?),
         Engine::Interpreter => None,
     };
@@ -78,6 +89,10 @@ pub fn bench(path: &Path, method: Method, o: BenchOptions) -> Result<BenchReport
     let explain_s = median(runs, || {
         explainer.explain(x.clone(), Target::Top).map(|_| ())
     })?;
+    let steps = explainer
+        .executable()
+        .map(|e| e.profile())
+        .unwrap_or_default();
     Ok(BenchReport {
         method: name,
         batch: model.input_shape().first().copied().unwrap_or(1),
@@ -95,7 +110,22 @@ pub fn bench(path: &Path, method: Method, o: BenchOptions) -> Result<BenchReport
             Engine::Interpreter => "interpreter",
         },
         arena_mb: explainer.executable().map(|e| e.arena_bytes() as f64 / 1e6),
+        profile: by_kind(&steps),
+        slowest: steps.into_iter().take(60).collect(),
     })
+}
+
+/// Seconds per step kind, slowest first.
+fn by_kind(steps: &[codegen::executable::StepTime]) -> Vec<(String, f64)> {
+    let mut kinds: Vec<(String, f64)> = Vec::new();
+    for s in steps {
+        match kinds.iter_mut().find(|(k, _)| k == s.kind) {
+            Some((_, t)) => *t += s.seconds,
+            None => kinds.push((s.kind.to_string(), s.seconds)),
+        }
+    }
+    kinds.sort_by(|a, b| b.1.total_cmp(&a.1));
+    kinds
 }
 
 /// Standard-normal values from a fixed seed.

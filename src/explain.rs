@@ -43,7 +43,8 @@ pub struct Explanation {
     pub target_logits: Vec<f32>,
     /// Relevance (or attribution) at the input, the input's shape.
     pub relevance: Tensor,
-    /// Relevance at every layer's output, in forward order (for LRP it should stay near the logit).
+    /// Relevance at every layer's output, in forward order (for LRP it should stay near the
+    /// logit); empty unless `ExplainOptions::layers` asked for it.
     pub layers: Vec<LayerRelevance>,
 }
 
@@ -64,6 +65,11 @@ pub struct ExplainOptions {
     pub threads: usize,
     /// Compile with guard pages around every buffer (the bounds check; slow, for tests).
     pub guard: Option<codegen::GuardSide>,
+    /// Time every compiled step (`Explainer::executable().profile()`).
+    pub profile: bool,
+    /// Report the relevance arriving at every layer (`Explanation::layers`, the conservation
+    /// check); off by default, since summing every layer's relevance costs a pass over it.
+    pub layers: bool,
 }
 
 impl Default for ExplainOptions {
@@ -72,6 +78,8 @@ impl Default for ExplainOptions {
             engine: Engine::Compiled,
             threads: codegen::default_threads(),
             guard: None,
+            profile: false,
+            layers: false,
         }
     }
 }
@@ -102,15 +110,20 @@ impl Joint {
             Engine::Interpreter => None,
             Engine::Compiled => {
                 let r = &relevance;
-                let totals: Vec<NodeIndex> = r.layers.iter().map(|l| l.relevance).collect();
+                let totals: Vec<NodeIndex> = match options.layers {
+                    true => r.layers.iter().map(|l| l.relevance).collect(),
+                    false => Vec::new(),
+                };
                 let request = Request {
                     outputs: &[r.logits, r.relevance],
                     totals: &totals,
                     late: &[r.seed],
+                    threads: options.threads,
                 };
                 let exe_options = codegen::Options {
                     threads: options.threads,
                     guard: options.guard,
+                    profile: options.profile,
                 };
                 Some(Arc::new(Executable::compile(
                     &r.graph,
@@ -368,8 +381,12 @@ impl Explainer {
             .map_err(|e| input_error("seed", e.0))?;
         engine.backward(j, &seed)?;
         let relevance = engine.read(j.relevance, "relevance")?;
-        let layers = j
-            .layers
+        let traced = if self.options.layers {
+            &j.layers[..]
+        } else {
+            &[]
+        };
+        let layers = traced
             .iter()
             .map(|l| LayerRelevance {
                 name: l.name.clone(),

@@ -40,6 +40,8 @@ fn options(engine: Engine) -> ExplainOptions {
         engine,
         threads: 2,
         guard: None,
+        profile: false,
+        layers: true,
     }
 }
 
@@ -215,6 +217,7 @@ fn check_every_node(name: &str, j: &lrpc::relevance::Relevance, x: &Tensor) -> V
             outputs: &[k],
             totals: &[],
             late: &[],
+            threads: 2,
         };
         let exe = Executable::compile(
             &single,
@@ -222,6 +225,7 @@ fn check_every_node(name: &str, j: &lrpc::relevance::Relevance, x: &Tensor) -> V
             Options {
                 threads: 2,
                 guard: None,
+                profile: false,
             },
         )
         .unwrap_or_else(|e| panic!("{name} {}: {e}", node.name));

@@ -35,7 +35,11 @@ fn bias_free(case: &str) -> Model {
 }
 
 fn explain(model: &Model, method: &str, x: Tensor) -> lrpc::Explanation {
-    Explainer::new(model, Method::parse(method).unwrap())
+    let options = lrpc::ExplainOptions {
+        layers: true,
+        ..lrpc::ExplainOptions::default()
+    };
+    Explainer::with_options(model, Method::parse(method).unwrap(), options)
         .unwrap()
         .explain(x, Target::Top)
         .unwrap()

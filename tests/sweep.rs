@@ -161,6 +161,8 @@ fn sweep(seeds: std::ops::Range<u64>, guard: Option<GuardSide>) {
                 engine,
                 threads: 2,
                 guard,
+                profile: false,
+                layers: true,
             };
             let want = Explainer::with_options(&model, method.clone(), opts(Engine::Interpreter))
                 .and_then(|e| e.explain(x.clone(), Target::Top))

@@ -5,6 +5,7 @@ use clap::Args;
 use lrpc::relevance::Method;
 
 use super::ModelArg;
+use super::engine::EngineArgs;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -19,34 +20,28 @@ pub struct BenchArgs {
     /// Timed runs; medians are reported.
     #[arg(long, default_value_t = 5)]
     runs: usize,
-    /// Worker threads of compiled code (default: every available core).
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// Also time every compiled step and print where the explanation's time goes.
     #[arg(long)]
-    threads: Option<usize>,
-    /// Time the reference interpreter instead of compiled code (single-threaded).
-    #[arg(long)]
-    interpreter: bool,
+    profile: bool,
     /// Print one JSON object: compile_s, forward_s, explain_s, peak_rss_mb, threads, batch, method.
     #[arg(long)]
     json: bool,
 }
 
 pub fn bench(args: BenchArgs) -> Result<()> {
-    if args.batch == 0 || args.runs == 0 || args.threads == Some(0) {
-        return Err(anyhow!("--batch, --runs and --threads must be positive"));
+    if args.batch == 0 || args.runs == 0 {
+        return Err(anyhow!("--batch and --runs must be positive"));
     }
-    if args.interpreter && args.threads.is_some_and(|t| t != 1) {
-        return Err(anyhow!("--interpreter runs on one thread; drop --threads"));
-    }
+    let (engine, threads) = args.engine.engine()?;
     let method = Method::parse(&args.method)?;
     let options = lrpc::bench::BenchOptions {
         batch: args.batch,
         runs: args.runs,
-        threads: args.threads.unwrap_or_else(lrpc::codegen::default_threads),
-        engine: if args.interpreter {
-            lrpc::Engine::Interpreter
-        } else {
-            lrpc::Engine::Compiled
-        },
+        threads,
+        profile: args.profile,
+        engine,
     };
     let r = lrpc::bench::bench(&args.model.model, method, options)?;
     if args.json {
@@ -65,6 +60,20 @@ pub fn bench(args: BenchArgs) -> Result<()> {
             r.peak_rss_mb
                 .map_or("n/a".to_string(), |m| format!("{m:.0} MB"))
         );
+    }
+    if args.profile && !args.json {
+        let total: f64 = r.profile.iter().map(|(_, t)| t).sum();
+        println!("time per step kind over the warm-up and timed runs ({total:.3} s):");
+        for (kind, t) in &r.profile {
+            println!(
+                "  {kind:16} {t:8.3} s  {:5.1}%",
+                100.0 * t / total.max(1e-12)
+            );
+        }
+        println!("slowest steps:");
+        for s in &r.slowest {
+            println!("  {:16} {:8.3} s  {}", s.kind, s.seconds, s.node);
+        }
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! `lrpc explain MODEL --input FILE [--method M] [--target K|top] ... [--output R.npy]
 //! [--heatmap H.png] [--json] [--layers]`.
 
+use super::engine::EngineArgs;
 use std::path::PathBuf;
 
 use anyhow::{Result, anyhow};
@@ -54,6 +55,8 @@ pub struct ExplainArgs {
     std: Option<String>,
     #[command(flatten)]
     shapes: ShapeArgs,
+    #[command(flatten)]
+    engine: EngineArgs,
 }
 
 fn triple(text: &str, flag: &str) -> Result<[f32; 3]> {
@@ -131,7 +134,14 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
         &args.shapes.options(Some(input.shape()))?,
     )?;
     let input = model.check_input(input, &args.input.display().to_string())?;
-    let explainer = Explainer::new(&model, method)?;
+    let (engine, threads) = args.engine.engine()?;
+    let options = lrpc::ExplainOptions {
+        engine,
+        threads,
+        layers: args.layers,
+        ..lrpc::ExplainOptions::default()
+    };
+    let explainer = Explainer::with_options(&model, method, options)?;
     let e = explainer.explain(input, target)?;
     if let Some(path) = &args.output {
         npy::write(path, &e.relevance)?;

@@ -1,6 +1,7 @@
 //! Subcommand definitions and dispatch.
 
 mod bench;
+mod engine;
 mod explain;
 mod inspect;
 mod method;

@@ -1,5 +1,6 @@
 //! `lrpc run MODEL --input X.npy [--output Y.npy] [--json]`: the forward pass only.
 
+use super::engine::EngineArgs;
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
@@ -25,6 +26,8 @@ pub struct RunArgs {
     json: bool,
     #[command(flatten)]
     shapes: ShapeArgs,
+    #[command(flatten)]
+    engine: EngineArgs,
 }
 
 #[derive(Serialize)]
@@ -44,7 +47,16 @@ pub fn run(args: RunArgs) -> Result<()> {
         &args.shapes.options(Some(input.shape()))?,
     )?;
     let input = model.check_input(input, &args.input.display().to_string())?;
-    let outputs = model.run(input)?;
+    let outputs = match args.engine.engine()? {
+        (lrpc::Engine::Interpreter, _) => model.run_interpreted(input)?,
+        (lrpc::Engine::Compiled, threads) => {
+            let exe = model.compile(lrpc::codegen::Options {
+                threads,
+                ..lrpc::codegen::Options::default()
+            })?;
+            model.run_compiled(&exe, input)?
+        }
+    };
     let names: Vec<&str> = model
         .graph()
         .outputs

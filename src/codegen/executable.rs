@@ -29,6 +29,8 @@ pub struct Options {
     /// Give every buffer, constant and table its own mapping with a guard page right after it
     /// (or right before it): any out-of-bounds access by a kernel faults. For tests.
     pub guard: Option<GuardSide>,
+    /// Time every step (see [`Executable::profile`]).
+    pub profile: bool,
 }
 
 impl Default for Options {
@@ -36,8 +38,20 @@ impl Default for Options {
         Options {
             threads: default_threads(),
             guard: None,
+            profile: false,
         }
     }
+}
+
+/// Where the time of the profiled runs went.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StepTime {
+    /// The step kind (conv, conv-transpose, elementwise, ...).
+    pub kind: &'static str,
+    /// The node the step came from.
+    pub node: String,
+    /// Seconds summed over every profiled run.
+    pub seconds: f64,
 }
 
 /// The machine's available parallelism (1 if unknown).
@@ -65,6 +79,8 @@ pub struct Executable {
     options: Options,
     source: String,
     names: Vec<String>,
+    /// Seconds per step, summed over runs, when profiling.
+    times: Mutex<Vec<f64>>,
     /// Keeps the kernels mapped; declared last so it is dropped after everything using them.
     _jit: Jit,
 }
@@ -91,7 +107,11 @@ impl Executable {
     /// Lowers, plans and compiles `graph` for `request`.
     pub fn compile(graph: &Graph, request: &Request, options: Options) -> Result<Executable> {
         let mut jit = Jit::new().map_err(|e| compile_error(graph, e))?;
-        let program = lower::lower(graph, jit.emitter(), request)?;
+        let request = Request {
+            threads: options.threads.max(1),
+            ..*request
+        };
+        let program = lower::lower(graph, jit.emitter(), &request)?;
         jit.finalize().map_err(|e| compile_error(graph, e))?;
         let entries = program
             .steps
@@ -136,7 +156,7 @@ impl Executable {
             .num_threads(threads)
             .build()
             .map_err(|e| compile_error(graph, e.to_string()))?;
-        let names = program
+        let names: Vec<String> = program
             .origin
             .iter()
             .map(|&n| graph.node(n).name.clone())
@@ -149,6 +169,7 @@ impl Executable {
             pool,
             options: Options { threads, ..options },
             source: graph.source.clone(),
+            times: Mutex::new(vec![0.0; names.len()]),
             names,
             _jit: jit,
         })
@@ -171,6 +192,27 @@ impl Executable {
 
     pub fn threads(&self) -> usize {
         self.options.threads
+    }
+
+    /// Time per step summed over the runs so far, slowest first (empty unless compiled with
+    /// `Options::profile`).
+    pub fn profile(&self) -> Vec<StepTime> {
+        let times = match self.times.lock() {
+            Ok(t) => t.clone(),
+            Err(_) => return Vec::new(),
+        };
+        let mut v: Vec<StepTime> = times
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| **t > 0.0)
+            .map(|(s, &seconds)| StepTime {
+                kind: self.program.steps[s].kind(),
+                node: self.names[s].clone(),
+                seconds,
+            })
+            .collect();
+        v.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+        v
     }
 
     /// Starts a run: takes the executable's memory (allocating it on first use).
@@ -365,12 +407,16 @@ impl Session<'_> {
         let memory = self.memory();
         exe.pool.install(|| {
             for s in steps {
+                let start = exe.options.profile.then(std::time::Instant::now);
                 exe.step(memory, s).map_err(|reason| Error::Eval {
                     file: exe.source.clone(),
                     node: exe.names[s].clone(),
                     op: exe.program.steps[s].kind().into(),
                     reason,
                 })?;
+                if let (Some(t), Ok(mut times)) = (start, exe.times.lock()) {
+                    times[s] += t.elapsed().as_secs_f64();
+                }
             }
             Ok(())
         })
@@ -541,7 +587,6 @@ impl Executable {
                 let bias = bias.map(|b| self.slice(m, b));
                 let col = col.map_or(&mut [][..], |c| self.slice_mut(m, c));
                 conv.forward(
-                    threads,
                     self.slice(m, *x),
                     self.slice(m, *w),
                     bias,
@@ -561,7 +606,6 @@ impl Executable {
             ) => {
                 let col = col.map_or(&mut [][..], |c| self.slice_mut(m, c));
                 conv.backward(
-                    threads,
                     self.slice(m, *dy),
                     self.slice(m, *w),
                     self.slice_mut(m, *out),
@@ -669,6 +713,7 @@ pub fn compile_forward(graph: &Graph, options: Options) -> Result<Executable> {
             outputs: &outputs,
             totals: &[],
             late: &[],
+            threads: options.threads,
         },
         options,
     )

@@ -82,6 +82,73 @@ pub fn matmul(
     }
 }
 
+/// One single-threaded GEMM on raw pointers: dst[i * dst_rs + j] (+)= scale * sum_p
+/// lhs[i * lrs + p * lcs] rhs[p * rrs + j * rcs], for i < m, j < n, p < k.
+///
+/// # Safety
+/// Every addressed element must lie in memory valid for the access (reads of lhs and rhs,
+/// reads and writes of dst), and dst must not overlap lhs or rhs.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_raw(
+    (m, k, n): (usize, usize, usize),
+    dst: *mut f32,
+    dst_rs: usize,
+    accumulate: bool,
+    (lhs, lrs, lcs): (*const f32, usize, usize),
+    (rhs, rrs, rcs): (*const f32, usize, usize),
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs,
+            lcs as isize,
+            lrs as isize,
+            rhs,
+            rcs as isize,
+            rrs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+/// A raw pointer handed to rayon workers that touch disjoint parts of what it addresses.
+#[derive(Clone, Copy)]
+struct Ptr<T>(T);
+// SAFETY: only used for the disjoint tiles described where it is created.
+unsafe impl<T> Send for Ptr<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for Ptr<T> {}
+
+/// Output columns (spatial positions) per forward tile, aiming at an im2col tile of ~1 MB.
+const TILE_FLOATS: usize = 1 << 16;
+/// Below this many output positions per image, a Conv splits its output channels over threads
+/// instead of its positions.
+const TILE_MIN_POSITIONS: usize = 1024;
+
+/// How a Conv's work is split over threads (chosen at compile time from the shapes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    /// Tiles of `cols` output positions per (image, group), each its own im2col + GEMM.
+    Positions { cols: usize },
+    /// One im2col per (image, group), output channels split over the threads.
+    Channels,
+}
+
 /// The geometry of one Conv (or its adjoint) as GEMMs.
 #[derive(Clone, Copy, Debug)]
 pub struct ConvGemm {
@@ -90,9 +157,36 @@ pub struct ConvGemm {
     pub cout: usize,
     pub group: usize,
     pub plane: Plane,
+    pub threads: usize,
+    pub split: Split,
 }
 
 impl ConvGemm {
+    /// Chooses the split for `threads` workers.
+    pub fn new(
+        (batch, cin, cout, group): (usize, usize, usize, usize),
+        plane: Plane,
+        threads: usize,
+    ) -> ConvGemm {
+        let mut c = ConvGemm {
+            batch,
+            cin,
+            cout,
+            group,
+            plane,
+            threads: threads.max(1),
+            split: Split::Channels,
+        };
+        let p = c.out_plane();
+        let images = batch * group;
+        if p >= TILE_MIN_POSITIONS || images >= 2 * c.threads || c.threads == 1 {
+            let cols = (TILE_FLOATS / c.k().max(1)).max(64).min(p.max(1));
+            let cols = if cols < p { cols.next_multiple_of(16).min(p) } else { p };
+            c.split = Split::Positions { cols };
+        }
+        c
+    }
+
     fn cin_g(&self) -> usize {
         self.cin / self.group
     }
@@ -124,81 +218,204 @@ impl ConvGemm {
             && p.pb == 0
             && p.pr == 0
     }
-    /// Length of the im2col scratch buffer (0 when direct).
-    pub fn col_len(&self) -> usize {
+
+    /// Scratch floats the forward pass needs (im2col tiles, one per thread).
+    pub fn forward_scratch(&self) -> usize {
+        match (self.direct(), self.split) {
+            (true, _) => 0,
+            (false, Split::Positions { cols }) => self.threads * self.k() * cols,
+            (false, Split::Channels) => self.k() * self.out_plane(),
+        }
+    }
+
+    /// Input channels per adjoint tile: a col tile of at most ~4 MB, and at least two tiles per
+    /// thread when the batch and groups alone do not give them.
+    fn adjoint_channels(&self) -> usize {
+        let per_channel = self.taps() * self.out_plane();
+        let cg = self.cin_g().max(1);
+        let by_memory = (4 * TILE_FLOATS) / per_channel.max(1);
+        let images = self.batch * self.group;
+        let by_threads = if images >= 2 * self.threads {
+            cg
+        } else {
+            cg.div_ceil(2 * self.threads)
+        };
+        by_memory.min(by_threads).clamp(1, cg)
+    }
+
+    /// Scratch floats the adjoint needs (col tiles of whole channels, one per thread).
+    pub fn backward_scratch(&self) -> usize {
         if self.direct() {
             0
         } else {
-            self.k() * self.out_plane()
+            self.threads * self.adjoint_channels() * self.taps() * self.out_plane()
         }
+    }
+
+    /// The scratch slot of the calling worker (each worker runs one tile at a time: tiles
+    /// call nothing that yields to rayon).
+    fn slot(&self) -> usize {
+        rayon::current_thread_index().unwrap_or(0) % self.threads
     }
 
     /// y = conv(x, w) + bias.
     pub fn forward(
         &self,
-        threads: usize,
         x: &[f32],
         w: &[f32],
         bias: Option<&[f32]>,
         y: &mut [f32],
-        col: &mut [f32],
+        scratch: &mut [f32],
     ) {
         let (k, p, mg, cg) = (self.k(), self.out_plane(), self.cout_g(), self.cin_g());
-        for n in 0..self.batch {
-            for g in 0..self.group {
-                let xs = &x[(n * self.cin + g * cg) * self.in_plane()..][..cg * self.in_plane()];
-                let rhs: &[f32] = if self.direct() {
-                    xs
-                } else {
-                    self.im2col(xs, &mut col[..k * p]);
-                    &col[..k * p]
-                };
-                let dst = &mut y[(n * self.cout + g * mg) * p..][..mg * p];
-                if let Some(b) = bias {
-                    for (row, &v) in dst.chunks_mut(p).zip(&b[g * mg..][..mg]) {
-                        row.fill(v);
+        assert!(
+            x.len() >= self.batch * self.cin * self.in_plane()
+                && w.len() >= self.cout * k
+                && y.len() >= self.batch * self.cout * p
+                && bias.is_none_or(|b| b.len() >= self.cout)
+                && scratch.len() >= self.forward_scratch(),
+            "Conv operands do not match the compiled geometry"
+        );
+        let (yp, sp) = (Ptr(y.as_mut_ptr()), Ptr(scratch.as_mut_ptr()));
+        match self.split {
+            Split::Positions { cols } => {
+                let per_image = p.div_ceil(cols);
+                let tiles = self.batch * self.group * per_image;
+                (0..tiles).into_par_iter().for_each(|t| {
+                    let (yp, sp) = (yp, sp);
+                    let (image, tile) = (t / per_image, t % per_image);
+                    let (n, g) = (image / self.group, image % self.group);
+                    let (p0, p1) = (tile * cols, ((tile + 1) * cols).min(p));
+                    let xs = &x[(n * self.cin + g * cg) * self.in_plane()..][..cg * self.in_plane()];
+                    let (rhs, rrs) = if self.direct() {
+                        (xs[p0..].as_ptr(), p)
+                    } else {
+                        let col = sp.0.wrapping_add(self.slot() * k * cols);
+                        // SAFETY: slot `slot()` of the scratch (k * cols floats, inside the
+                        // asserted length) belongs to this worker for the tile's duration.
+                        let col = unsafe { std::slice::from_raw_parts_mut(col, k * (p1 - p0)) };
+                        self.im2col(xs, col, p0, p1);
+                        (col.as_ptr(), p1 - p0)
+                    };
+                    let dst = yp.0.wrapping_add((n * self.cout + g * mg) * p + p0);
+                    if let Some(b) = bias {
+                        for (r, &v) in b[g * mg..][..mg].iter().enumerate() {
+                            // SAFETY: row r of the tile: columns p0..p1 of output row r,
+                            // inside y (asserted) and written by this tile only.
+                            let row = unsafe { std::slice::from_raw_parts_mut(dst.add(r * p), p1 - p0) };
+                            row.fill(v);
+                        }
+                    }
+                    // SAFETY: W_g is mg x k inside w; the rhs tile is k x (p1 - p0) inside x or
+                    // the worker's scratch slot; the dst tile is mg rows of p1 - p0 columns at
+                    // row stride p inside y, disjoint from other tiles and from the operands.
+                    unsafe {
+                        gemm_raw(
+                            (mg, k, p1 - p0),
+                            dst,
+                            p,
+                            bias.is_some(),
+                            (w[g * mg * k..].as_ptr(), k, 1),
+                            (rhs, rrs, 1),
+                        )
+                    }
+                });
+            }
+            Split::Channels => {
+                let rows = mg.div_ceil(self.threads).next_multiple_of(8).min(mg.max(1));
+                for n in 0..self.batch {
+                    for g in 0..self.group {
+                        let xs =
+                            &x[(n * self.cin + g * cg) * self.in_plane()..][..cg * self.in_plane()];
+                        let rhs = if self.direct() {
+                            xs
+                        } else {
+                            let col = &mut scratch[..k * p];
+                            self.im2col_parallel(xs, col);
+                            &*col
+                        };
+                        let rhs = Ptr(rhs.as_ptr());
+                        let base = (n * self.cout + g * mg) * p;
+                        (0..mg.div_ceil(rows)).into_par_iter().for_each(|b| {
+                            let (yp, rhs) = (yp, rhs);
+                            let (r0, r1) = (b * rows, ((b + 1) * rows).min(mg));
+                            let dst = yp.0.wrapping_add(base + r0 * p);
+                            if let Some(bias) = bias {
+                                for (r, &v) in bias[g * mg + r0..g * mg + r1].iter().enumerate() {
+                                    // SAFETY: output row r0 + r of this image and group.
+                                    let row = unsafe { std::slice::from_raw_parts_mut(dst.add(r * p), p) };
+                                    row.fill(v);
+                                }
+                            }
+                            // SAFETY: rows r0..r1 of W_g and of the output block (disjoint per
+                            // b), the whole k x p rhs (read only).
+                            unsafe {
+                                gemm_raw(
+                                    (r1 - r0, k, p),
+                                    dst,
+                                    p,
+                                    bias.is_some(),
+                                    (w[(g * mg + r0) * k..].as_ptr(), k, 1),
+                                    (rhs.0, p, 1),
+                                )
+                            }
+                        });
                     }
                 }
-                let lhs = View {
-                    data: &w[g * mg * k..][..mg * k],
-                    rs: k,
-                    cs: 1,
-                };
-                let rhs = View {
-                    data: rhs,
-                    rs: p,
-                    cs: 1,
-                };
-                matmul(threads, (mg, k, p), dst, bias.is_some(), lhs, rhs, 1.0);
             }
         }
     }
 
-    /// dx = conv^T(dy, w): the transposed GEMM, then col2im.
-    pub fn backward(&self, threads: usize, dy: &[f32], w: &[f32], dx: &mut [f32], col: &mut [f32]) {
-        let (k, p, mg, cg) = (self.k(), self.out_plane(), self.cout_g(), self.cin_g());
-        for n in 0..self.batch {
-            for g in 0..self.group {
-                let lhs = View {
-                    data: &w[g * mg * k..][..mg * k],
-                    rs: 1,
-                    cs: k,
-                };
-                let rhs = View {
-                    data: &dy[(n * self.cout + g * mg) * p..][..mg * p],
-                    rs: p,
-                    cs: 1,
-                };
-                let dxs =
-                    &mut dx[(n * self.cin + g * cg) * self.in_plane()..][..cg * self.in_plane()];
+    /// dx = conv^T(dy, w): per tile of input channels, the transposed GEMM into a col tile,
+    /// then col2im into those channels' planes (tiles write disjoint planes: deterministic).
+    pub fn backward(&self, dy: &[f32], w: &[f32], dx: &mut [f32], scratch: &mut [f32]) {
+        let (k, p, mg, cg, taps) = (
+            self.k(),
+            self.out_plane(),
+            self.cout_g(),
+            self.cin_g(),
+            self.taps(),
+        );
+        assert!(
+            dy.len() >= self.batch * self.cout * p
+                && w.len() >= self.cout * k
+                && dx.len() >= self.batch * self.cin * self.in_plane()
+                && scratch.len() >= self.backward_scratch(),
+            "ConvTranspose operands do not match the compiled geometry"
+        );
+        let cb = self.adjoint_channels();
+        let per_image = cg.div_ceil(cb);
+        let (dxp, sp) = (Ptr(dx.as_mut_ptr()), Ptr(scratch.as_mut_ptr()));
+        (0..self.batch * self.group * per_image)
+            .into_par_iter()
+            .for_each(|t| {
+                let (dxp, sp) = (dxp, sp);
+                let (image, tile) = (t / per_image, t % per_image);
+                let (n, g) = (image / self.group, image % self.group);
+                let (c0, c1) = (tile * cb, ((tile + 1) * cb).min(cg));
+                let rows = (c1 - c0) * taps;
+                let planes = dxp
+                    .0
+                    .wrapping_add((n * self.cin + g * cg + c0) * self.in_plane());
+                // SAFETY: the planes of channels c0..c1 of this image and group, inside dx
+                // (asserted), written by this tile only.
+                let planes =
+                    unsafe { std::slice::from_raw_parts_mut(planes, (c1 - c0) * self.in_plane()) };
+                let lhs = (w[g * mg * k + c0 * taps..].as_ptr(), 1, k);
+                let rhs = (dy[(n * self.cout + g * mg) * p..].as_ptr(), p, 1);
                 if self.direct() {
-                    matmul(threads, (k, mg, p), dxs, false, lhs, rhs, 1.0);
+                    // SAFETY: W_g^T rows c0..c1 (column stride k inside w), dy's mg x p block,
+                    // and the tile's planes (exactly rows x p floats).
+                    unsafe { gemm_raw((rows, mg, p), planes.as_mut_ptr(), p, false, lhs, rhs) };
                 } else {
-                    matmul(threads, (k, mg, p), &mut col[..k * p], false, lhs, rhs, 1.0);
-                    self.col2im(&col[..k * p], dxs);
+                    let col = sp.0.wrapping_add(self.slot() * cb * taps * p);
+                    // SAFETY: the worker's scratch slot (cb * taps * p floats, asserted).
+                    let col = unsafe { std::slice::from_raw_parts_mut(col, rows * p) };
+                    // SAFETY: as above, into the worker's col tile.
+                    unsafe { gemm_raw((rows, mg, p), col.as_mut_ptr(), p, false, lhs, rhs) };
+                    self.col2im(col, planes);
                 }
-            }
-        }
+            });
     }
 
     /// For kernel column `kw`: the output columns whose input column is inside the image, and
@@ -216,59 +433,82 @@ impl ConvGemm {
         (lo.min(ow) as usize, hi.max(lo.min(ow)) as usize, off)
     }
 
-    /// col[(c, kh, kw), (oh, ow)] = x[c, oh * sh + kh * dh - pt, ow * sw + kw * dw - pl] or 0.
-    fn im2col(&self, x: &[f32], col: &mut [f32]) {
-        let p = self.plane;
-        let (taps, in_plane, out_plane) = (self.taps(), self.in_plane(), self.out_plane());
-        col.par_chunks_mut(out_plane)
-            .enumerate()
-            .for_each(|(r, row)| {
-                let (c, kh, kw) = (r / taps, (r % taps) / p.kw, r % p.kw);
-                let xc = &x[c * in_plane..][..in_plane];
-                let (lo, hi, off) = self.columns(kw);
-                for (oh, out) in row.chunks_mut(p.ow).enumerate() {
-                    let Some(ih) = p.row(oh, kh) else {
-                        out.fill(0.0);
-                        continue;
-                    };
-                    let xr = &xc[ih * p.iw..][..p.iw];
-                    out[..lo].fill(0.0);
-                    out[hi..].fill(0.0);
-                    let start = (lo as isize * p.sw as isize + off) as usize;
-                    if p.sw == 1 {
-                        out[lo..hi].copy_from_slice(&xr[start..start + hi - lo]);
-                    } else {
-                        for (o, v) in out[lo..hi].iter_mut().enumerate() {
-                            *v = xr[start + o * p.sw];
-                        }
-                    }
-                }
-            });
+    /// Columns p0..p1 of im2col: col[(c, kh, kw), p - p0] = x[c, ih, iw] of output position p,
+    /// or 0 in the padding. `col` holds k rows of p1 - p0.
+    fn im2col(&self, x: &[f32], col: &mut [f32], p0: usize, p1: usize) {
+        let width = p1 - p0;
+        for (r, row) in col.chunks_mut(width).enumerate() {
+            self.im2col_row(x, r, row, p0, p1);
+        }
     }
 
-    /// dx[c, ih, iw] = sum of the col entries im2col would have read from it, channel planes in
-    /// parallel and each plane's taps in a fixed order (deterministic).
-    fn col2im(&self, col: &[f32], dx: &mut [f32]) {
-        let p = self.plane;
-        let (taps, in_plane, out_plane) = (self.taps(), self.in_plane(), self.out_plane());
-        dx.par_chunks_mut(in_plane)
+    /// The whole im2col matrix, rows in parallel.
+    fn im2col_parallel(&self, x: &[f32], col: &mut [f32]) {
+        let p = self.out_plane();
+        col.par_chunks_mut(p)
             .enumerate()
-            .for_each(|(c, plane)| {
-                plane.fill(0.0);
-                for t in 0..taps {
-                    let (kh, kw) = (t / p.kw, t % p.kw);
-                    let row = &col[(c * taps + t) * out_plane..][..out_plane];
-                    let (lo, hi, off) = self.columns(kw);
-                    for oh in 0..p.oh {
-                        let Some(ih) = p.row(oh, kh) else { continue };
-                        let src = &row[oh * p.ow..][..p.ow];
-                        let dst = &mut plane[ih * p.iw..][..p.iw];
-                        let start = (lo as isize * p.sw as isize + off) as usize;
-                        for (o, &v) in src[lo..hi].iter().enumerate() {
-                            dst[start + o * p.sw] += v;
+            .for_each(|(r, row)| self.im2col_row(x, r, row, 0, p));
+    }
+
+    /// Row r = (c, kh, kw) of im2col over output positions p0..p1.
+    fn im2col_row(&self, x: &[f32], r: usize, row: &mut [f32], p0: usize, p1: usize) {
+        let pl = self.plane;
+        let taps = self.taps();
+        let (c, kh, kw) = (r / taps, (r % taps) / pl.kw, r % pl.kw);
+        let xc = &x[c * self.in_plane()..][..self.in_plane()];
+        let (lo, hi, off) = self.columns(kw);
+        let mut pos = p0;
+        while pos < p1 {
+            let (oh, first) = (pos / pl.ow, pos % pl.ow);
+            let last = pl.ow.min(first + (p1 - pos));
+            let out = &mut row[pos - p0..][..last - first];
+            match pl.row(oh, kh) {
+                None => out.fill(0.0),
+                Some(ih) => {
+                    let xr = &xc[ih * pl.iw..][..pl.iw];
+                    let (a, b) = (lo.clamp(first, last), hi.clamp(first, last));
+                    out[..a - first].fill(0.0);
+                    out[b - first..].fill(0.0);
+                    if a == b {
+                        pos += last - first;
+                        continue;
+                    }
+                    let start = (a as isize * pl.sw as isize + off) as usize;
+                    let dst = &mut out[a - first..b - first];
+                    if pl.sw == 1 {
+                        dst.copy_from_slice(&xr[start..start + (b - a)]);
+                    } else {
+                        for (o, v) in dst.iter_mut().enumerate() {
+                            *v = xr[start + o * pl.sw];
                         }
                     }
                 }
-            });
+            }
+            pos += last - first;
+        }
+    }
+
+    /// planes[c, ih, iw] = sum of the col entries im2col would have read from it, for the
+    /// channels of one tile, each plane's taps in a fixed order.
+    fn col2im(&self, col: &[f32], planes: &mut [f32]) {
+        let p = self.plane;
+        let (taps, in_plane, out_plane) = (self.taps(), self.in_plane(), self.out_plane());
+        for (c, plane) in planes.chunks_mut(in_plane).enumerate() {
+            plane.fill(0.0);
+            for t in 0..taps {
+                let (kh, kw) = (t / p.kw, t % p.kw);
+                let row = &col[(c * taps + t) * out_plane..][..out_plane];
+                let (lo, hi, off) = self.columns(kw);
+                for oh in 0..p.oh {
+                    let Some(ih) = p.row(oh, kh) else { continue };
+                    let src = &row[oh * p.ow..][..p.ow];
+                    let dst = &mut plane[ih * p.iw..][..p.iw];
+                    let start = (lo as isize * p.sw as isize + off) as usize;
+                    for (o, &v) in src[lo..hi].iter().enumerate() {
+                        dst[start + o * p.sw] += v;
+                    }
+                }
+            }
+        }
     }
 }

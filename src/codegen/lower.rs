@@ -191,6 +191,7 @@ pub struct Program {
 }
 
 /// What the caller wants from a lowering.
+#[derive(Clone, Copy, Debug)]
 pub struct Request<'a> {
     /// Nodes whose whole value the host reads.
     pub outputs: &'a [NodeIndex],
@@ -198,6 +199,8 @@ pub struct Request<'a> {
     pub totals: &'a [NodeIndex],
     /// Inputs written after the first phase (the seed); steps that depend on them run second.
     pub late: &'a [NodeIndex],
+    /// Worker threads the executable will run with (GEMM tiling and scratch depend on it).
+    pub threads: usize,
 }
 
 /// The largest tensor a movement table can describe exactly (indices travel as f32 through the
@@ -213,6 +216,7 @@ struct Lowering<'g, 'e, M: cranelift_module::Module> {
     /// Element-wise nodes computed inside their single consumer's kernel.
     fused: HashMap<NodeIndex, NodeIndex>,
     protected: Vec<NodeIndex>,
+    threads: usize,
 }
 
 /// Lowers `graph` (prepared, all shapes known) as `request` asks, defining kernels in `emit`.
@@ -242,6 +246,7 @@ pub fn lower<M: cranelift_module::Module>(
         consts: HashMap::new(),
         fused: HashMap::new(),
         protected,
+        threads: request.threads.max(1),
     };
     l.decide_fusion(&order);
     for (phase, nodes) in [first, second].into_iter().enumerate() {
@@ -418,7 +423,8 @@ impl<M: cranelift_module::Module> Lowering<'_, '_, M> {
                 let (x, w) = (self.operand(ins[0])?, self.operand(ins[1])?);
                 let bias = ins.get(2).map(|&b| self.operand(b)).transpose()?;
                 let out = self.define(n);
-                let col = (conv.col_len() > 0).then(|| self.buffer(conv.col_len()));
+                let scratch = conv.forward_scratch();
+                let col = (scratch > 0).then(|| self.buffer(scratch));
                 self.push(
                     n,
                     Step::Conv {
@@ -434,9 +440,31 @@ impl<M: cranelift_module::Module> Lowering<'_, '_, M> {
             }
             Op::ConvTranspose(c) => {
                 let conv = self.conv_gemm(&c.conv, &c.input_shape, self.shape(ins[1]))?;
+                if let Some(t) = self.flipped(&conv, ins[1])? {
+                    // Stride 1: the adjoint is a Conv of dy with the flipped, transposed
+                    // weights (made once, here), tiled like any forward Conv.
+                    let dy = self.operand(ins[0])?;
+                    let w = self.constant(t.1);
+                    let out = self.define(n);
+                    let scratch = t.0.forward_scratch();
+                    let col = (scratch > 0).then(|| self.buffer(scratch));
+                    self.push(
+                        n,
+                        Step::Conv {
+                            conv: t.0,
+                            x: dy,
+                            w,
+                            bias: None,
+                            out,
+                            col,
+                        },
+                    );
+                    return Ok(());
+                }
                 let (dy, w) = (self.operand(ins[0])?, self.operand(ins[1])?);
                 let out = self.define(n);
-                let col = (conv.col_len() > 0).then(|| self.buffer(conv.col_len()));
+                let scratch = conv.backward_scratch();
+                let col = (scratch > 0).then(|| self.buffer(scratch));
                 self.push(
                     n,
                     Step::ConvTranspose {
@@ -511,13 +539,55 @@ impl<M: cranelift_module::Module> Lowering<'_, '_, M> {
 
     fn conv_gemm(&self, c: &crate::ir::ops::Conv, x: &[usize], w: &[usize]) -> OpResult<ConvGemm> {
         let g = c.geometry(x, w)?;
-        Ok(ConvGemm {
-            batch: x[0],
-            cin: x[1],
-            cout: w[0],
-            group: c.group,
-            plane: Plane::new(&g)?,
-        })
+        Ok(ConvGemm::new(
+            (x[0], x[1], w[0], c.group),
+            Plane::new(&g)?,
+            self.threads,
+        ))
+    }
+
+    /// For a stride-1 Conv with constant weights whose padding is at most the kernel's extent
+    /// (every usual one): the Conv computing its adjoint, and that Conv's weights w'[ci, co, a,
+    /// b] = w[co, ci, kh-1-a, kw-1-b] (per group).
+    fn flipped(&self, c: &ConvGemm, w: NodeIndex) -> OpResult<Option<(ConvGemm, Tensor)>> {
+        let p = c.plane;
+        let (eh, ew) = ((p.kh - 1) * p.dh, (p.kw - 1) * p.dw);
+        let fits = p.sh == 1 && p.sw == 1 && p.pt.max(p.pb) <= eh && p.pl.max(p.pr) <= ew;
+        let Some(wt) = self.graph.constant(w) else {
+            return Ok(None);
+        };
+        if !fits || c.direct() {
+            // A 1x1 unpadded Conv's adjoint is already one GEMM per tile.
+            return Ok(None);
+        }
+        let ws = wt.f32s()?;
+        let (mg, cg, taps) = (c.cout / c.group, c.cin / c.group, p.kh * p.kw);
+        let mut flipped = vec![0f32; ws.len()];
+        for g in 0..c.group {
+            for co in 0..mg {
+                for ci in 0..cg {
+                    for t in 0..taps {
+                        let src = ((g * mg + co) * cg + ci) * taps + t;
+                        let dst = ((g * cg + ci) * mg + co) * taps + (taps - 1 - t);
+                        flipped[dst] = ws[src];
+                    }
+                }
+            }
+        }
+        let plane = Plane {
+            ih: p.oh,
+            iw: p.ow,
+            oh: p.ih,
+            ow: p.iw,
+            pt: eh - p.pt,
+            pb: eh - p.pb,
+            pl: ew - p.pl,
+            pr: ew - p.pr,
+            ..p
+        };
+        let conv = ConvGemm::new((c.batch, c.cout, c.cin, c.group), plane, self.threads);
+        let shape = vec![c.cin, mg, p.kh, p.kw];
+        Ok(Some((conv, Tensor::from_f32(shape, flipped)?)))
     }
 
     fn gemm(&mut self, n: NodeIndex, g: &Gemm, ins: &[NodeIndex]) -> OpResult<()> {

@@ -310,3 +310,83 @@ fn the_memory_plan_never_overlaps_live_buffers() {
     }
     assert!(layout.len < layout.unshared, "the plan reuses memory");
 }
+
+#[test]
+fn conv_tiles_and_splits_equal_the_interpreter() {
+    use super::gemm::{ConvGemm, Split};
+    use crate::ir::ops::{AutoPad, Conv, ConvTranspose, Plane, Window};
+    // (batch, cin, cout, group, h, w, k, stride, dilation, pads)
+    let cases = [
+        (1, 3, 4, 1, 9, 11, 3, 1, 1, [1, 1, 1, 1]),
+        (2, 4, 6, 2, 8, 7, 2, 2, 1, [0, 1, 1, 0]),
+        (1, 2, 3, 1, 10, 10, 3, 1, 2, [2, 0, 1, 2]),
+        (3, 6, 6, 6, 5, 9, 3, 2, 1, [1, 1, 0, 0]),
+        (1, 5, 7, 1, 6, 6, 1, 1, 1, [0, 0, 0, 0]),
+        (2, 4, 4, 1, 7, 5, 1, 2, 1, [0, 0, 0, 0]),
+    ];
+    for (i, &(n, cin, cout, group, h, w, k, s, d, pads)) in cases.iter().enumerate() {
+        let conv = Conv {
+            kernel_shape: None,
+            window: Window {
+                strides: vec![s, s],
+                dilations: vec![d, d],
+                pads: pads.to_vec(),
+                auto_pad: AutoPad::NotSet,
+                ceil_mode: false,
+            },
+            group,
+        };
+        let xs = vec![n, cin, h, w];
+        let ws = vec![cout, cin / group, k, k];
+        let x = Tensor::from_f32(xs.clone(), data(n * cin * h * w, 1 + i as u32)).unwrap();
+        let wt = Tensor::from_f32(ws.clone(), data(ws.iter().product(), 2 + i as u32)).unwrap();
+        let b = Tensor::from_f32(vec![cout], data(cout, 3)).unwrap();
+        let y = interp::eval(&Op::Conv(conv.clone()), &[&x, &wt, &b]).unwrap();
+        let dy = Tensor::from_f32(y.shape().to_vec(), data(y.len(), 4 + i as u32)).unwrap();
+        let adjoint = ConvTranspose {
+            conv: conv.clone(),
+            input_shape: xs.clone(),
+        };
+        let dx = interp::eval(&Op::ConvTranspose(adjoint), &[&dy, &wt]).unwrap();
+        let plane = Plane::new(&conv.geometry(&xs, &ws).unwrap()).unwrap();
+        let p = y.shape()[2] * y.shape()[3];
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            for split in [
+                Split::Positions { cols: 1 },
+                Split::Positions { cols: 7 },
+                Split::Positions { cols: p },
+                Split::Channels,
+            ] {
+                let g = ConvGemm {
+                    split,
+                    ..ConvGemm::new((n, cin, cout, group), plane, threads)
+                };
+                let mut got = vec![f32::NAN; y.len()];
+                let mut scratch = vec![f32::NAN; g.forward_scratch().max(g.backward_scratch())];
+                pool.install(|| {
+                    g.forward(
+                        x.f32s().unwrap(),
+                        wt.f32s().unwrap(),
+                        Some(b.f32s().unwrap()),
+                        &mut got,
+                        &mut scratch,
+                    )
+                });
+                let close = |a: &[f32], b: &[f32]| {
+                    let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+                    a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-5 * scale)
+                };
+                assert!(close(&got, y.f32s().unwrap()), "case {i} {split:?} x{threads} forward");
+                let mut got = vec![f32::NAN; dx.len()];
+                pool.install(|| {
+                    g.backward(dy.f32s().unwrap(), wt.f32s().unwrap(), &mut got, &mut scratch)
+                });
+                assert!(close(&got, dx.f32s().unwrap()), "case {i} x{threads} adjoint");
+            }
+        }
+    }
+}

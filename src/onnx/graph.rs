@@ -31,7 +31,7 @@ struct Importer<'a> {
 }
 
 pub fn import(
-    bytes: &[u8],
+    bytes: bytes::Bytes,
     file: &str,
     dir: Option<&Path>,
     options: &ImportOptions,
@@ -65,7 +65,7 @@ pub fn import(
     Ok(imp.graph)
 }
 
-fn decode(bytes: &[u8], file: &str) -> Result<ModelProto> {
+fn decode(bytes: bytes::Bytes, file: &str) -> Result<ModelProto> {
     let model = ModelProto::decode(bytes).map_err(|e| Error::Decode {
         file: file.into(),
         reason: e.to_string(),

@@ -52,10 +52,10 @@ pub fn load(path: &Path, options: &ImportOptions) -> Result<Graph> {
         cause,
     })?;
     let source = path.display().to_string();
-    graph::import(&bytes, &source, path.parent(), options)
+    graph::import(bytes.into(), &source, path.parent(), options)
 }
 
 /// Imports an ONNX model held in memory; `source` names it in errors. External data is refused.
 pub fn from_bytes(bytes: &[u8], source: &str, options: &ImportOptions) -> Result<Graph> {
-    graph::import(bytes, source, None, options)
+    graph::import(bytes::Bytes::copy_from_slice(bytes), source, None, options)
 }

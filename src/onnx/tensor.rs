@@ -301,14 +301,14 @@ mod tests {
         t.int64_data = vec![3, -4];
         assert_eq!(to_tensor(&t, None).unwrap().i64s().unwrap(), &[3, -4]);
         let mut t = proto(DataType::Uint8, &[2]);
-        t.raw_data = vec![200, 1];
+        t.raw_data = vec![200u8, 1].into();
         assert_eq!(to_tensor(&t, None).unwrap().i64s().unwrap(), &[200, 1]);
     }
 
     #[test]
     fn malformed_tensors_are_refused() {
         let mut t = proto(DataType::Float, &[4]);
-        t.raw_data = vec![0; 12];
+        t.raw_data = vec![0u8; 12].into();
         assert!(
             to_tensor(&t, None)
                 .unwrap_err()

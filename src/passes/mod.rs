@@ -10,6 +10,7 @@ mod fold;
 mod identity;
 mod infer;
 mod linear;
+pub mod sign;
 mod softmax;
 
 pub use affine::AffineToBatchNorm;

@@ -12,6 +12,7 @@ use super::rule::{Bound, Rule, STABILIZER};
 use crate::error::OpResult;
 use crate::ir::ops::{BinaryOp, ConvTranspose, Gemm, Pointwise, Transpose};
 use crate::ir::{Graph, Op, Tensor, numel};
+use crate::passes::sign;
 use crate::{op_bail, op_ensure};
 
 /// A linear layer z = L(x; W, b) of the forward graph.
@@ -116,8 +117,7 @@ pub fn propagate(bl: &mut Builder, l: &Linear, rule: &Rule, r: NodeIndex) -> OpR
                 Rule::AlphaBeta { alpha, beta } => (*alpha, *beta),
                 _ => (1.0, 0.0),
             };
-            let xp = bl.point("x_plus", Positive, x);
-            let xn = bl.point("x_minus", Negative, x);
+            let (xp, xn) = split_input(bl, x);
             let wp = bl.point("w_plus", Positive, w);
             let wn = bl.point("w_minus", Negative, w);
             let bp = l.b.map(|b| bl.point("b_plus", Positive, b));
@@ -140,8 +140,7 @@ pub fn propagate(bl: &mut Builder, l: &Linear, rule: &Rule, r: NodeIndex) -> OpR
         }
         Rule::Gamma { gamma } => {
             let g = *gamma;
-            let xp = bl.point("x_plus", Positive, x);
-            let xn = bl.point("x_minus", Negative, x);
+            let (xp, xn) = split_input(bl, x);
             // w^{g+} = w + g w+, w^{g-} = w + g w-; likewise for the bias.
             let boost = |bl: &mut Builder, role: &str, v: NodeIndex, part: Pointwise| {
                 let clamped = bl.point(&format!("{role}.part"), part, v);
@@ -203,26 +202,48 @@ pub fn propagate(bl: &mut Builder, l: &Linear, rule: &Rule, r: NodeIndex) -> OpR
     })
 }
 
+/// x+ and x- of a layer input; x- is `None` when sign analysis proves x >= 0 (then x+ = x).
+fn split_input(bl: &mut Builder, x: NodeIndex) -> (NodeIndex, Option<NodeIndex>) {
+    if sign::is_non_negative(bl.graph, x) {
+        (x, None)
+    } else {
+        let xp = bl.point("x_plus", Pointwise::Positive, x);
+        let xn = bl.point("x_minus", Pointwise::Negative, x);
+        (xp, Some(xn))
+    }
+}
+
 /// The two-term contribution every sign-splitting rule is made of:
-/// x+ L^T(q; wa) + x- L^T(q; wb), with q = r / s(L(x+; wa, bias) + L(x-; wb)).
+/// x+ L^T(q; wa) + x- L^T(q; wb), with q = r / s(L(x+; wa, bias) + L(x-; wb)). Without x- (a
+/// non-negative input) the second term is identically zero and is not built.
 fn part(
     bl: &mut Builder,
     l: &Linear,
     tag: &str,
     r: NodeIndex,
-    (xp, xn): (NodeIndex, NodeIndex),
+    (xp, xn): (NodeIndex, Option<NodeIndex>),
     (wa, wb): (NodeIndex, NodeIndex),
     bias: Option<NodeIndex>,
 ) -> NodeIndex {
     let za = l.forward(bl, &format!("z_{tag}_a"), xp, wa, bias);
-    let zb = l.forward(bl, &format!("z_{tag}_b"), xn, wb, None);
-    let z = bl.sum(&format!("z_{tag}"), &[za, zb]);
+    let z = match xn {
+        Some(xn) => {
+            let zb = l.forward(bl, &format!("z_{tag}_b"), xn, wb, None);
+            bl.sum(&format!("z_{tag}"), &[za, zb])
+        }
+        None => za,
+    };
     let q = bl.normalise(&format!("q_{tag}"), r, z, STABILIZER);
     let ca = l.adjoint(bl, &format!("c_{tag}_a"), q, wa);
-    let cb = l.adjoint(bl, &format!("c_{tag}_b"), q, wb);
     let ta = bl.mul(&format!("r_{tag}_a"), xp, ca);
-    let tb = bl.mul(&format!("r_{tag}_b"), xn, cb);
-    bl.sum(&format!("r_{tag}"), &[ta, tb])
+    match xn {
+        Some(xn) => {
+            let cb = l.adjoint(bl, &format!("c_{tag}_b"), q, wb);
+            let tb = bl.mul(&format!("r_{tag}_b"), xn, cb);
+            bl.sum(&format!("r_{tag}"), &[ta, tb])
+        }
+        None => ta,
+    }
 }
 
 fn epsilon_rule(bl: &mut Builder, l: &Linear, r: NodeIndex, epsilon: f32) -> NodeIndex {
