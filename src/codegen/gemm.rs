@@ -181,7 +181,11 @@ impl ConvGemm {
         let images = batch * group;
         if p >= TILE_MIN_POSITIONS || images >= 2 * c.threads || c.threads == 1 {
             let cols = (TILE_FLOATS / c.k().max(1)).max(64).min(p.max(1));
-            let cols = if cols < p { cols.next_multiple_of(16).min(p) } else { p };
+            let cols = if cols < p {
+                cols.next_multiple_of(16).min(p)
+            } else {
+                p
+            };
             c.split = Split::Positions { cols };
         }
         c
@@ -286,7 +290,8 @@ impl ConvGemm {
                     let (image, tile) = (t / per_image, t % per_image);
                     let (n, g) = (image / self.group, image % self.group);
                     let (p0, p1) = (tile * cols, ((tile + 1) * cols).min(p));
-                    let xs = &x[(n * self.cin + g * cg) * self.in_plane()..][..cg * self.in_plane()];
+                    let xs =
+                        &x[(n * self.cin + g * cg) * self.in_plane()..][..cg * self.in_plane()];
                     let (rhs, rrs) = if self.direct() {
                         (xs[p0..].as_ptr(), p)
                     } else {
@@ -302,7 +307,8 @@ impl ConvGemm {
                         for (r, &v) in b[g * mg..][..mg].iter().enumerate() {
                             // SAFETY: row r of the tile: columns p0..p1 of output row r,
                             // inside y (asserted) and written by this tile only.
-                            let row = unsafe { std::slice::from_raw_parts_mut(dst.add(r * p), p1 - p0) };
+                            let row =
+                                unsafe { std::slice::from_raw_parts_mut(dst.add(r * p), p1 - p0) };
                             row.fill(v);
                         }
                     }
@@ -343,7 +349,9 @@ impl ConvGemm {
                             if let Some(bias) = bias {
                                 for (r, &v) in bias[g * mg + r0..g * mg + r1].iter().enumerate() {
                                     // SAFETY: output row r0 + r of this image and group.
-                                    let row = unsafe { std::slice::from_raw_parts_mut(dst.add(r * p), p) };
+                                    let row = unsafe {
+                                        std::slice::from_raw_parts_mut(dst.add(r * p), p)
+                                    };
                                     row.fill(v);
                                 }
                             }

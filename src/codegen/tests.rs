@@ -380,12 +380,23 @@ fn conv_tiles_and_splits_equal_the_interpreter() {
                     let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
                     a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-5 * scale)
                 };
-                assert!(close(&got, y.f32s().unwrap()), "case {i} {split:?} x{threads} forward");
+                assert!(
+                    close(&got, y.f32s().unwrap()),
+                    "case {i} {split:?} x{threads} forward"
+                );
                 let mut got = vec![f32::NAN; dx.len()];
                 pool.install(|| {
-                    g.backward(dy.f32s().unwrap(), wt.f32s().unwrap(), &mut got, &mut scratch)
+                    g.backward(
+                        dy.f32s().unwrap(),
+                        wt.f32s().unwrap(),
+                        &mut got,
+                        &mut scratch,
+                    )
                 });
-                assert!(close(&got, dx.f32s().unwrap()), "case {i} x{threads} adjoint");
+                assert!(
+                    close(&got, dx.f32s().unwrap()),
+                    "case {i} x{threads} adjoint"
+                );
             }
         }
     }

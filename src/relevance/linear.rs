@@ -141,6 +141,11 @@ pub fn propagate(bl: &mut Builder, l: &Linear, rule: &Rule, r: NodeIndex) -> OpR
         Rule::Gamma { gamma } => {
             let g = *gamma;
             let (xp, xn) = split_input(bl, x);
+            if xn.is_none()
+                && let Some(r) = gamma_non_negative(bl, l, r, g)?
+            {
+                return Ok(r);
+            }
             // w^{g+} = w + g w+, w^{g-} = w + g w-; likewise for the bias.
             let boost = |bl: &mut Builder, role: &str, v: NodeIndex, part: Pointwise| {
                 let clamped = bl.point(&format!("{role}.part"), part, v);
@@ -200,6 +205,83 @@ pub fn propagate(bl: &mut Builder, l: &Linear, rule: &Rule, r: NodeIndex) -> OpR
             op_bail!("rule {} does not apply to a linear layer", rule.name())
         }
     })
+}
+
+/// The gamma rule on a Conv whose input is known non-negative, with one extra convolution
+/// instead of two: u = x * w+ is computed, x * w- = z - b - u follows from the forward pass's
+/// z, and z± = z + gamma (x * w± + b±) are element-wise. (Each z± adds terms of one sign, so no
+/// cancellation enters where its mask selects it.) `None` when the bias is not a constant.
+fn gamma_non_negative(
+    bl: &mut Builder,
+    l: &Linear,
+    r: NodeIndex,
+    g: f32,
+) -> OpResult<Option<NodeIndex>> {
+    use Pointwise::{IsNegative, IsPositive, Negative, Positive};
+    if !matches!(l.op, Op::Conv(_)) {
+        return Ok(None);
+    }
+    // The bias as [1, C, 1, ...], so it broadcasts over z by channel.
+    let bias = match l.b {
+        None => None,
+        Some(b) => match bl.graph.constant_f32(b) {
+            None => return Ok(None),
+            Some(t) => {
+                let mut shape = vec![1; l.x_shape.len()];
+                shape[1] = t.len();
+                Some(t.f32s()?.to_vec()).map(|v| (shape, v))
+            }
+        },
+    };
+    let (x, w) = (l.x, l.w);
+    let wp = bl.point("w_plus", Positive, w);
+    let u = l.forward(bl, "u_plus", x, wp, None);
+    let konst = |bl: &mut Builder, role: &str, f: fn(f32) -> f32| -> OpResult<Option<NodeIndex>> {
+        match &bias {
+            None => Ok(None),
+            Some((shape, v)) => {
+                let t = Tensor::from_f32(shape.clone(), v.iter().map(|&b| f(b)).collect())?;
+                Ok(Some(bl.konst(role, t)))
+            }
+        }
+    };
+    let b = konst(bl, "b_channel", |b| b)?;
+    let bp = konst(bl, "b_plus_channel", |b| b.max(0.0))?;
+    let bn = konst(bl, "b_minus_channel", |b| b.min(0.0))?;
+    let zb = match b {
+        Some(b) => bl.bin("z_minus_b", BinaryOp::Sub, l.z, b),
+        None => l.z,
+    };
+    let un = bl.bin("u_minus", BinaryOp::Sub, zb, u);
+    // z± = z + gamma (x w± + b±)
+    let boosted = |bl: &mut Builder, tag: &str, part: NodeIndex, bias: Option<NodeIndex>| {
+        let with_bias = match bias {
+            Some(b) => bl.bin(&format!("u_{tag}_b"), BinaryOp::Add, part, b),
+            None => part,
+        };
+        let scaled = bl.scale(&format!("u_{tag}_scaled"), with_bias, g);
+        bl.bin(&format!("z_{tag}"), BinaryOp::Add, l.z, scaled)
+    };
+    let zp = boosted(bl, "pos", u, bp);
+    let zn = boosted(bl, "neg", un, bn);
+    let boost = |bl: &mut Builder, role: &str, part: Pointwise| {
+        let clamped = bl.point(&format!("{role}.part"), part, w);
+        let scaled = bl.scale(&format!("{role}.scaled"), clamped, g);
+        bl.bin(role, BinaryOp::Add, w, scaled)
+    };
+    let wgp = boost(bl, "w_gamma_plus", Positive);
+    let wgn = boost(bl, "w_gamma_minus", Negative);
+    let mp = bl.point("mask_pos", IsPositive, l.z);
+    let mn = bl.point("mask_neg", IsNegative, l.z);
+    let rp = bl.mul("r_masked_pos", r, mp);
+    let rn = bl.mul("r_masked_neg", r, mn);
+    let qp = bl.normalise("q_pos", rp, zp, STABILIZER);
+    let qn = bl.normalise("q_neg", rn, zn, STABILIZER);
+    let cp = l.adjoint(bl, "c_pos_a", qp, wgp);
+    let cn = l.adjoint(bl, "c_neg_a", qn, wgn);
+    let tp = bl.mul("r_pos", x, cp);
+    let tn = bl.mul("r_neg", x, cn);
+    Ok(Some(bl.sum("relevance", &[tp, tn])))
 }
 
 /// x+ and x- of a layer input; x- is `None` when sign analysis proves x >= 0 (then x+ = x).
