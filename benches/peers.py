@@ -338,10 +338,6 @@ def run_lrpc(model: str, method: str, batch: int, runs: int, threads: int, timeo
             "--runs", str(runs), "--batch", str(batch), "--json"]
     notes = []
     c = run_child(base + ["--threads", str(threads)], timeout)
-    if c["rc"] != 0 and not c["timed_out"] and threads != 1 and "thread" in c["stderr"].lower():
-        # The interpreter accepts only --threads 1 until the compiled backend lands.
-        notes.append(f"--threads {threads} refused")
-        c = run_child(base + ["--threads", "1"], timeout)
     if c["rc"] != 0 or c["timed_out"]:
         err = c["stderr"] + c["stdout"]
         if "unrecognized subcommand" in err:
@@ -424,7 +420,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lrpc-runs", type=int, default=1,
                     help="--runs for lrpc bench (default 1: the interpreter takes minutes on VGG16)")
     ap.add_argument("--lrpc-threads", type=int, default=THREADS,
-                    help="--threads for lrpc bench, default %(default)s (falls back to 1 if refused)")
+                    help="--threads for lrpc bench, default %(default)s")
     ap.add_argument("--lrpc-timeout", type=float, default=3600, help="seconds per lrpc run, default %(default)s")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per peer child, default %(default)s")
     ap.add_argument("--skip-lrpc", action="store_true", help="peers only")
@@ -542,7 +538,7 @@ def main(argv=None) -> int:
     md.append("")
     md.append(f"Threads: {THREADS} (onnxruntime intra_op_num_threads, torch.set_num_threads, "
               f"lrpc --threads {args.lrpc_threads}). Peers: median of {args.runs} runs after "
-              f"{args.warmup} warm-up; lrpc: median of {args.lrpc_runs} (no warm-up). "
+              f"{args.warmup} warm-up; lrpc: median of {args.lrpc_runs} after one warm-up run (`lrpc bench`). "
               "Zennit = one `attributor(x, attr_output_fn)` call (forward + relevance). "
               "x ORT fwd = median / onnxruntime forward median of the same model and batch. "
               "Peak RSS = ru_maxrss of a fresh child process per row; base = that child's RSS "

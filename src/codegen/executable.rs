@@ -13,7 +13,6 @@ use super::guard::{GuardSide, Region};
 use super::jit::{ElementwiseFn, Jit, TableFn, WindowBackwardFn, WindowForwardFn};
 use super::lower::{self, Operand, Program, Request, Step};
 use super::plan::{self, Layout};
-use super::table::TableKernel;
 use crate::error::{Error, Result};
 use crate::interp;
 use crate::ir::{Graph, NodeIndex, Tensor};
@@ -439,17 +438,22 @@ impl Session<'_> {
     }
 }
 
-/// Splits 0..len into chunks of at least `min` whose starts are multiples of 4.
-fn chunks(len: usize, threads: usize, min: usize) -> Vec<(usize, usize)> {
-    if threads <= 1 || len < 2 * min {
-        return vec![(0, len)];
-    }
-    let pieces = (threads * 4).min(len / min).max(1);
-    let size = len.div_ceil(pieces).next_multiple_of(4);
-    (0..len)
-        .step_by(size)
-        .map(|s| (s, (s + size).min(len)))
-        .collect()
+/// Splits 0..len into chunks of at least `min` whose starts are multiples of 4, as a parallel
+/// iterator of (start, end) (nothing is allocated).
+fn chunks(
+    len: usize,
+    threads: usize,
+    min: usize,
+) -> impl IndexedParallelIterator<Item = (usize, usize)> {
+    let size = if threads <= 1 || len < 2 * min {
+        len.max(1)
+    } else {
+        let pieces = (threads * 4).min(len / min).max(1);
+        len.div_ceil(pieces).next_multiple_of(4)
+    };
+    (0..len.div_ceil(size))
+        .into_par_iter()
+        .map(move |c| (c * size, ((c + 1) * size).min(len)))
 }
 
 impl Executable {
@@ -498,19 +502,16 @@ impl Executable {
             (Step::Elementwise { out, len, .. }, Entry::Elementwise(f)) => {
                 let ins = Shared(m.inputs[s].as_ptr());
                 let out = Shared(m.buffers[*out]);
-                chunks(*len, threads, PARALLEL_ELEMENTS)
-                    .into_par_iter()
-                    .for_each(|(a, b)| {
-                        let (ins, out) = (ins, out);
-                        // SAFETY: lowering sized every input for `len` outputs under its access
-                        // and the output buffer for `len`; chunks are disjoint and start at
-                        // multiples of 4, as periodic vector loads need.
-                        unsafe { f(ins.0, out.0, a as i64, b as i64) }
-                    });
+                chunks(*len, threads, PARALLEL_ELEMENTS).for_each(|(a, b)| {
+                    let (ins, out) = (ins, out);
+                    // SAFETY: lowering sized every input for `len` outputs under its access
+                    // and the output buffer for `len`; chunks are disjoint and start at
+                    // multiples of 4, as periodic vector loads need.
+                    unsafe { f(ins.0, out.0, a as i64, b as i64) }
+                });
             }
             (
                 Step::Table {
-                    kind,
                     src,
                     table,
                     out,
@@ -522,12 +523,9 @@ impl Executable {
                 let src = Shared(self.ptr(m, *src));
                 let t = Shared(m.tables[*table]);
                 let out = Shared(m.buffers[*out]);
-                let parts = match kind {
-                    TableKernel::Gather { .. } | TableKernel::Scatter => {
-                        chunks(*len, threads, PARALLEL_ELEMENTS)
-                    }
-                };
-                parts.into_par_iter().for_each(|(a, b)| {
+                // Gathers write chunk a..b; a scatter's chunk a..b writes table[a..b], positions
+                // no other chunk writes (Concat tables are permutations).
+                chunks(*len, threads, PARALLEL_ELEMENTS).for_each(|(a, b)| {
                     let (src, t, out) = (src, t, out);
                     // SAFETY: lowering checked every table entry against the buffer it
                     // indexes (source for gathers, output for scatters) and sized the table
@@ -553,25 +551,21 @@ impl Executable {
                 let t = Shared(m.tables[*table]);
                 let c = Shared(m.consts[*counts]);
                 let out = Shared(m.buffers[*out]);
-                chunks(*planes, threads, 4)
-                    .into_par_iter()
-                    .for_each(|(a, b)| {
-                        let (x, dy, t, c, out) = (x, dy, t, c, out);
-                        // SAFETY: the table indexes one plane of the input and was checked
-                        // against it; planes a..b of x, dy and out exist (lowering sized them from
-                        // the same shapes); chunks cover disjoint planes.
-                        unsafe {
-                            match entry {
-                                Entry::WindowForward(f) => {
-                                    f(x.0, t.0, c.0, out.0, a as i64, b as i64)
-                                }
-                                Entry::WindowBackward(f) => {
-                                    f(x.0, dy.0, t.0, c.0, out.0, a as i64, b as i64)
-                                }
-                                _ => {}
+                chunks(*planes, threads, 4).for_each(|(a, b)| {
+                    let (x, dy, t, c, out) = (x, dy, t, c, out);
+                    // SAFETY: the table indexes one plane of the input and was checked
+                    // against it; planes a..b of x, dy and out exist (lowering sized them from
+                    // the same shapes); chunks cover disjoint planes.
+                    unsafe {
+                        match entry {
+                            Entry::WindowForward(f) => f(x.0, t.0, c.0, out.0, a as i64, b as i64),
+                            Entry::WindowBackward(f) => {
+                                f(x.0, dy.0, t.0, c.0, out.0, a as i64, b as i64)
                             }
+                            _ => {}
                         }
-                    });
+                    }
+                });
             }
             (
                 Step::Conv {

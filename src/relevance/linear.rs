@@ -10,7 +10,7 @@ use petgraph::stable_graph::NodeIndex;
 use super::builder::Builder;
 use super::rule::{Bound, Rule, STABILIZER};
 use crate::error::OpResult;
-use crate::ir::ops::{BinaryOp, ConvTranspose, Gemm, Pointwise, Transpose};
+use crate::ir::ops::{BinaryOp, Concat, ConvTranspose, Gemm, Pointwise, Slice, Transpose};
 use crate::ir::{Graph, Op, Tensor, numel};
 use crate::passes::sign;
 use crate::{op_bail, op_ensure};
@@ -177,9 +177,7 @@ pub fn propagate(bl: &mut Builder, l: &Linear, rule: &Rule, r: NodeIndex) -> OpR
             let z1 = bl.bin("z_box_a", BinaryOp::Sub, l.z, zl);
             let z = bl.bin("z_box", BinaryOp::Sub, z1, zh);
             let q = bl.normalise("q", r, z, STABILIZER);
-            let cx = l.adjoint(bl, "c_x", q, w);
-            let cl = l.adjoint(bl, "c_low", q, wp);
-            let ch = l.adjoint(bl, "c_high", q, wn);
+            let (cx, cl, ch) = box_adjoints(bl, l, q, (w, wp, wn));
             let tx = bl.mul("r_x", x, cx);
             let tl = bl.mul("r_low", lo, cl);
             let th = bl.mul("r_high", hi, ch);
@@ -282,6 +280,50 @@ fn gamma_non_negative(
     let tp = bl.mul("r_pos", x, cp);
     let tn = bl.mul("r_neg", x, cn);
     Ok(Some(bl.sum("relevance", &[tp, tn])))
+}
+
+/// W^T q, W+^T q and W-^T q of the z^B rule. For an ungrouped Conv they are one adjoint with
+/// the three weights stacked along the input channels, sliced apart afterwards: the first layer
+/// has few input channels, so three adjoints would each be a GEMM of a handful of rows over the
+/// whole image (and three im2cols of q); one is three times as tall.
+fn box_adjoints(
+    bl: &mut Builder,
+    l: &Linear,
+    q: NodeIndex,
+    (w, wp, wn): (NodeIndex, NodeIndex, NodeIndex),
+) -> (NodeIndex, NodeIndex, NodeIndex) {
+    let conv = match &l.op {
+        Op::Conv(c) if c.group == 1 && l.x_shape.len() >= 3 => c.clone(),
+        _ => {
+            return (
+                l.adjoint(bl, "c_x", q, w),
+                l.adjoint(bl, "c_low", q, wp),
+                l.adjoint(bl, "c_high", q, wn),
+            );
+        }
+    };
+    let cin = l.x_shape[1] as i64;
+    let stacked = bl.add("w_box", Op::Concat(Concat { axis: 1 }), &[w, wp, wn]);
+    let mut shape = l.x_shape.clone();
+    shape[1] *= 3;
+    let all = bl.add(
+        "c_box",
+        Op::ConvTranspose(ConvTranspose {
+            conv,
+            input_shape: shape,
+        }),
+        &[q, stacked],
+    );
+    let mut part = |role: &str, k: i64| {
+        let slice = Slice {
+            starts: vec![k * cin],
+            ends: vec![(k + 1) * cin],
+            axes: Some(vec![1]),
+            steps: None,
+        };
+        bl.add(role, Op::Slice(slice), &[all])
+    };
+    (part("c_x", 0), part("c_low", 1), part("c_high", 2))
 }
 
 /// x+ and x- of a layer input; x- is `None` when sign analysis proves x >= 0 (then x+ = x).
