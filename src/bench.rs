@@ -33,6 +33,8 @@ pub struct BenchReport {
     pub engine: &'static str,
     /// The explain executable's arena (every intermediate value, packed by the memory plan).
     pub arena_mb: Option<f64>,
+    /// What the same buffers would take without the plan's sharing.
+    pub unshared_mb: Option<f64>,
     /// With `--profile`: seconds per step kind over the timed runs, slowest first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub profile: Vec<(String, f64)>,
@@ -110,6 +112,9 @@ pub fn bench(path: &Path, method: Method, o: BenchOptions) -> Result<BenchReport
             Engine::Interpreter => "interpreter",
         },
         arena_mb: explainer.executable().map(|e| e.arena_bytes() as f64 / 1e6),
+        unshared_mb: explainer
+            .executable()
+            .map(|e| e.unshared_bytes() as f64 / 1e6),
         profile: by_kind(&steps),
         slowest: steps.into_iter().take(60).collect(),
     })
