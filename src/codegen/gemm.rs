@@ -129,6 +129,13 @@ unsafe fn gemm_raw(
 /// A raw pointer handed to rayon workers that touch disjoint parts of what it addresses.
 #[derive(Clone, Copy)]
 struct Ptr<T>(T);
+impl<T: Copy> Ptr<T> {
+    /// The pointer (a method, so closures capture the `Send` wrapper, not its field).
+    fn get(self) -> T {
+        self.0
+    }
+}
+
 // SAFETY: only used for the disjoint tiles described where it is created.
 unsafe impl<T> Send for Ptr<T> {}
 // SAFETY: as above.
@@ -391,6 +398,27 @@ impl ConvGemm {
                 && scratch.len() >= self.backward_scratch(),
             "ConvTranspose operands do not match the compiled geometry"
         );
+        if let (true, Split::Positions { cols }) = (self.direct(), self.split) {
+            // 1x1, stride 1: dx[:, p0..p1] = W_g^T dy[:, p0..p1], tiles of positions as in the
+            // forward pass (every tile is as tall as the input has channels).
+            let per_image = p.div_ceil(cols);
+            let dxp = Ptr(dx.as_mut_ptr());
+            (0..self.batch * self.group * per_image)
+                .into_par_iter()
+                .for_each(|t| {
+                    let (image, tile) = (t / per_image, t % per_image);
+                    let (n, g) = (image / self.group, image % self.group);
+                    let (p0, p1) = (tile * cols, ((tile + 1) * cols).min(p));
+                    let dst = dxp.get().wrapping_add((n * self.cin + g * cg) * p + p0);
+                    let lhs = (w[g * mg * k..].as_ptr(), 1, k);
+                    let rhs = (dy[(n * self.cout + g * mg) * p + p0..].as_ptr(), p, 1);
+                    // SAFETY: a direct Conv has k == cg and in_plane == p: the tile is cg rows
+                    // of p1 - p0 columns at row stride p inside dx (asserted), written by this
+                    // tile only; W_g^T and dy's columns p0..p1 lie inside w and dy.
+                    unsafe { gemm_raw((cg, mg, p1 - p0), dst, p, false, lhs, rhs) };
+                });
+            return;
+        }
         let cb = self.adjoint_channels();
         let per_image = cg.div_ceil(cb);
         let (dxp, sp) = (Ptr(dx.as_mut_ptr()), Ptr(scratch.as_mut_ptr()));
