@@ -697,11 +697,7 @@ impl<M: cranelift_module::Module> Lowering<'_, '_, M> {
                 let (mut real, mut padded) = (0usize, 0usize);
                 for kh in 0..pl.kh {
                     for kw in 0..pl.kw {
-                        // The interpreter's divisor rules: explicit padding counts for
-                        // count_include_pad, positions past it (ceil mode) never do.
-                        let r = oh * pl.sh + kh * pl.dh;
-                        let c = ow * pl.sw + kw * pl.dw;
-                        if r < pl.ih + pl.pt + pl.pb && c < pl.iw + pl.pl + pl.pr {
+                        if pl.in_padding((oh, ow), (kh, kw)) {
                             padded += 1;
                         }
                         match (pl.row(oh, kh), pl.col(ow, kw)) {
@@ -802,16 +798,28 @@ impl<M: cranelift_module::Module> Lowering<'_, '_, M> {
 
     /// out = gather(src, table) into a new buffer for `n`.
     fn gather(&mut self, n: NodeIndex, src: Operand, table: Vec<i32>, fill: f32) -> OpResult<()> {
-        let kind = TableKernel::Gather { fill };
-        let func = self.emit.table(kind).map_err(table_error)?;
         let len = table.len();
-        let table = self.table(table);
         let out = self.define(n);
         op_ensure!(
             self.p.buffers[out] == len,
             "internal error: a table of {len} entries for a value of {}",
             self.p.buffers[out]
         );
+        self.table_step(n, TableKernel::Gather { fill }, src, table, out)
+    }
+
+    /// A gather or scatter step of `kind` through `table`, from `src` into buffer `out`.
+    fn table_step(
+        &mut self,
+        n: NodeIndex,
+        kind: TableKernel,
+        src: Operand,
+        table: Vec<i32>,
+        out: BufferId,
+    ) -> OpResult<()> {
+        let func = self.emit.table(kind).map_err(table_error)?;
+        let len = table.len();
+        let table = self.table(table);
         self.push(
             n,
             Step::Table {
@@ -864,24 +872,10 @@ impl<M: cranelift_module::Module> Lowering<'_, '_, M> {
                 .all(|&t| t >= 0 && (t as usize) < total),
             "internal error: a Concat table leaves a position unwritten"
         );
-        let kind = TableKernel::Scatter;
-        let func = self.emit.table(kind).map_err(table_error)?;
         let out = self.define(n);
         for (&i, t) in ins.iter().zip(tables) {
             let src = self.operand(i)?;
-            let len = t.len();
-            let table = self.table(t);
-            self.push(
-                n,
-                Step::Table {
-                    func,
-                    kind,
-                    src,
-                    table,
-                    out,
-                    len,
-                },
-            );
+            self.table_step(n, TableKernel::Scatter, src, t, out)?;
         }
         Ok(())
     }
@@ -1019,22 +1013,10 @@ impl<M: cranelift_module::Module> Lowering<'_, '_, M> {
                     "broadcast of {} elements is too large",
                     map.len()
                 );
+                let out = self.buffer(map.len());
+                let table = map.into_iter().map(|v| v as i32).collect();
                 let kind = TableKernel::Gather { fill: 0.0 };
-                let func = self.emit.table(kind).map_err(table_error)?;
-                let len = map.len();
-                let table = self.table(map.into_iter().map(|v| v as i32).collect());
-                let out = self.buffer(len);
-                self.push(
-                    n,
-                    Step::Table {
-                        func,
-                        kind,
-                        src: operand,
-                        table,
-                        out,
-                        len,
-                    },
-                );
+                self.table_step(n, kind, operand, table, out)?;
                 k.load(Operand::Buffer(out), Access::Full)
             }
         };

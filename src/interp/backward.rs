@@ -77,17 +77,10 @@ pub fn pool_backward(b: &PoolBackward, x: &Tensor, dy: &Tensor) -> OpResult<Tens
 
 /// Window positions inside input + explicit padding (the divisor with count_include_pad).
 fn padded_count(pl: &Plane, oh: usize, ow: usize) -> usize {
-    let mut count = 0;
-    for kh in 0..pl.kh {
-        for kw in 0..pl.kw {
-            let r = oh * pl.sh + kh * pl.dh;
-            let c = ow * pl.sw + kw * pl.dw;
-            if r < pl.ih + pl.pt + pl.pb && c < pl.iw + pl.pl + pl.pr {
-                count += 1;
-            }
-        }
-    }
-    count
+    (0..pl.kh)
+        .flat_map(|kh| (0..pl.kw).map(move |kw| (kh, kw)))
+        .filter(|&tap| pl.in_padding((oh, ow), tap))
+        .count()
 }
 
 pub fn global_pool_backward(b: &GlobalPoolBackward, x: &Tensor, dy: &Tensor) -> OpResult<Tensor> {

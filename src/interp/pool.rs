@@ -22,11 +22,7 @@ pub fn pool(p: &Pool, x: &Tensor) -> OpResult<Tensor> {
                     for kw in 0..pl.kw {
                         // Positions in the explicit padding count for count_include_pad; positions
                         // past it (ceil mode) never do, as in PyTorch and onnxruntime.
-                        let r = (oh * pl.sh + kh * pl.dh) as isize - pl.pt as isize;
-                        let c = (ow * pl.sw + kw * pl.dw) as isize - pl.pl as isize;
-                        let in_pad_h = r >= -(pl.pt as isize) && r < (pl.ih + pl.pb) as isize;
-                        let in_pad_w = c >= -(pl.pl as isize) && c < (pl.iw + pl.pr) as isize;
-                        if in_pad_h && in_pad_w {
+                        if pl.in_padding((oh, ow), (kh, kw)) {
                             padded += 1;
                         }
                         if let (Some(ih), Some(iw)) = (pl.row(oh, kh), pl.col(ow, kw)) {

@@ -196,6 +196,15 @@ impl Plane {
         })
     }
 
+    /// Whether tap (kh, kw) of output (oh, ow) lies inside the input plus its explicit padding:
+    /// AveragePool's divisor with count_include_pad (positions past the padding, which ceil mode
+    /// can reach, never count, as in PyTorch and onnxruntime).
+    pub fn in_padding(&self, (oh, ow): (usize, usize), (kh, kw): (usize, usize)) -> bool {
+        let r = oh * self.sh + kh * self.dh;
+        let c = ow * self.sw + kw * self.dw;
+        r < self.ih + self.pt + self.pb && c < self.iw + self.pl + self.pr
+    }
+
     /// Input row read by output row `o` at kernel row `k`, if it is not padding.
     pub fn row(&self, o: usize, k: usize) -> Option<usize> {
         (o * self.sh + k * self.dh)
