@@ -3,11 +3,11 @@
 //! phases (forward, then relevance once the host has written the seed), each a walk over the
 //! steps that calls kernels on arena pointers.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rayon::prelude::*;
 
+use super::Shared;
 use super::gemm::{View, matmul};
 use super::guard::{GuardSide, Region};
 use super::jit::{ElementwiseFn, Jit, TableFn, WindowBackwardFn, WindowForwardFn};
@@ -333,15 +333,6 @@ fn const_ptr(t: &Arc<Tensor>) -> *const f32 {
     t.f32s().map_or(std::ptr::null(), |s| s.as_ptr())
 }
 
-/// A raw pointer that may cross to rayon workers; each worker touches a disjoint range.
-#[derive(Clone, Copy)]
-struct Shared<T>(T);
-// SAFETY: used only to hand the same arena pointers to workers that access disjoint output
-// ranges (and shared read-only inputs) within one step, joined before the step returns.
-unsafe impl<T> Send for Shared<T> {}
-// SAFETY: as above.
-unsafe impl<T> Sync for Shared<T> {}
-
 /// One run of an executable: write inputs, run the first phase, read, write the late inputs,
 /// run the second phase, read.
 pub struct Session<'e> {
@@ -503,11 +494,10 @@ impl Executable {
                 let ins = Shared(m.inputs[s].as_ptr());
                 let out = Shared(m.buffers[*out]);
                 chunks(*len, threads, PARALLEL_ELEMENTS).for_each(|(a, b)| {
-                    let (ins, out) = (ins, out);
                     // SAFETY: lowering sized every input for `len` outputs under its access
                     // and the output buffer for `len`; chunks are disjoint and start at
                     // multiples of 4, as periodic vector loads need.
-                    unsafe { f(ins.0, out.0, a as i64, b as i64) }
+                    unsafe { f(ins.get(), out.get(), a as i64, b as i64) }
                 });
             }
             (
@@ -526,12 +516,11 @@ impl Executable {
                 // Gathers write chunk a..b; a scatter's chunk a..b writes table[a..b], positions
                 // no other chunk writes (Concat tables are permutations).
                 chunks(*len, threads, PARALLEL_ELEMENTS).for_each(|(a, b)| {
-                    let (src, t, out) = (src, t, out);
                     // SAFETY: lowering checked every table entry against the buffer it
                     // indexes (source for gathers, output for scatters) and sized the table
                     // to `len`; a scatter's entries are distinct, so chunks write disjoint
                     // positions.
-                    unsafe { f(src.0, t.0, out.0, a as i64, b as i64) }
+                    unsafe { f(src.get(), t.get(), out.get(), a as i64, b as i64) }
                 });
             }
             (
@@ -552,16 +541,23 @@ impl Executable {
                 let c = Shared(m.consts[*counts]);
                 let out = Shared(m.buffers[*out]);
                 chunks(*planes, threads, 4).for_each(|(a, b)| {
-                    let (x, dy, t, c, out) = (x, dy, t, c, out);
                     // SAFETY: the table indexes one plane of the input and was checked
                     // against it; planes a..b of x, dy and out exist (lowering sized them from
                     // the same shapes); chunks cover disjoint planes.
                     unsafe {
                         match entry {
-                            Entry::WindowForward(f) => f(x.0, t.0, c.0, out.0, a as i64, b as i64),
-                            Entry::WindowBackward(f) => {
-                                f(x.0, dy.0, t.0, c.0, out.0, a as i64, b as i64)
+                            Entry::WindowForward(f) => {
+                                f(x.get(), t.get(), c.get(), out.get(), a as i64, b as i64)
                             }
+                            Entry::WindowBackward(f) => f(
+                                x.get(),
+                                dy.get(),
+                                t.get(),
+                                c.get(),
+                                out.get(),
+                                a as i64,
+                                b as i64,
+                            ),
                             _ => {}
                         }
                     }
@@ -719,13 +715,4 @@ pub fn run_forward(exe: &Executable, graph: &Graph, input: &Tensor) -> Result<Ve
     s.write(graph.inputs[0], input)?;
     s.run_all()?;
     graph.outputs.iter().map(|o| s.read(o.node)).collect()
-}
-
-/// Names of the steps by kind, with counts (for reports).
-pub fn step_counts(p: &Program) -> HashMap<&'static str, usize> {
-    let mut counts = HashMap::new();
-    for s in &p.steps {
-        *counts.entry(s.kind()).or_insert(0) += 1;
-    }
-    counts
 }

@@ -6,6 +6,7 @@
 
 use rayon::prelude::*;
 
+use super::Shared;
 use crate::ir::ops::Plane;
 
 /// Below this many multiply-adds a GEMM runs on the calling thread.
@@ -58,44 +59,56 @@ pub fn matmul(
     // p < k (lhs) and p < k, j < n (rhs), lies inside its slice; dst is a unique borrow, so it
     // overlaps neither operand.
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            lhs.data.as_ptr(),
-            lhs.cs as isize,
-            lhs.rs as isize,
-            rhs.data.as_ptr(),
-            rhs.cs as isize,
-            rhs.rs as isize,
-            1.0,
+        gemm_with(
+            (m, k, n),
+            (dst.as_mut_ptr(), n, accumulate),
+            (lhs.data.as_ptr(), lhs.rs, lhs.cs),
+            (rhs.data.as_ptr(), rhs.rs, rhs.cs),
             scale,
-            false,
-            false,
-            false,
             par,
         )
     }
 }
 
-/// One single-threaded GEMM on raw pointers: dst[i * dst_rs + j] (+)= scale * sum_p
-/// lhs[i * lrs + p * lcs] rhs[p * rrs + j * rcs], for i < m, j < n, p < k.
+/// One single-threaded, unscaled GEMM on raw pointers (a Conv tile): see [`gemm_with`].
+///
+/// # Safety
+/// As for [`gemm_with`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_raw(
+    dims: (usize, usize, usize),
+    dst: *mut f32,
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: (*const f32, usize, usize),
+    rhs: (*const f32, usize, usize),
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        gemm_with(
+            dims,
+            (dst, dst_rs, accumulate),
+            lhs,
+            rhs,
+            1.0,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+/// The one call into the `gemm` crate: dst[i * dst_rs + j] = (accumulate ? dst : 0) + scale *
+/// sum_p lhs[i * lrs + p * lcs] rhs[p * rrs + j * rcs], for i < m, j < n, p < k.
 ///
 /// # Safety
 /// Every addressed element must lie in memory valid for the access (reads of lhs and rhs,
 /// reads and writes of dst), and dst must not overlap lhs or rhs.
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm_raw(
+unsafe fn gemm_with(
     (m, k, n): (usize, usize, usize),
-    dst: *mut f32,
-    dst_rs: usize,
-    accumulate: bool,
+    (dst, dst_rs, accumulate): (*mut f32, usize, bool),
     (lhs, lrs, lcs): (*const f32, usize, usize),
     (rhs, rrs, rcs): (*const f32, usize, usize),
+    scale: f32,
+    par: gemm::Parallelism,
 ) {
     if m == 0 || n == 0 {
         return;
@@ -117,29 +130,14 @@ unsafe fn gemm_raw(
             rcs as isize,
             rrs as isize,
             1.0,
-            1.0,
+            scale,
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            par,
         )
     }
 }
-
-/// A raw pointer handed to rayon workers that touch disjoint parts of what it addresses.
-#[derive(Clone, Copy)]
-struct Ptr<T>(T);
-impl<T: Copy> Ptr<T> {
-    /// The pointer (a method, so closures capture the `Send` wrapper, not its field).
-    fn get(self) -> T {
-        self.0
-    }
-}
-
-// SAFETY: only used for the disjoint tiles described where it is created.
-unsafe impl<T> Send for Ptr<T> {}
-// SAFETY: as above.
-unsafe impl<T> Sync for Ptr<T> {}
 
 /// Output columns (spatial positions) per forward tile, aiming at an im2col tile of ~1 MB.
 const TILE_FLOATS: usize = 1 << 16;
@@ -287,13 +285,12 @@ impl ConvGemm {
                 && scratch.len() >= self.forward_scratch(),
             "Conv operands do not match the compiled geometry"
         );
-        let (yp, sp) = (Ptr(y.as_mut_ptr()), Ptr(scratch.as_mut_ptr()));
+        let (yp, sp) = (Shared(y.as_mut_ptr()), Shared(scratch.as_mut_ptr()));
         match self.split {
             Split::Positions { cols } => {
                 let per_image = p.div_ceil(cols);
                 let tiles = self.batch * self.group * per_image;
                 (0..tiles).into_par_iter().for_each(|t| {
-                    let (yp, sp) = (yp, sp);
                     let (image, tile) = (t / per_image, t % per_image);
                     let (n, g) = (image / self.group, image % self.group);
                     let (p0, p1) = (tile * cols, ((tile + 1) * cols).min(p));
@@ -302,14 +299,14 @@ impl ConvGemm {
                     let (rhs, rrs) = if self.direct() {
                         (xs[p0..].as_ptr(), p)
                     } else {
-                        let col = sp.0.wrapping_add(self.slot() * k * cols);
+                        let col = sp.get().wrapping_add(self.slot() * k * cols);
                         // SAFETY: slot `slot()` of the scratch (k * cols floats, inside the
                         // asserted length) belongs to this worker for the tile's duration.
                         let col = unsafe { std::slice::from_raw_parts_mut(col, k * (p1 - p0)) };
                         self.im2col(xs, col, p0, p1);
                         (col.as_ptr(), p1 - p0)
                     };
-                    let dst = yp.0.wrapping_add((n * self.cout + g * mg) * p + p0);
+                    let dst = yp.get().wrapping_add((n * self.cout + g * mg) * p + p0);
                     if let Some(b) = bias {
                         for (r, &v) in b[g * mg..][..mg].iter().enumerate() {
                             // SAFETY: row r of the tile: columns p0..p1 of output row r,
@@ -347,12 +344,11 @@ impl ConvGemm {
                             self.im2col_parallel(xs, col);
                             &*col
                         };
-                        let rhs = Ptr(rhs.as_ptr());
+                        let rhs = Shared(rhs.as_ptr());
                         let base = (n * self.cout + g * mg) * p;
                         (0..mg.div_ceil(rows)).into_par_iter().for_each(|b| {
-                            let (yp, rhs) = (yp, rhs);
                             let (r0, r1) = (b * rows, ((b + 1) * rows).min(mg));
-                            let dst = yp.0.wrapping_add(base + r0 * p);
+                            let dst = yp.get().wrapping_add(base + r0 * p);
                             if let Some(bias) = bias {
                                 for (r, &v) in bias[g * mg + r0..g * mg + r1].iter().enumerate() {
                                     // SAFETY: output row r0 + r of this image and group.
@@ -371,7 +367,7 @@ impl ConvGemm {
                                     p,
                                     bias.is_some(),
                                     (w[(g * mg + r0) * k..].as_ptr(), k, 1),
-                                    (rhs.0, p, 1),
+                                    (rhs.get(), p, 1),
                                 )
                             }
                         });
@@ -402,7 +398,7 @@ impl ConvGemm {
             // 1x1, stride 1: dx[:, p0..p1] = W_g^T dy[:, p0..p1], tiles of positions as in the
             // forward pass (every tile is as tall as the input has channels).
             let per_image = p.div_ceil(cols);
-            let dxp = Ptr(dx.as_mut_ptr());
+            let dxp = Shared(dx.as_mut_ptr());
             (0..self.batch * self.group * per_image)
                 .into_par_iter()
                 .for_each(|t| {
@@ -421,17 +417,16 @@ impl ConvGemm {
         }
         let cb = self.adjoint_channels();
         let per_image = cg.div_ceil(cb);
-        let (dxp, sp) = (Ptr(dx.as_mut_ptr()), Ptr(scratch.as_mut_ptr()));
+        let (dxp, sp) = (Shared(dx.as_mut_ptr()), Shared(scratch.as_mut_ptr()));
         (0..self.batch * self.group * per_image)
             .into_par_iter()
             .for_each(|t| {
-                let (dxp, sp) = (dxp, sp);
                 let (image, tile) = (t / per_image, t % per_image);
                 let (n, g) = (image / self.group, image % self.group);
                 let (c0, c1) = (tile * cb, ((tile + 1) * cb).min(cg));
                 let rows = (c1 - c0) * taps;
                 let planes = dxp
-                    .0
+                    .get()
                     .wrapping_add((n * self.cin + g * cg + c0) * self.in_plane());
                 // SAFETY: the planes of channels c0..c1 of this image and group, inside dx
                 // (asserted), written by this tile only.
@@ -444,7 +439,7 @@ impl ConvGemm {
                     // and the tile's planes (exactly rows x p floats).
                     unsafe { gemm_raw((rows, mg, p), planes.as_mut_ptr(), p, false, lhs, rhs) };
                 } else {
-                    let col = sp.0.wrapping_add(self.slot() * cb * taps * p);
+                    let col = sp.get().wrapping_add(self.slot() * cb * taps * p);
                     // SAFETY: the worker's scratch slot (cb * taps * p floats, asserted).
                     let col = unsafe { std::slice::from_raw_parts_mut(col, rows * p) };
                     // SAFETY: as above, into the worker's col tile.
