@@ -73,21 +73,10 @@ pub fn bench(path: &Path, method: Method, o: BenchOptions) -> Result<BenchReport
         layers: false,
     };
     let explainer = Explainer::with_options(&model, method, explain_options)?;
-    let forward = match o.engine {
-        Engine::Compiled => Some(model.compile(codegen::Options {
-            threads: o.threads,
-            guard: None,
-            profile: false,
-        })?),
-        Engine::Interpreter => None,
-    };
+    let forward = model.forward(o.engine, o.threads)?;
     let compile_s = start.elapsed().as_secs_f64();
     let x = random_input(model.input_shape())?;
-    let run_forward = || match &forward {
-        Some(exe) => model.run_compiled(exe, x.clone()).map(|_| ()),
-        None => model.run_interpreted(x.clone()).map(|_| ()),
-    };
-    let forward_s = median(runs, run_forward)?;
+    let forward_s = median(runs, || model.run_forward(&forward, x.clone()).map(|_| ()))?;
     let explain_s = median(runs, || {
         explainer.explain(x.clone(), Target::Top).map(|_| ())
     })?;

@@ -10,7 +10,7 @@ use crate::codegen::{self, Executable, Request};
 use crate::error::{Error, Result};
 use crate::interp;
 use crate::ir::{NodeIndex, Tensor};
-use crate::model::Model;
+use crate::model::{Engine, Model};
 use crate::relevance::{self, GradientMethod, Method, MethodKind, Relevance};
 
 /// Which output to explain.
@@ -46,15 +46,6 @@ pub struct Explanation {
     /// Relevance at every layer's output, in forward order (for LRP it should stay near the
     /// logit); empty unless `ExplainOptions::layers` asked for it.
     pub layers: Vec<LayerRelevance>,
-}
-
-/// What evaluates the joint graph.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Engine {
-    /// Native code from the Cranelift backend (the default).
-    Compiled,
-    /// The reference interpreter (the oracle compiled code is tested against).
-    Interpreter,
 }
 
 /// How an explainer is built.

@@ -18,5 +18,5 @@ pub mod passes;
 pub mod relevance;
 
 pub use error::{Error, Result};
-pub use explain::{Engine, ExplainOptions, Explainer, Explanation, Target};
-pub use model::Model;
+pub use explain::{ExplainOptions, Explainer, Explanation, Target};
+pub use model::{Engine, Forward, Model};

@@ -10,6 +10,22 @@ use crate::ir::{Graph, Tensor};
 use crate::onnx::{self, ImportOptions};
 use crate::passes;
 
+/// What evaluates a graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// Native code from the Cranelift backend (the default).
+    Compiled,
+    /// The reference interpreter (the oracle compiled code is tested against).
+    Interpreter,
+}
+
+/// A model's forward pass prepared for one engine: compiled once, run on many inputs.
+#[derive(Debug)]
+pub enum Forward {
+    Compiled(Box<codegen::Executable>),
+    Interpreter,
+}
+
 /// Where a model came from, so it can be imported again at another batch size.
 #[derive(Clone, Debug)]
 enum Origin {
@@ -110,27 +126,38 @@ impl Model {
         Ok(input)
     }
 
-    /// Runs the forward pass with compiled code; returns the model's outputs. (Compiles on every
-    /// call: to run many inputs, keep the executable of [`Model::compile`].)
+    /// Runs the forward pass with compiled code on every core; returns the model's outputs.
+    /// (Compiles on every call: to run many inputs, keep a [`Model::forward`].)
     pub fn run(&self, input: Tensor) -> Result<Vec<Tensor>> {
-        let exe = self.compile(codegen::Options::default())?;
-        self.run_compiled(&exe, input)
+        let forward = self.forward(Engine::Compiled, codegen::default_threads())?;
+        self.run_forward(&forward, input)
     }
 
     /// Runs the forward pass with the reference interpreter.
     pub fn run_interpreted(&self, input: Tensor) -> Result<Vec<Tensor>> {
-        let input = self.check_input(input, "input")?;
-        interp::run(&self.graph, &input)
+        self.run_forward(&Forward::Interpreter, input)
     }
 
-    /// Compiles the forward pass (every output read back).
-    pub fn compile(&self, options: codegen::Options) -> Result<codegen::Executable> {
-        codegen::compile_forward(&self.graph, options)
+    /// Prepares the forward pass for `engine` (compiles it, for the compiled engine).
+    pub fn forward(&self, engine: Engine, threads: usize) -> Result<Forward> {
+        Ok(match engine {
+            Engine::Interpreter => Forward::Interpreter,
+            Engine::Compiled => Forward::Compiled(Box::new(codegen::compile_forward(
+                &self.graph,
+                codegen::Options {
+                    threads,
+                    ..codegen::Options::default()
+                },
+            )?)),
+        })
     }
 
-    /// Runs an executable from [`Model::compile`] on `input`.
-    pub fn run_compiled(&self, exe: &codegen::Executable, input: Tensor) -> Result<Vec<Tensor>> {
+    /// Runs a prepared forward pass on `input`; returns the model's outputs.
+    pub fn run_forward(&self, forward: &Forward, input: Tensor) -> Result<Vec<Tensor>> {
         let input = self.check_input(input, "input")?;
-        codegen::run_forward(exe, &self.graph, &input)
+        match forward {
+            Forward::Interpreter => interp::run(&self.graph, &input),
+            Forward::Compiled(exe) => codegen::run_forward(exe, &self.graph, &input),
+        }
     }
 }

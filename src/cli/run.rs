@@ -47,16 +47,8 @@ pub fn run(args: RunArgs) -> Result<()> {
         &args.shapes.options(Some(input.shape()))?,
     )?;
     let input = model.check_input(input, &args.input.display().to_string())?;
-    let outputs = match args.engine.engine()? {
-        (lrpc::Engine::Interpreter, _) => model.run_interpreted(input)?,
-        (lrpc::Engine::Compiled, threads) => {
-            let exe = model.compile(lrpc::codegen::Options {
-                threads,
-                ..lrpc::codegen::Options::default()
-            })?;
-            model.run_compiled(&exe, input)?
-        }
-    };
+    let (engine, threads) = args.engine.engine()?;
+    let outputs = model.run_forward(&model.forward(engine, threads)?, input)?;
     let names: Vec<&str> = model
         .graph()
         .outputs
