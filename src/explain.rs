@@ -101,9 +101,10 @@ impl Joint {
             Engine::Interpreter => None,
             Engine::Compiled => {
                 let r = &relevance;
-                let totals: Vec<NodeIndex> = match options.layers {
-                    true => r.layers.iter().map(|l| l.relevance).collect(),
-                    false => Vec::new(),
+                let totals: Vec<NodeIndex> = if options.layers {
+                    r.layers.iter().map(|l| l.relevance).collect()
+                } else {
+                    Vec::new()
                 };
                 let request = Request {
                     outputs: &[r.logits, r.relevance],

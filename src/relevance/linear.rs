@@ -106,7 +106,7 @@ impl Linear {
 
 /// Relevance at the layer input for `rule`, given relevance `r` at its output.
 pub fn propagate(bl: &mut Builder, l: &Linear, rule: &Rule, r: NodeIndex) -> OpResult<NodeIndex> {
-    use Pointwise::{IsNegative, IsPositive, Negative, One, Positive, Square};
+    use Pointwise::{Negative, One, Positive, Square};
     let (x, w) = (l.x, l.w);
     Ok(match rule {
         Rule::Epsilon { epsilon } => epsilon_rule(bl, l, r, *epsilon),
@@ -146,21 +146,12 @@ pub fn propagate(bl: &mut Builder, l: &Linear, rule: &Rule, r: NodeIndex) -> OpR
             {
                 return Ok(r);
             }
-            // w^{g+} = w + g w+, w^{g-} = w + g w-; likewise for the bias.
-            let boost = |bl: &mut Builder, role: &str, v: NodeIndex, part: Pointwise| {
-                let clamped = bl.point(&format!("{role}.part"), part, v);
-                let scaled = bl.scale(&format!("{role}.scaled"), clamped, g);
-                bl.bin(role, BinaryOp::Add, v, scaled)
-            };
-            let wgp = boost(bl, "w_gamma_plus", w, Positive);
-            let wgn = boost(bl, "w_gamma_minus", w, Negative);
-            let bgp = l.b.map(|b| boost(bl, "b_gamma_plus", b, Positive));
-            let bgn = l.b.map(|b| boost(bl, "b_gamma_minus", b, Negative));
-            // Only outputs with z > 0 (z < 0) pass relevance through the positive (negative) part.
-            let mp = bl.point("mask_pos", IsPositive, l.z);
-            let mn = bl.point("mask_neg", IsNegative, l.z);
-            let rp = bl.mul("r_masked_pos", r, mp);
-            let rn = bl.mul("r_masked_neg", r, mn);
+            let wgp = gamma_boost(bl, "w_gamma_plus", w, Positive, g);
+            let wgn = gamma_boost(bl, "w_gamma_minus", w, Negative, g);
+            let bgp = l.b.map(|b| gamma_boost(bl, "b_gamma_plus", b, Positive, g));
+            let bgn =
+                l.b.map(|b| gamma_boost(bl, "b_gamma_minus", b, Negative, g));
+            let (rp, rn) = split_by_sign_of_z(bl, l, r);
             let pos = part(bl, l, "pos", rp, (xp, xn), (wgp, wgn), bgp);
             let neg = part(bl, l, "neg", rn, (xp, xn), (wgn, wgp), bgn);
             bl.sum("relevance", &[pos, neg])
@@ -215,7 +206,7 @@ fn gamma_non_negative(
     r: NodeIndex,
     g: f32,
 ) -> OpResult<Option<NodeIndex>> {
-    use Pointwise::{IsNegative, IsPositive, Negative, Positive};
+    use Pointwise::{Negative, Positive};
     if !matches!(l.op, Op::Conv(_)) {
         return Ok(None);
     }
@@ -262,17 +253,9 @@ fn gamma_non_negative(
     };
     let zp = boosted(bl, "pos", u, bp);
     let zn = boosted(bl, "neg", un, bn);
-    let boost = |bl: &mut Builder, role: &str, part: Pointwise| {
-        let clamped = bl.point(&format!("{role}.part"), part, w);
-        let scaled = bl.scale(&format!("{role}.scaled"), clamped, g);
-        bl.bin(role, BinaryOp::Add, w, scaled)
-    };
-    let wgp = boost(bl, "w_gamma_plus", Positive);
-    let wgn = boost(bl, "w_gamma_minus", Negative);
-    let mp = bl.point("mask_pos", IsPositive, l.z);
-    let mn = bl.point("mask_neg", IsNegative, l.z);
-    let rp = bl.mul("r_masked_pos", r, mp);
-    let rn = bl.mul("r_masked_neg", r, mn);
+    let wgp = gamma_boost(bl, "w_gamma_plus", w, Positive, g);
+    let wgn = gamma_boost(bl, "w_gamma_minus", w, Negative, g);
+    let (rp, rn) = split_by_sign_of_z(bl, l, r);
     let qp = bl.normalise("q_pos", rp, zp, STABILIZER);
     let qn = bl.normalise("q_neg", rn, zn, STABILIZER);
     let cp = l.adjoint(bl, "c_pos_a", qp, wgp);
@@ -324,6 +307,21 @@ fn box_adjoints(
         bl.add(role, Op::Slice(slice), &[all])
     };
     (part("c_x", 0), part("c_low", 1), part("c_high", 2))
+}
+
+/// v + g part(v): gamma's modified weight (or bias) w + g w+ or w + g w-.
+fn gamma_boost(bl: &mut Builder, role: &str, v: NodeIndex, part: Pointwise, g: f32) -> NodeIndex {
+    let clamped = bl.point(&format!("{role}.part"), part, v);
+    let scaled = bl.scale(&format!("{role}.scaled"), clamped, g);
+    bl.bin(role, BinaryOp::Add, v, scaled)
+}
+
+/// r where z > 0 and r where z < 0: only those outputs pass relevance through gamma's positive
+/// (negative) part.
+fn split_by_sign_of_z(bl: &mut Builder, l: &Linear, r: NodeIndex) -> (NodeIndex, NodeIndex) {
+    let mp = bl.point("mask_pos", Pointwise::IsPositive, l.z);
+    let mn = bl.point("mask_neg", Pointwise::IsNegative, l.z);
+    (bl.mul("r_masked_pos", r, mp), bl.mul("r_masked_neg", r, mn))
 }
 
 /// x+ and x- of a layer input; x- is `None` when sign analysis proves x >= 0 (then x+ = x).
