@@ -7,11 +7,11 @@ use std::time::Instant;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 
-use crate::codegen;
 use crate::error::{Error, Result};
 use crate::ir::Tensor;
 use crate::onnx::ImportOptions;
 use crate::relevance::Method;
+use crate::runtime;
 use crate::{Engine, ExplainOptions, Explainer, Model, Target};
 
 /// What `bench` measures.
@@ -40,7 +40,7 @@ pub struct BenchReport {
     pub profile: Vec<(String, f64)>,
     /// With `--profile`: the slowest steps.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub slowest: Vec<codegen::executable::StepTime>,
+    pub slowest: Vec<runtime::StepTime>,
 }
 
 /// What to measure.
@@ -110,7 +110,7 @@ pub fn bench(path: &Path, method: Method, o: BenchOptions) -> Result<BenchReport
 }
 
 /// Seconds per step kind, slowest first.
-fn by_kind(steps: &[codegen::executable::StepTime]) -> Vec<(String, f64)> {
+fn by_kind(steps: &[runtime::StepTime]) -> Vec<(String, f64)> {
     let mut kinds: Vec<(String, f64)> = Vec::new();
     for s in steps {
         match kinds.iter_mut().find(|(k, _)| k == s.kind) {

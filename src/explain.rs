@@ -1,52 +1,23 @@
-//! The explainer: a model and a method compiled into one forward + relevance graph, run on inputs.
+//! The explainer: a model and a method compiled into one forward + relevance program, run on
+//! inputs. Built from a model (the relevance pass, then lowering and the JIT), or loaded from an
+//! artifact (`Explainer::load`: the runtime alone). Either way the same procedure
+//! (`runtime::explainer`) picks targets, seeds and averages samples.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use rand::SeedableRng;
-use rand_distr::{Distribution, StandardNormal};
-
-use crate::codegen::{self, Executable, Request};
+use crate::codegen::{self, Request};
 use crate::error::{Error, Result};
 use crate::interp;
 use crate::ir::{NodeIndex, Tensor};
 use crate::model::{Engine, Model};
 use crate::relevance::{self, GradientMethod, Method, MethodKind, Relevance};
+use crate::runtime::explainer::{self as procedure, Compiled, Evaluator, Layer, Phases, Spec};
+use crate::runtime::{self, Executable, GuardSide};
 
-/// Which output to explain.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Target {
-    /// The largest logit of each sample.
-    Top,
-    /// A fixed class index (flat index into one sample's logits).
-    Index(usize),
-}
-
-/// Relevance arriving at one layer's output (the conservation report).
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct LayerRelevance {
-    pub name: String,
-    pub op: String,
-    pub rule: String,
-    /// Sum over the whole batch.
-    pub relevance_sum: f32,
-}
-
-/// What one explanation produced.
-#[derive(Clone, Debug)]
-pub struct Explanation {
-    /// The explained values (pre-softmax when the model ends in Softmax), batch included.
-    pub logits: Tensor,
-    /// The explained class of each sample.
-    pub targets: Vec<usize>,
-    /// The logit of each sample's target.
-    pub target_logits: Vec<f32>,
-    /// Relevance (or attribution) at the input, the input's shape.
-    pub relevance: Tensor,
-    /// Relevance at every layer's output, in forward order (for LRP it should stay near the
-    /// logit); empty unless `ExplainOptions::layers` asked for it.
-    pub layers: Vec<LayerRelevance>,
-}
+pub use crate::runtime::explainer::{
+    DEFAULT_NOISE_SEED, Explanation, LayerRelevance, Sampling, Target, smoothgrad_noise,
+};
 
 /// How an explainer is built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,7 +26,7 @@ pub struct ExplainOptions {
     /// Worker threads of compiled code.
     pub threads: usize,
     /// Compile with guard pages around every buffer (the bounds check; slow, for tests).
-    pub guard: Option<codegen::GuardSide>,
+    pub guard: Option<GuardSide>,
     /// Time every compiled step (`Explainer::executable().profile()`).
     pub profile: bool,
     /// Report the relevance arriving at every layer (`Explanation::layers`, the conservation
@@ -67,7 +38,7 @@ impl Default for ExplainOptions {
     fn default() -> ExplainOptions {
         ExplainOptions {
             engine: Engine::Compiled,
-            threads: codegen::default_threads(),
+            threads: runtime::default_threads(),
             guard: None,
             profile: false,
             layers: false,
@@ -75,64 +46,73 @@ impl Default for ExplainOptions {
     }
 }
 
-/// A model prepared to explain with one method.
+/// The joint graphs of an explainer built from a model.
 #[derive(Clone, Debug)]
-pub struct Explainer {
-    model: Model,
-    method: Method,
-    options: ExplainOptions,
-    joint: Joint,
+struct Graphs {
+    joint: Relevance,
     /// For SmoothGrad and integrated gradients: the joint graph at batch samples x batch, so all
     /// samples run as one batch (`None` when the model's batch axis is fixed: they then run one
     /// after another).
-    batched: Option<Joint>,
+    batched: Option<Relevance>,
 }
 
-/// A joint graph and, with the compiled engine, its executable.
+/// A model prepared to explain with one method.
 #[derive(Clone, Debug)]
-struct Joint {
-    relevance: Relevance,
-    compiled: Option<Arc<Executable>>,
+pub struct Explainer {
+    spec: Spec,
+    method: Method,
+    options: ExplainOptions,
+    /// The model and joint graphs (absent for an explainer loaded from an artifact).
+    model: Option<Model>,
+    graphs: Option<Graphs>,
+    /// The compiled programs (absent with the interpreter engine).
+    compiled: Option<Compiled>,
 }
 
-impl Joint {
-    fn new(relevance: Relevance, options: &ExplainOptions) -> Result<Joint> {
-        let compiled = match options.engine {
-            Engine::Interpreter => None,
-            Engine::Compiled => {
-                let r = &relevance;
-                let totals: Vec<NodeIndex> = if options.layers {
-                    r.layers.iter().map(|l| l.relevance).collect()
-                } else {
-                    Vec::new()
-                };
-                let request = Request {
-                    outputs: &[r.logits, r.relevance],
-                    totals: &totals,
-                    late: &[r.seed],
-                    threads: options.threads,
-                };
-                let exe_options = codegen::Options {
-                    threads: options.threads,
-                    guard: options.guard,
-                    profile: options.profile,
-                };
-                Some(Arc::new(Executable::compile(
-                    &r.graph,
-                    &request,
-                    exe_options,
-                )?))
-            }
-        };
-        Ok(Joint {
-            relevance,
-            compiled,
-        })
+/// What an explain program is asked for: logits, relevance, then the model's own outputs.
+fn request_outputs(r: &Relevance) -> Vec<NodeIndex> {
+    let mut v = vec![r.logits, r.relevance];
+    v.extend(r.model_outputs.iter().map(|(_, n)| *n));
+    v
+}
+
+fn compile_joint(r: &Relevance, options: &ExplainOptions) -> Result<Executable> {
+    let totals: Vec<NodeIndex> = if options.layers {
+        r.layers.iter().map(|l| l.relevance).collect()
+    } else {
+        Vec::new()
+    };
+    let outputs = request_outputs(r);
+    let request = Request {
+        outputs: &outputs,
+        totals: &totals,
+        late: &[r.seed],
+        threads: options.threads,
+    };
+    let exe_options = runtime::Options {
+        threads: options.threads,
+        guard: options.guard,
+        profile: options.profile,
+    };
+    codegen::compile(&r.graph, &request, exe_options)
+}
+
+/// How a method samples its evaluations.
+pub fn sampling(method: &Method) -> Sampling {
+    match method.kind {
+        MethodKind::Gradient(GradientMethod::SmoothGrad {
+            samples,
+            noise_level,
+        }) => Sampling::SmoothGrad {
+            samples,
+            noise_level,
+        },
+        MethodKind::Gradient(GradientMethod::IntegratedGradients { steps }) => {
+            Sampling::Integrated { steps }
+        }
+        _ => Sampling::Once,
     }
 }
-
-/// Seed of the noise SmoothGrad adds when none is given.
-pub const DEFAULT_NOISE_SEED: u64 = 0;
 
 impl Explainer {
     /// Builds the joint graph of `model` and `method` and compiles it.
@@ -146,75 +126,140 @@ impl Explainer {
         method: Method,
         options: ExplainOptions,
     ) -> Result<Explainer> {
-        let joint = Joint::new(relevance::build(model.graph(), &method)?, &options)?;
-        let samples = match method.kind {
-            MethodKind::Gradient(GradientMethod::SmoothGrad { samples, .. }) => samples,
-            MethodKind::Gradient(GradientMethod::IntegratedGradients { steps }) => steps,
-            _ => 1,
-        };
+        let joint = relevance::build(model.graph(), &method)?;
+        let sampling = sampling(&method);
         let batch = model.input_shape().first().copied().unwrap_or(1);
-        let batched = if samples > 1 {
-            match model.with_batch(samples * batch)? {
-                Some(m) => Some(Joint::new(relevance::build(m.graph(), &method)?, &options)?),
+        let batched = if sampling.points() > 1 {
+            match model.with_batch(sampling.points() * batch)? {
+                Some(m) => Some(relevance::build(m.graph(), &method)?),
                 None => None,
             }
         } else {
             None
         };
+        let g = &joint.graph;
+        let spec = Spec {
+            source: g.source.clone(),
+            input_name: g.node(joint.input).name.clone(),
+            input_shape: g.fact(joint.input).shape.clone(),
+            logits_shape: g.fact(joint.logits).shape.clone(),
+            outputs: joint
+                .model_outputs
+                .iter()
+                .map(|(name, _)| name.clone())
+                .collect(),
+            method: method.name().to_string(),
+            sampling,
+            layers: if options.layers {
+                joint
+                    .layers
+                    .iter()
+                    .map(|l| Layer {
+                        name: l.name.clone(),
+                        op: l.op.clone(),
+                        rule: l.rule.clone(),
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        };
+        let compiled = match options.engine {
+            Engine::Interpreter => None,
+            Engine::Compiled => Some(Compiled {
+                main: Arc::new(compile_joint(&joint, &options)?),
+                batched: batched
+                    .as_ref()
+                    .map(|b| compile_joint(b, &options).map(Arc::new))
+                    .transpose()?,
+            }),
+        };
         Ok(Explainer {
-            model: model.clone(),
+            spec,
             method,
             options,
-            joint,
-            batched,
+            model: Some(model.clone()),
+            graphs: Some(Graphs { joint, batched }),
+            compiled,
         })
+    }
+
+    /// An explainer from its parts (what the artifact loader assembles).
+    pub(crate) fn from_parts(
+        spec: Spec,
+        method: Method,
+        options: ExplainOptions,
+        compiled: Compiled,
+    ) -> Explainer {
+        Explainer {
+            spec,
+            method,
+            options,
+            model: None,
+            graphs: None,
+            compiled: Some(compiled),
+        }
     }
 
     pub fn method(&self) -> &Method {
         &self.method
     }
 
-    pub fn model(&self) -> &Model {
-        &self.model
+    /// What the explainer takes and gives (input and logits shapes, method, layers).
+    pub fn spec(&self) -> &Spec {
+        &self.spec
+    }
+
+    /// The model it was built from (`None` when loaded from an artifact).
+    pub fn model(&self) -> Option<&Model> {
+        self.model.as_ref()
     }
 
     /// Whether SmoothGrad / integrated-gradients samples run as one batch (the model's batch axis
     /// is symbolic) rather than one after another.
     pub fn runs_samples_as_one_batch(&self) -> bool {
-        self.batched.is_some()
+        match (&self.compiled, &self.graphs) {
+            (Some(c), _) => c.batched.is_some(),
+            (None, Some(g)) => g.batched.is_some(),
+            (None, None) => false,
+        }
     }
 
-    /// The joint forward + relevance graph.
-    pub fn relevance(&self) -> &Relevance {
-        &self.joint.relevance
+    /// The joint forward + relevance graph (`None` when loaded from an artifact).
+    pub fn relevance(&self) -> Option<&Relevance> {
+        self.graphs.as_ref().map(|g| &g.joint)
     }
 
     /// The executable of the joint graph (`None` with the interpreter engine).
     pub fn executable(&self) -> Option<&Executable> {
-        self.joint.compiled.as_deref()
+        self.compiled.as_ref().map(|c| &*c.main)
+    }
+
+    /// The executable of the batched joint graph of sample-averaging methods, if any.
+    pub fn batched_executable(&self) -> Option<&Executable> {
+        self.compiled.as_ref().and_then(|c| c.batched.as_deref())
     }
 
     pub fn options(&self) -> &ExplainOptions {
         &self.options
     }
 
+    fn evaluator(&self) -> Result<Box<dyn Evaluator + '_>> {
+        match (&self.compiled, &self.graphs) {
+            (Some(c), _) => Ok(Box::new(c.clone())),
+            (None, Some(g)) => Ok(Box::new(Interpreted(g))),
+            (None, None) => Err(Error::Graph {
+                file: self.spec.source.clone(),
+                reason: "the explainer has neither compiled code nor a graph".into(),
+            }),
+        }
+    }
+
     /// Explains `input` (with or without the batch axis) for `target`. SmoothGrad draws its noise
     /// from a generator seeded with [`DEFAULT_NOISE_SEED`], so results are reproducible.
     pub fn explain(&self, input: Tensor, target: Target) -> Result<Explanation> {
-        let x = self.model.check_input(input, "input")?;
-        match self.method.kind {
-            MethodKind::Gradient(GradientMethod::SmoothGrad {
-                samples,
-                noise_level,
-            }) => {
-                let noise = smoothgrad_noise(&x, samples, noise_level, DEFAULT_NOISE_SEED)?;
-                self.explain_smoothgrad(x, target, &noise)
-            }
-            MethodKind::Gradient(GradientMethod::IntegratedGradients { steps }) => {
-                self.explain_integrated(x, target, steps)
-            }
-            _ => self.run(&x, target),
-        }
+        let x = self.spec.check_input(input, "input")?;
+        procedure::explain(&*self.evaluator()?, &self.spec, &x, target)
     }
 
     /// SmoothGrad with the given noise (`[samples] + input shape`): the mean of the gradients at
@@ -225,297 +270,91 @@ impl Explainer {
         target: Target,
         noise: &Tensor,
     ) -> Result<Explanation> {
-        let x = self.model.check_input(input, "input")?;
-        let n = x.len();
-        let samples = noise.len() / n.max(1);
-        if noise.len() != samples * n || samples == 0 {
-            return Err(Error::Input {
-                what: "noise".into(),
-                reason: format!(
-                    "has {} values, not a whole number of inputs of {n}",
-                    noise.len()
-                ),
-            });
+        let x = self.spec.check_input(input, "input")?;
+        procedure::explain_smoothgrad(&*self.evaluator()?, &self.spec, &x, target, noise)
+    }
+
+    /// The model's own outputs (the forward pass only), by the program that explains.
+    pub fn run(&self, input: Tensor) -> Result<Vec<Tensor>> {
+        let x = self.spec.check_input(input, "input")?;
+        match (&self.compiled, &self.model) {
+            (Some(c), _) => c.run(&self.spec, &x),
+            (None, Some(m)) => m.run_interpreted(x),
+            (None, None) => Err(Error::Graph {
+                file: self.spec.source.clone(),
+                reason: "the explainer has neither compiled code nor a model".into(),
+            }),
         }
-        let noise = noise.f32s().map_err(|e| input_error("noise", e.0))?;
-        let points = (0..samples)
-            .map(|k| {
-                let v = x
-                    .f32s()?
-                    .iter()
-                    .zip(&noise[k * n..][..n])
-                    .map(|(a, b)| a + b)
-                    .collect();
-                Tensor::from_f32(x.shape().to_vec(), v)
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| input_error("noise", e.0))?;
-        self.average(&x, target, &points, None)
     }
+}
 
-    /// Integrated gradients from the zero baseline: the mean gradient at alpha * input for alpha
-    /// in linspace(1/steps, 1, steps), times the input.
-    fn explain_integrated(&self, x: Tensor, target: Target, steps: usize) -> Result<Explanation> {
-        let steps = steps.max(1);
-        let points = (0..steps)
-            .map(|k| {
-                let alpha = linspace_at(1.0 / steps as f32, 1.0, steps, k);
-                let v = x.f32s()?.iter().map(|a| a * alpha).collect();
-                Tensor::from_f32(x.shape().to_vec(), v)
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| input_error("input", e.0))?;
-        self.average(&x, target, &points, Some(&x))
-    }
+/// The reference interpreter as an evaluator.
+struct Interpreted<'g>(&'g Graphs);
 
-    /// Averages the attribution over `points`, optionally multiplied by `times`; logits and
-    /// targets are those of `x`.
-    fn average(
-        &self,
-        x: &Tensor,
-        target: Target,
-        points: &[Tensor],
-        times: Option<&Tensor>,
-    ) -> Result<Explanation> {
-        let mut base = self.run(x, target)?;
-        let mut sum = vec![0f32; x.len()];
-        let mut add = |r: &[f32]| {
-            for (s, v) in sum.iter_mut().zip(r) {
-                *s += v / points.len() as f32;
-            }
+struct InterpretedRun<'g> {
+    joint: &'g Relevance,
+    values: HashMap<NodeIndex, Arc<Tensor>>,
+}
+
+impl Evaluator for Interpreted<'_> {
+    fn start(&self, batched: bool) -> Result<Box<dyn Phases + '_>> {
+        let joint = match (&self.0.batched, batched) {
+            (Some(b), true) => b,
+            _ => &self.0.joint,
         };
-        let relevance = |e: &Explanation| -> Result<Vec<f32>> {
-            Ok(e.relevance
-                .f32s()
-                .map_err(|e| input_error("relevance", e.0))?
-                .to_vec())
-        };
-        match &self.batched {
-            Some(joint) => {
-                let mut stacked = Vec::with_capacity(x.len() * points.len());
-                for p in points {
-                    stacked.extend_from_slice(p.f32s().map_err(|e| input_error("input", e.0))?);
-                }
-                let mut shape = x.shape().to_vec();
-                shape[0] *= points.len();
-                let stacked =
-                    Tensor::from_f32(shape, stacked).map_err(|e| input_error("input", e.0))?;
-                let targets = base.targets.repeat(points.len());
-                let e = self.run_joint(joint, &stacked, Target::Top, &targets)?;
-                relevance(&e)?.chunks(x.len()).for_each(&mut add);
-            }
-            None => {
-                for p in points {
-                    let e = self.run_joint(&self.joint, p, Target::Top, &base.targets)?;
-                    add(&relevance(&e)?);
-                }
-            }
-        }
-        if let Some(t) = times {
-            let t = t.f32s().map_err(|e| input_error("input", e.0))?;
-            sum.iter_mut().zip(t).for_each(|(s, v)| *s *= v);
-        }
-        base.relevance =
-            Tensor::from_f32(x.shape().to_vec(), sum).map_err(|e| input_error("relevance", e.0))?;
-        base.layers.clear();
-        Ok(base)
+        Ok(Box::new(InterpretedRun {
+            joint,
+            values: HashMap::new(),
+        }))
     }
 
-    fn run(&self, x: &Tensor, target: Target) -> Result<Explanation> {
-        self.run_joint(&self.joint, x, target, &[])
-    }
-
-    /// One forward + relevance evaluation; `fixed` targets, when given, override `target`.
-    fn run_joint(
-        &self,
-        joint: &Joint,
-        x: &Tensor,
-        target: Target,
-        fixed: &[usize],
-    ) -> Result<Explanation> {
-        let j = &joint.relevance;
-        let mut engine = match &joint.compiled {
-            Some(exe) => Run::Compiled(exe.session()?),
-            None => Run::Interpreter(HashMap::new()),
-        };
-        engine.forward(j, x)?;
-        let logits = engine.read(j.logits, "logits")?;
-        let batch = logits.shape().first().copied().unwrap_or(1).max(1);
-        let per = logits.len() / batch;
-        let lv = logits
-            .f32s()
-            .map_err(|e| input_error("logits", e.0))?
-            .to_vec();
-        let mut targets = Vec::with_capacity(batch);
-        for b in 0..batch {
-            let row = &lv[b * per..][..per];
-            let t = match (fixed.get(b), target) {
-                (Some(&t), _) => t,
-                (None, Target::Index(t)) => t,
-                (None, Target::Top) => argmax(row),
-            };
-            if t >= per {
-                return Err(Error::Input {
-                    what: "target".into(),
-                    reason: format!(
-                        "{t} is out of range: the model has {per} outputs (0..{})",
-                        per - 1
-                    ),
-                });
-            }
-            targets.push(t);
-        }
-        let mut seed = vec![0f32; logits.len()];
-        for (b, &t) in targets.iter().enumerate() {
-            seed[b * per + t] = 1.0;
-        }
-        let seed = Tensor::from_f32(logits.shape().to_vec(), seed)
-            .map_err(|e| input_error("seed", e.0))?;
-        engine.backward(j, &seed)?;
-        let relevance = engine.read(j.relevance, "relevance")?;
-        let traced = if self.options.layers {
-            &j.layers[..]
-        } else {
-            &[]
-        };
-        let layers = traced
-            .iter()
-            .map(|l| LayerRelevance {
-                name: l.name.clone(),
-                op: l.op.clone(),
-                rule: l.rule.clone(),
-                relevance_sum: engine.total(l.relevance).unwrap_or(f32::NAN),
-            })
-            .collect();
-        let target_logits = targets
-            .iter()
-            .enumerate()
-            .map(|(b, &t)| lv[b * per + t])
-            .collect();
-        Ok(Explanation {
-            logits,
-            targets,
-            target_logits,
-            relevance,
-            layers,
-        })
+    fn batched(&self) -> bool {
+        self.0.batched.is_some()
     }
 }
 
-/// One explanation's evaluation state on either engine.
-enum Run<'e> {
-    Compiled(codegen::Session<'e>),
-    Interpreter(HashMap<NodeIndex, Arc<Tensor>>),
-}
-
-impl Run<'_> {
-    fn forward(&mut self, j: &Relevance, x: &Tensor) -> Result<()> {
-        match self {
-            Run::Compiled(s) => {
-                s.write(j.input, x)?;
-                s.run_first()
-            }
-            Run::Interpreter(values) => {
-                values.insert(j.input, Arc::new(x.clone()));
-                interp::evaluate(&j.graph, values)
-            }
-        }
+impl InterpretedRun<'_> {
+    fn value(&self, n: NodeIndex, what: &str) -> Result<Vec<f32>> {
+        let v = self.values.get(&n).ok_or_else(|| Error::Input {
+            what: what.into(),
+            reason: "not computed".into(),
+        })?;
+        Ok(v.f32s()
+            .map_err(|e| Error::Input {
+                what: what.into(),
+                reason: e.0,
+            })?
+            .to_vec())
     }
 
-    fn backward(&mut self, j: &Relevance, seed: &Tensor) -> Result<()> {
-        match self {
-            Run::Compiled(s) => {
-                s.write(j.seed, seed)?;
-                s.run_second()
-            }
-            Run::Interpreter(values) => {
-                values.insert(j.seed, Arc::new(seed.clone()));
-                interp::evaluate(&j.graph, values)
-            }
-        }
-    }
-
-    fn read(&self, n: NodeIndex, what: &str) -> Result<Tensor> {
-        match self {
-            Run::Compiled(s) => s.read(n),
-            Run::Interpreter(values) => values
-                .get(&n)
-                .map(|v| Tensor::clone(v))
-                .ok_or_else(|| input_error(what, "not computed".into())),
-        }
-    }
-
-    fn total(&self, n: NodeIndex) -> Option<f32> {
-        match self {
-            Run::Compiled(s) => s.total(n),
-            Run::Interpreter(values) => values
-                .get(&n)
-                .and_then(|v| v.f32s().ok().map(|s| s.iter().sum())),
-        }
+    fn set(&mut self, n: NodeIndex, values: &[f32]) -> Result<()> {
+        let shape = self.joint.graph.fact(n).shape.clone();
+        let t = Tensor::from_f32(shape, values.to_vec()).map_err(|e| Error::Input {
+            what: "input".into(),
+            reason: e.0,
+        })?;
+        self.values.insert(n, Arc::new(t));
+        interp::evaluate(&self.joint.graph, &mut self.values)
     }
 }
 
-fn input_error(what: &str, reason: String) -> Error {
-    Error::Input {
-        what: what.into(),
-        reason,
+impl Phases for InterpretedRun<'_> {
+    fn forward(&mut self, x: &[f32]) -> Result<()> {
+        self.set(self.joint.input, x)
     }
-}
-
-fn argmax(v: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
+    fn logits(&self) -> Result<Vec<f32>> {
+        self.value(self.joint.logits, "logits")
     }
-    best
-}
-
-/// Element `k` of linspace(start, end, n), computed as torch does for float32.
-fn linspace_at(start: f32, end: f32, n: usize, k: usize) -> f32 {
-    if n == 1 {
-        return start;
+    fn backward(&mut self, seed: &[f32]) -> Result<()> {
+        self.set(self.joint.seed, seed)
     }
-    let step = (end - start) / (n - 1) as f32;
-    // torch fills the second half from the end to keep it exact there.
-    if k < n / 2 {
-        start + step * k as f32
-    } else {
-        end - step * (n - 1 - k) as f32
+    fn relevance(&self) -> Result<Vec<f32>> {
+        self.value(self.joint.relevance, "relevance")
     }
-}
-
-/// SmoothGrad's noise for `x`: `samples` draws of N(0, sd^2) with sd = `level` * (max - min) of
-/// each sample; the last draw is zero (Zennit's convention). Shape `[samples] + x.shape`.
-pub fn smoothgrad_noise(x: &Tensor, samples: usize, level: f32, seed: u64) -> Result<Tensor> {
-    let values = x.f32s().map_err(|e| input_error("input", e.0))?;
-    let batch = x.shape().first().copied().unwrap_or(1).max(1);
-    let per = values.len() / batch;
-    let sd: Vec<f32> = (0..batch)
-        .map(|b| {
-            let s = &values[b * per..][..per];
-            let (lo, hi) = s
-                .iter()
-                .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| {
-                    (l.min(v), h.max(v))
-                });
-            level * (hi - lo)
-        })
-        .collect();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut noise = Vec::with_capacity(samples * values.len());
-    for k in 0..samples {
-        for i in 0..values.len() {
-            let z: f32 = StandardNormal.sample(&mut rng);
-            noise.push(if k + 1 == samples {
-                0.0
-            } else {
-                z * sd[i / per]
-            });
-        }
+    fn total(&self, k: usize) -> Option<f32> {
+        let n = self.joint.layers.get(k)?.relevance;
+        self.values
+            .get(&n)
+            .and_then(|v| v.f32s().ok().map(|s| s.iter().sum()))
     }
-    let mut shape = vec![samples];
-    shape.extend_from_slice(x.shape());
-    Tensor::from_f32(shape, noise).map_err(|e| input_error("noise", e.0))
 }

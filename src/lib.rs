@@ -16,6 +16,7 @@ pub mod model;
 pub mod onnx;
 pub mod passes;
 pub mod relevance;
+pub mod runtime;
 
 pub use error::{Error, Result};
 pub use explain::{ExplainOptions, Explainer, Explanation, Target};

@@ -4,11 +4,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::codegen;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::interp;
 use crate::ir::{Graph, Tensor};
 use crate::onnx::{self, ImportOptions};
 use crate::passes;
+use crate::runtime;
 
 /// What evaluates a graph.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,7 +23,7 @@ pub enum Engine {
 /// A model's forward pass prepared for one engine: compiled once, run on many inputs.
 #[derive(Debug)]
 pub enum Forward {
-    Compiled(Box<codegen::Executable>),
+    Compiled(Box<runtime::Executable>),
     Interpreter,
 }
 
@@ -100,36 +101,13 @@ impl Model {
     /// leading batch axis of 1 (which is then added); every value finite. `what` names the data
     /// in errors (a file name, say).
     pub fn check_input(&self, input: Tensor, what: &str) -> Result<Tensor> {
-        let want = self.input_shape().to_vec();
-        let err = |reason: String| Error::Input {
-            what: what.into(),
-            reason,
-        };
-        let input = if input.shape() == want.as_slice() {
-            input
-        } else if want.first() == Some(&1) && input.shape() == &want[1..] {
-            input.reshape(want.clone()).map_err(|e| err(e.0))?
-        } else {
-            return Err(err(format!(
-                "has shape {:?}, but {} expects {want:?}",
-                input.shape(),
-                self.graph.source
-            )));
-        };
-        let values = input.f32s().map_err(|e| err(e.0))?;
-        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-            return Err(err(format!(
-                "holds a non-finite value ({}) at flat index {i}",
-                values[i]
-            )));
-        }
-        Ok(input)
+        runtime::explainer::check_input(self.input_shape(), &self.graph.source, input, what)
     }
 
     /// Runs the forward pass with compiled code on every core; returns the model's outputs.
     /// (Compiles on every call: to run many inputs, keep a [`Model::forward`].)
     pub fn run(&self, input: Tensor) -> Result<Vec<Tensor>> {
-        let forward = self.forward(Engine::Compiled, codegen::default_threads())?;
+        let forward = self.forward(Engine::Compiled, runtime::default_threads())?;
         self.run_forward(&forward, input)
     }
 
@@ -144,9 +122,9 @@ impl Model {
             Engine::Interpreter => Forward::Interpreter,
             Engine::Compiled => Forward::Compiled(Box::new(codegen::compile_forward(
                 &self.graph,
-                codegen::Options {
+                runtime::Options {
                     threads,
-                    ..codegen::Options::default()
+                    ..runtime::Options::default()
                 },
             )?)),
         })
@@ -157,7 +135,7 @@ impl Model {
         let input = self.check_input(input, "input")?;
         match forward {
             Forward::Interpreter => interp::run(&self.graph, &input),
-            Forward::Compiled(exe) => codegen::run_forward(exe, &self.graph, &input),
+            Forward::Compiled(exe) => codegen::run_forward(exe, &input),
         }
     }
 }

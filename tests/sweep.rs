@@ -10,10 +10,10 @@ mod common;
 use std::sync::Arc;
 
 use common::relative_error;
-use lrpc::codegen::GuardSide;
 use lrpc::ir::ops::{Activation, AutoPad, Conv, Flatten, Gemm, GlobalPool, Pool, PoolKind, Window};
 use lrpc::ir::{Fact, Graph, Op, Output, Tensor};
 use lrpc::relevance::Method;
+use lrpc::runtime::GuardSide;
 use lrpc::{Engine, ExplainOptions, Explainer, Model, Target};
 
 /// A small deterministic generator (xorshift), so the sweep needs no dependency and is the

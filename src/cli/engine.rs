@@ -25,7 +25,7 @@ impl EngineArgs {
             (true, _) => Ok((Engine::Interpreter, 1)),
             (false, t) => Ok((
                 Engine::Compiled,
-                t.unwrap_or_else(lrpc::codegen::default_threads),
+                t.unwrap_or_else(lrpc::runtime::default_threads),
             )),
         }
     }

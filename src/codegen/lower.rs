@@ -1,194 +1,22 @@
 //! Lowering: every node of a prepared graph becomes a step over buffers, with no interpreter
-//! left at run time. Chains of element-wise nodes fuse into one emitted kernel; Conv, Gemm and
-//! MatMul and their adjoints become GEMM steps; pools become window kernels; data movement
-//! becomes table kernels; reshapes become aliases of their input's buffer.
+//! left at run time. Chains of element-wise nodes fuse into one kernel; Conv, Gemm and MatMul and
+//! their adjoints become GEMM steps; pools become window kernels; data movement becomes table
+//! kernels; reshapes become aliases of their input's buffer. Kernels are described, not emitted:
+//! identical descriptions are one kernel, and the runtime compiles (or maps) them.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use cranelift_module::FuncId;
-
-use super::elementwise::{Access, Instr, Kernel};
-use super::emit::Emitter;
-use super::gemm::ConvGemm;
-use super::table::{NONE, Reduce, TableKernel, WindowKernel};
-use crate::error::{Error, OpError, OpResult, Result};
+use crate::error::{Error, OpResult, Result};
 use crate::interp;
 use crate::ir::ops::gemm::matmul_dims;
-use crate::ir::ops::{BinaryOp, Concat, Gemm, GlobalPool, Lrn, Op, Plane, Pool, PoolKind, Softmax};
+use crate::ir::ops::{BinaryOp, Concat, Gemm, GlobalPool, Lrn, Op, Plane, Pool, PoolKind};
 use crate::ir::{DType, Graph, NodeIndex, Tensor, numel};
+use crate::runtime::elementwise::{Access, Instr, Kernel};
+use crate::runtime::gemm::{ConvGemm, ConvShape};
+use crate::runtime::program::{BufferId, KernelDesc, KernelId, Operand, Port, Program, Step};
+use crate::runtime::slab::Slab;
+use crate::runtime::table::{NONE, Reduce, TableKernel, WindowKernel};
 use crate::{op_bail, op_ensure};
-
-/// Index of a buffer (an arena region the plan places).
-pub type BufferId = usize;
-
-/// Where a step reads a value from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Operand {
-    Buffer(BufferId),
-    /// A compile-time constant (weights, modified weights, per-channel factors).
-    Const(usize),
-}
-
-/// One unit of work, in program order.
-#[derive(Clone, Debug)]
-pub enum Step {
-    /// A fused element-wise kernel over `len` elements.
-    Elementwise {
-        func: FuncId,
-        kernel: Kernel,
-        inputs: Vec<Operand>,
-        out: BufferId,
-        len: usize,
-    },
-    /// A gather (or one input's scatter of a Concat) through table `table`.
-    Table {
-        func: FuncId,
-        kind: TableKernel,
-        src: Operand,
-        table: usize,
-        out: BufferId,
-        len: usize,
-    },
-    /// A pooling window (forward reads `x`; backward reads `x` and `dy`).
-    Window {
-        func: FuncId,
-        kernel: WindowKernel,
-        backward: bool,
-        x: Operand,
-        dy: Option<Operand>,
-        table: usize,
-        counts: usize,
-        out: BufferId,
-        planes: usize,
-    },
-    Conv {
-        conv: ConvGemm,
-        x: Operand,
-        w: Operand,
-        bias: Option<Operand>,
-        out: BufferId,
-        col: Option<BufferId>,
-    },
-    ConvTranspose {
-        conv: ConvGemm,
-        dy: Operand,
-        w: Operand,
-        out: BufferId,
-        col: Option<BufferId>,
-    },
-    /// out[m, n] = alpha * A B (+ beta * C broadcast through table `c.1`).
-    Gemm {
-        dims: (usize, usize, usize),
-        a: Operand,
-        a_strides: (usize, usize),
-        b: Operand,
-        b_strides: (usize, usize),
-        alpha: f32,
-        c: Option<(Operand, usize, f32)>,
-        out: BufferId,
-    },
-    /// Batched out[i] = A[ia] B[ib] over the broadcast batch pairs.
-    MatMul {
-        dims: (usize, usize, usize),
-        pairs: Vec<(usize, usize)>,
-        a: Operand,
-        b: Operand,
-        out: BufferId,
-    },
-    Softmax {
-        op: Softmax,
-        shape: Vec<usize>,
-        x: Operand,
-        out: BufferId,
-    },
-    Lrn {
-        op: Lrn,
-        shape: Vec<usize>,
-        x: Operand,
-        dy: Option<Operand>,
-        out: BufferId,
-    },
-    /// out[0] = sum of `len` elements of `src` (the layer report).
-    Total {
-        src: Operand,
-        len: usize,
-        out: BufferId,
-    },
-}
-
-impl Step {
-    /// Operands read, then buffers written.
-    pub fn operands(&self) -> (Vec<Operand>, Vec<BufferId>) {
-        match self {
-            Step::Elementwise { inputs, out, .. } => (inputs.clone(), vec![*out]),
-            Step::Table { src, out, .. } => (vec![*src], vec![*out]),
-            Step::Window { x, dy, out, .. } => {
-                (std::iter::once(*x).chain(*dy).collect(), vec![*out])
-            }
-            Step::Conv {
-                x,
-                w,
-                bias,
-                out,
-                col,
-                ..
-            } => (
-                [*x, *w].into_iter().chain(*bias).collect(),
-                std::iter::once(*out).chain(*col).collect(),
-            ),
-            Step::ConvTranspose {
-                dy, w, out, col, ..
-            } => (vec![*dy, *w], std::iter::once(*out).chain(*col).collect()),
-            Step::Gemm { a, b, c, out, .. } => (
-                [*a, *b].into_iter().chain(c.map(|c| c.0)).collect(),
-                vec![*out],
-            ),
-            Step::MatMul { a, b, out, .. } => (vec![*a, *b], vec![*out]),
-            Step::Softmax { x, out, .. } => (vec![*x], vec![*out]),
-            Step::Lrn { x, dy, out, .. } => (std::iter::once(*x).chain(*dy).collect(), vec![*out]),
-            Step::Total { src, out, .. } => (vec![*src], vec![*out]),
-        }
-    }
-
-    /// A short name for reports.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Step::Elementwise { .. } => "elementwise",
-            Step::Table { .. } => "table",
-            Step::Window { .. } => "window",
-            Step::Conv { .. } => "conv",
-            Step::ConvTranspose { .. } => "conv-transpose",
-            Step::Gemm { .. } => "gemm",
-            Step::MatMul { .. } => "matmul",
-            Step::Softmax { .. } => "softmax",
-            Step::Lrn { .. } => "lrn",
-            Step::Total { .. } => "total",
-        }
-    }
-}
-
-/// A lowered graph: steps over buffers and constants, ready for the memory plan.
-#[derive(Debug, Default)]
-pub struct Program {
-    /// Length (f32 elements) of each buffer.
-    pub buffers: Vec<usize>,
-    pub consts: Vec<Arc<Tensor>>,
-    pub tables: Vec<Vec<i32>>,
-    pub steps: Vec<Step>,
-    /// Steps before this index do not depend on the late inputs (the seed).
-    pub split: usize,
-    /// Graph inputs and the buffers the host writes them into.
-    pub inputs: Vec<(NodeIndex, BufferId)>,
-    /// Values the host reads back (buffer or constant), with their shapes.
-    pub outputs: HashMap<NodeIndex, (Operand, Vec<usize>)>,
-    /// Layer totals: node whose sum was asked for -> one-element buffer.
-    pub totals: HashMap<NodeIndex, BufferId>,
-    /// Buffers that must survive to the end of the run.
-    pub kept: Vec<BufferId>,
-    /// Which node each step came from (for error messages and reports).
-    pub origin: Vec<NodeIndex>,
-}
 
 /// What the caller wants from a lowering.
 #[derive(Clone, Copy, Debug)]
@@ -207,10 +35,12 @@ pub struct Request<'a> {
 /// interpreter's op when the table is built).
 const TABLE_LIMIT: usize = 1 << 24;
 
-struct Lowering<'g, 'e, M: cranelift_module::Module> {
+struct Lowering<'g> {
     graph: &'g Graph,
-    emit: &'e mut Emitter<M>,
     p: Program,
+    /// Kernel descriptions already in `p.kernels`, by their debug text (descriptions hold
+    /// floats, so they are not `Eq`; the text of equal descriptions is equal).
+    kernel_ids: HashMap<String, KernelId>,
     values: HashMap<NodeIndex, Operand>,
     consts: HashMap<NodeIndex, usize>,
     /// Element-wise nodes computed inside their single consumer's kernel.
@@ -219,12 +49,8 @@ struct Lowering<'g, 'e, M: cranelift_module::Module> {
     threads: usize,
 }
 
-/// Lowers `graph` (prepared, all shapes known) as `request` asks, defining kernels in `emit`.
-pub fn lower<M: cranelift_module::Module>(
-    graph: &Graph,
-    emit: &mut Emitter<M>,
-    request: &Request,
-) -> Result<Program> {
+/// Lowers `graph` (prepared, all shapes known) as `request` asks.
+pub fn lower(graph: &Graph, request: &Request) -> Result<Program> {
     let order = graph.topo_order().map_err(|cycle| Error::Graph {
         file: graph.source.clone(),
         reason: format!("the graph has a cycle through {} nodes", cycle.len()),
@@ -240,8 +66,11 @@ pub fn lower<M: cranelift_module::Module>(
     protected.extend(request.totals);
     let mut l = Lowering {
         graph,
-        emit,
-        p: Program::default(),
+        p: Program {
+            threads: request.threads.max(1),
+            ..Program::default()
+        },
+        kernel_ids: HashMap::new(),
         values: HashMap::new(),
         consts: HashMap::new(),
         fused: HashMap::new(),
@@ -262,7 +91,8 @@ pub fn lower<M: cranelift_module::Module>(
         if let Operand::Buffer(b) = v {
             l.p.kept.push(b);
         }
-        l.p.outputs.insert(n, (v, graph.fact(n).shape.clone()));
+        let port = l.port(n, v);
+        l.p.outputs.push(port);
     }
     for &n in request.totals {
         let src = l.operand(n).map_err(|e| interp::node_error(graph, n, e))?;
@@ -276,7 +106,25 @@ pub fn lower<M: cranelift_module::Module>(
             },
         );
         l.p.kept.push(out);
-        l.p.totals.insert(n, out);
+        let port = Port {
+            shape: vec![1],
+            ..l.port(n, Operand::Buffer(out))
+        };
+        l.p.totals.push(port);
+    }
+    // Inputs in the graph's order (lowering met them in topological order).
+    let order: Vec<String> = graph
+        .inputs
+        .iter()
+        .map(|&i| graph.node(i).name.clone())
+        .collect();
+    l.p.inputs
+        .sort_by_key(|port| order.iter().position(|n| *n == port.name));
+    if cfg!(debug_assertions) {
+        crate::runtime::validate::program(&l.p).map_err(|e| Error::Graph {
+            file: graph.source.clone(),
+            reason: format!("internal error: lowering made an invalid program: {e}"),
+        })?;
     }
     Ok(l.p)
 }
@@ -293,11 +141,7 @@ fn elementwise_op(op: &Op) -> bool {
     )
 }
 
-fn table_error(e: impl std::fmt::Display) -> OpError {
-    OpError(format!("building the kernel failed: {e}"))
-}
-
-impl<M: cranelift_module::Module> Lowering<'_, '_, M> {
+impl Lowering<'_> {
     fn shape(&self, n: NodeIndex) -> &[usize] {
         &self.graph.fact(n).shape
     }
@@ -309,7 +153,31 @@ impl<M: cranelift_module::Module> Lowering<'_, '_, M> {
 
     fn push(&mut self, origin: NodeIndex, step: Step) {
         self.p.steps.push(step);
-        self.p.origin.push(origin);
+        self.p.step_names.push(self.graph.node(origin).name.clone());
+    }
+
+    /// The kernel `desc` describes (one per distinct description).
+    fn kernel(&mut self, desc: KernelDesc) -> OpResult<KernelId> {
+        if let KernelDesc::Elementwise(k) = &desc {
+            k.validate()?;
+        }
+        let key = format!("{desc:?}");
+        if let Some(&k) = self.kernel_ids.get(&key) {
+            return Ok(k);
+        }
+        self.p.kernels.push(desc);
+        let k = self.p.kernels.len() - 1;
+        self.kernel_ids.insert(key, k);
+        Ok(k)
+    }
+
+    /// Node `n`'s value as a port named after it.
+    fn port(&self, n: NodeIndex, operand: Operand) -> Port {
+        Port {
+            name: self.graph.node(n).name.clone(),
+            operand,
+            shape: self.shape(n).to_vec(),
+        }
     }
 
     fn is_const(&self, n: NodeIndex) -> bool {
@@ -352,24 +220,19 @@ impl<M: cranelift_module::Module> Lowering<'_, '_, M> {
                 self.graph.node(n).name
             );
         };
-        let t = if t.dtype() == DType::F32 {
-            Arc::clone(t)
-        } else {
-            Arc::new(t.cast(DType::F32))
-        };
-        self.p.consts.push(t);
+        self.p.consts.push(Slab::from_tensor(t));
         let id = self.p.consts.len() - 1;
         self.consts.insert(n, id);
         Ok(Operand::Const(id))
     }
 
-    fn constant(&mut self, t: Tensor) -> Operand {
-        self.p.consts.push(Arc::new(t));
-        Operand::Const(self.p.consts.len() - 1)
+    fn constant(&mut self, values: Vec<f32>) -> usize {
+        self.p.consts.push(Slab::owned(values));
+        self.p.consts.len() - 1
     }
 
     fn table(&mut self, t: Vec<i32>) -> usize {
-        self.p.tables.push(t);
+        self.p.tables.push(Slab::owned(t));
         self.p.tables.len() - 1
     }
 
@@ -388,7 +251,8 @@ impl<M: cranelift_module::Module> Lowering<'_, '_, M> {
         }
         if matches!(node.op, Op::Input) {
             let b = self.define(n);
-            self.p.inputs.push((n, b));
+            let port = self.port(n, Operand::Buffer(b));
+            self.p.inputs.push(port);
             return Ok(());
         }
         if let Some(t) = graph.constant(n) {
@@ -419,11 +283,11 @@ impl<M: cranelift_module::Module> Lowering<'_, '_, M> {
                 Ok(())
             }
             Op::Conv(c) => {
-                let conv = self.conv_gemm(c, self.shape(ins[0]), self.shape(ins[1]))?;
+                let conv = self.conv_shape(c, self.shape(ins[0]), self.shape(ins[1]))?;
                 let (x, w) = (self.operand(ins[0])?, self.operand(ins[1])?);
                 let bias = ins.get(2).map(|&b| self.operand(b)).transpose()?;
                 let out = self.define(n);
-                let scratch = conv.forward_scratch();
+                let scratch = ConvGemm::new(conv, self.threads).forward_scratch();
                 let col = (scratch > 0).then(|| self.buffer(scratch));
                 self.push(
                     n,
@@ -439,19 +303,19 @@ impl<M: cranelift_module::Module> Lowering<'_, '_, M> {
                 Ok(())
             }
             Op::ConvTranspose(c) => {
-                let conv = self.conv_gemm(&c.conv, &c.input_shape, self.shape(ins[1]))?;
-                if let Some(t) = self.flipped(&conv, ins[1])? {
+                let conv = self.conv_shape(&c.conv, &c.input_shape, self.shape(ins[1]))?;
+                if let Some((flipped, weights)) = self.flipped(&conv, ins[1])? {
                     // Stride 1: the adjoint is a Conv of dy with the flipped, transposed
                     // weights (made once, here), tiled like any forward Conv.
                     let dy = self.operand(ins[0])?;
-                    let w = self.constant(t.1);
+                    let w = Operand::Const(self.constant(weights));
                     let out = self.define(n);
-                    let scratch = t.0.forward_scratch();
+                    let scratch = ConvGemm::new(flipped, self.threads).forward_scratch();
                     let col = (scratch > 0).then(|| self.buffer(scratch));
                     self.push(
                         n,
                         Step::Conv {
-                            conv: t.0,
+                            conv: flipped,
                             x: dy,
                             w,
                             bias: None,
@@ -463,7 +327,7 @@ impl<M: cranelift_module::Module> Lowering<'_, '_, M> {
                 }
                 let (dy, w) = (self.operand(ins[0])?, self.operand(ins[1])?);
                 let out = self.define(n);
-                let scratch = conv.backward_scratch();
+                let scratch = ConvGemm::new(conv, self.threads).backward_scratch();
                 let col = (scratch > 0).then(|| self.buffer(scratch));
                 self.push(
                     n,
@@ -537,19 +401,26 @@ impl<M: cranelift_module::Module> Lowering<'_, '_, M> {
         }
     }
 
-    fn conv_gemm(&self, c: &crate::ir::ops::Conv, x: &[usize], w: &[usize]) -> OpResult<ConvGemm> {
+    fn conv_shape(
+        &self,
+        c: &crate::ir::ops::Conv,
+        x: &[usize],
+        w: &[usize],
+    ) -> OpResult<ConvShape> {
         let g = c.geometry(x, w)?;
-        Ok(ConvGemm::new(
-            (x[0], x[1], w[0], c.group),
-            Plane::new(&g)?,
-            self.threads,
-        ))
+        Ok(ConvShape {
+            batch: x[0],
+            cin: x[1],
+            cout: w[0],
+            group: c.group,
+            plane: Plane::new(&g)?,
+        })
     }
 
     /// For a stride-1 Conv with constant weights whose padding is at most the kernel's extent
     /// (every usual one): the Conv computing its adjoint, and that Conv's weights w'[ci, co, a,
     /// b] = w[co, ci, kh-1-a, kw-1-b] (per group).
-    fn flipped(&self, c: &ConvGemm, w: NodeIndex) -> OpResult<Option<(ConvGemm, Tensor)>> {
+    fn flipped(&self, c: &ConvShape, w: NodeIndex) -> OpResult<Option<(ConvShape, Vec<f32>)>> {
         let p = c.plane;
         let (eh, ew) = ((p.kh - 1) * p.dh, (p.kw - 1) * p.dw);
         let fits = p.sh == 1 && p.sw == 1 && p.pt.max(p.pb) <= eh && p.pl.max(p.pr) <= ew;
@@ -585,9 +456,14 @@ impl<M: cranelift_module::Module> Lowering<'_, '_, M> {
             pr: ew - p.pr,
             ..p
         };
-        let conv = ConvGemm::new((c.batch, c.cout, c.cin, c.group), plane, self.threads);
-        let shape = vec![c.cin, mg, p.kh, p.kw];
-        Ok(Some((conv, Tensor::from_f32(shape, flipped)?)))
+        let conv = ConvShape {
+            batch: c.batch,
+            cin: c.cout,
+            cout: c.cin,
+            group: c.group,
+            plane,
+        };
+        Ok(Some((conv, flipped)))
     }
 
     fn gemm(&mut self, n: NodeIndex, g: &Gemm, ins: &[NodeIndex]) -> OpResult<()> {
@@ -660,21 +536,16 @@ impl<M: cranelift_module::Module> Lowering<'_, '_, M> {
                     .all(|&t| t == NONE || (t >= 0 && (t as usize) < kernel.in_plane)),
             "internal error: a pooling table does not fit its plane"
         );
-        let func = self.emit.window(&kernel, backward).map_err(table_error)?;
+        let kernel = self.kernel(KernelDesc::Window { kernel, backward })?;
         let x = self.operand(ins[0])?;
         let dy = backward.then(|| self.operand(ins[1])).transpose()?;
         let table = self.table(table);
-        let counts = match self.constant(Tensor::from_f32(vec![counts.len()], counts)?) {
-            Operand::Const(c) => c,
-            Operand::Buffer(_) => unreachable!("constant() returns a constant"),
-        };
+        let counts = self.constant(counts);
         let out = self.define(n);
         self.push(
             n,
             Step::Window {
-                func,
                 kernel,
-                backward,
                 x,
                 dy,
                 table,
@@ -817,14 +688,13 @@ impl<M: cranelift_module::Module> Lowering<'_, '_, M> {
         table: Vec<i32>,
         out: BufferId,
     ) -> OpResult<()> {
-        let func = self.emit.table(kind).map_err(table_error)?;
+        let kernel = self.kernel(KernelDesc::Table(kind))?;
         let len = table.len();
         let table = self.table(table);
         self.push(
             n,
             Step::Table {
-                func,
-                kind,
+                kernel,
                 src,
                 table,
                 out,
@@ -890,12 +760,11 @@ impl<M: cranelift_module::Module> Lowering<'_, '_, M> {
             body: k.body,
             output,
         };
-        let func = self.emit.elementwise(&kernel).map_err(table_error)?;
+        let kernel = self.kernel(KernelDesc::Elementwise(kernel))?;
         let out = self.define(n);
         self.push(
             n,
             Step::Elementwise {
-                func,
                 kernel,
                 inputs: k.operands,
                 out,
@@ -964,7 +833,7 @@ impl<M: cranelift_module::Module> Lowering<'_, '_, M> {
                         "BatchNorm parameter of {} for {c} channels",
                         v.len()
                     );
-                    let op = this.constant(Tensor::from_f32(vec![c], v)?);
+                    let op = Operand::Const(this.constant(v));
                     Ok(k.load(op, access))
                 };
                 let m = channel(self, mean)?;

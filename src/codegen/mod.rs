@@ -1,42 +1,57 @@
-//! Code generation: the joint forward + relevance graph lowered to native code. Cranelift emits
-//! the element-wise kernels (fused rule epilogues, activations, masks), the table-driven moves and
-//! the pooling windows; GEMM-shaped work (Conv, ConvTranspose, Gemm, MatMul) calls the `gemm`
-//! crate. `lower` turns a graph into steps, `plan` packs their buffers into one arena, and
-//! `executable` runs them. Only `codegen/` sees Cranelift types.
+//! Code generation: the joint forward + relevance graph lowered to a runtime program. `lower`
+//! turns a graph into steps over buffers with their kernels described as data (element-wise
+//! chains fused, GEMM-shaped work as GEMM steps, movement and pooling as table kernels); the
+//! runtime then compiles or maps the kernels and runs the steps.
 
-pub mod elementwise;
-pub mod emit;
-pub mod executable;
-pub mod gemm;
-pub mod guard;
-pub mod jit;
 pub mod lower;
-pub mod plan;
-pub mod table;
 
-/// A raw pointer handed to rayon workers within one step: each worker writes a part of what it
-/// addresses no other worker touches (reads may be shared), and the step joins them all before
-/// it returns. A method reads it, so closures capture the whole `Send` wrapper, not its field.
-#[derive(Clone, Copy)]
-pub(crate) struct Shared<T>(T);
-
-impl<T: Copy> Shared<T> {
-    pub(crate) fn get(self) -> T {
-        self.0
-    }
-}
-
-// SAFETY: see the type's contract; every place that wraps a pointer says which parts each
-// worker touches.
-unsafe impl<T> Send for Shared<T> {}
-// SAFETY: as above.
-unsafe impl<T> Sync for Shared<T> {}
-
-pub use elementwise::{Access, Instr, Kernel};
-pub use executable::{Executable, Options, Session, compile_forward, default_threads, run_forward};
-pub use guard::GuardSide;
-pub use jit::{CompiledKernel, Jit};
 pub use lower::Request;
 
-#[cfg(test)]
-mod tests;
+use crate::error::{Error, Result};
+use crate::ir::{Graph, NodeIndex, Tensor};
+use crate::runtime::{Code, Executable, Options};
+
+/// Lowers `graph` for `request` and compiles its kernels with the JIT.
+pub fn compile(graph: &Graph, request: &Request, options: Options) -> Result<Executable> {
+    let request = Request {
+        threads: options.threads.max(1),
+        ..*request
+    };
+    let program = lower::lower(graph, &request)?;
+    let code = Code::jit(&program.kernels).map_err(|e| Error::Graph {
+        file: graph.source.clone(),
+        reason: format!("code generation failed: {e}"),
+    })?;
+    Executable::new(program, code, options, &graph.source)
+}
+
+/// Compiles a graph for a plain forward run: every graph output is read back.
+pub fn compile_forward(graph: &Graph, options: Options) -> Result<Executable> {
+    let outputs: Vec<NodeIndex> = graph.outputs.iter().map(|o| o.node).collect();
+    compile(
+        graph,
+        &Request {
+            outputs: &outputs,
+            totals: &[],
+            late: &[],
+            threads: options.threads,
+        },
+        options,
+    )
+}
+
+/// Runs a forward executable made by [`compile_forward`] on its single input.
+pub fn run_forward(exe: &Executable, input: &Tensor) -> Result<Vec<Tensor>> {
+    let mut s = exe.session()?;
+    s.write(
+        0,
+        input.f32s().map_err(|e| Error::Input {
+            what: "input".into(),
+            reason: e.0,
+        })?,
+    )?;
+    s.run_all()?;
+    (0..exe.program().outputs.len())
+        .map(|o| s.read(o))
+        .collect()
+}

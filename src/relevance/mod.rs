@@ -50,6 +50,8 @@ pub struct Relevance {
     pub relevance: NodeIndex,
     /// Every layer on the path, in forward order.
     pub layers: Vec<LayerTrace>,
+    /// The model's own outputs (name, node), kept so the forward part can serve `run`.
+    pub model_outputs: Vec<(String, NodeIndex)>,
 }
 
 /// The node a method explains: the first output, or the logits before its trailing Softmax.
@@ -169,6 +171,7 @@ pub fn build(forward: &Graph, method: &Method) -> Result<Relevance> {
     if method.kind == MethodKind::Gradient(GradientMethod::GradientXInput) {
         relevance = bl.mul("gradient_x_input", input, relevance);
     }
+    let model = std::mem::take(&mut graph.outputs);
     graph.outputs = vec![
         Output {
             name: "logits".into(),
@@ -181,7 +184,12 @@ pub fn build(forward: &Graph, method: &Method) -> Result<Relevance> {
             logits: None,
         },
     ];
+    graph.outputs.extend(model);
     optimise(&mut graph)?;
+    let model_outputs = graph.outputs[2..]
+        .iter()
+        .map(|o| (o.name.clone(), o.node))
+        .collect();
     Ok(Relevance {
         graph,
         input,
@@ -189,6 +197,7 @@ pub fn build(forward: &Graph, method: &Method) -> Result<Relevance> {
         logits,
         relevance,
         layers,
+        model_outputs,
     })
 }
 

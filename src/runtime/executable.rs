@@ -1,21 +1,23 @@
-//! The runtime: a lowered program with its finalized kernels, memory layout and thread pool. One
-//! arena per executable is allocated on first use and reused by every later run; a run is two
-//! phases (forward, then relevance once the host has written the seed), each a walk over the
-//! steps that calls kernels on arena pointers.
+//! The runtime: a lowered program with its kernel code, memory layout and thread pool. Each
+//! session takes an arena from the executable's pool (allocating one on first use), so one
+//! executable serves several callers at once and runs allocate nothing; a run is two phases
+//! (forward, then relevance once the host has written the seed), each a walk over the steps that
+//! calls kernels on arena pointers.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Mutex;
 
 use rayon::prelude::*;
 
 use super::Shared;
-use super::gemm::{View, matmul};
+use super::code::Code;
+use super::gemm::{ConvGemm, View, matmul};
 use super::guard::{GuardSide, Region};
-use super::jit::{ElementwiseFn, Jit, TableFn, WindowBackwardFn, WindowForwardFn};
-use super::lower::{self, Operand, Program, Request, Step};
+use super::jit::{ElementwiseFn, TableFn, WindowBackwardFn, WindowForwardFn};
 use super::plan::{self, Layout};
+use super::program::{KernelDesc, Operand, Program, Step};
 use crate::error::{Error, Result};
 use crate::interp;
-use crate::ir::{Graph, NodeIndex, Tensor};
+use crate::ir::Tensor;
 
 /// Below this many elements an element-wise or table step runs on one thread.
 const PARALLEL_ELEMENTS: usize = 1 << 15;
@@ -51,6 +53,8 @@ pub struct StepTime {
     pub node: String,
     /// Seconds summed over every profiled run.
     pub seconds: f64,
+    /// Multiply-adds per run of a GEMM-shaped step (0 for others).
+    pub multiply_adds: usize,
 }
 
 /// The machine's available parallelism (1 if unknown).
@@ -68,20 +72,23 @@ enum Entry {
     WindowBackward(WindowBackwardFn),
 }
 
-/// A graph compiled to native code.
+/// A program ready to run: its kernels' code, its convolutions tiled for the thread count, its
+/// memory layout and its worker pool.
 pub struct Executable {
     program: Program,
+    /// The tiling of every Conv / ConvTranspose step (indexed by step).
+    convs: Vec<Option<ConvGemm>>,
     entries: Vec<Entry>,
     layout: Layout,
-    memory: Mutex<Option<Memory>>,
+    /// Arenas not in use by a session.
+    memories: Mutex<Vec<Memory>>,
     pool: rayon::ThreadPool,
     options: Options,
     source: String,
-    names: Vec<String>,
     /// Seconds per step, summed over runs, when profiling.
     times: Mutex<Vec<f64>>,
     /// Keeps the kernels mapped; declared last so it is dropped after everything using them.
-    _jit: Jit,
+    code: Code,
 }
 
 impl std::fmt::Debug for Executable {
@@ -89,94 +96,114 @@ impl std::fmt::Debug for Executable {
         f.debug_struct("Executable")
             .field("source", &self.source)
             .field("steps", &self.program.steps.len())
+            .field("kernels", &self.code.len())
             .field("arena_bytes", &self.arena_bytes())
             .field("threads", &self.options.threads)
             .finish()
     }
 }
 
-fn compile_error(graph: &Graph, reason: String) -> Error {
+fn runtime_error(source: &str, reason: String) -> Error {
     Error::Graph {
-        file: graph.source.clone(),
-        reason: format!("code generation failed: {reason}"),
+        file: source.to_string(),
+        reason,
     }
 }
 
 impl Executable {
-    /// Lowers, plans and compiles `graph` for `request`.
-    pub fn compile(graph: &Graph, request: &Request, options: Options) -> Result<Executable> {
-        let mut jit = Jit::new().map_err(|e| compile_error(graph, e))?;
-        let request = Request {
-            threads: options.threads.max(1),
-            ..*request
-        };
-        let program = lower::lower(graph, jit.emitter(), &request)?;
-        jit.finalize().map_err(|e| compile_error(graph, e))?;
+    /// Prepares `program` to run with `code` (one entry per kernel, in kernel order): checks
+    /// the program, tiles its convolutions for `options.threads`, sizes their scratch, and
+    /// plans the arena. `source` names the model in errors.
+    pub fn new(
+        mut program: Program,
+        code: Code,
+        options: Options,
+        source: &str,
+    ) -> Result<Executable> {
+        let threads = options.threads.max(1);
+        let fail = |reason: String| runtime_error(source, reason);
+        if code.len() != program.kernels.len() {
+            return Err(fail(format!(
+                "the program has {} kernels but {} were compiled",
+                program.kernels.len(),
+                code.len()
+            )));
+        }
+        // Checked before tiling reads the convolution shapes; tiling then sizes the scratch
+        // buffers exactly.
+        super::validate::program(&program).map_err(|e| fail(format!("invalid program: {e}")))?;
+        let convs = tile(&mut program, threads);
         let entries = program
             .steps
             .iter()
             .map(|s| {
-                let addr = |f| jit.address(f);
-                // SAFETY: each FuncId was defined by the `Emitter` method matching the step kind,
-                // with the parameter list of the function type it is cast to here (see
-                // `emit::Signature`); the code stays mapped while `jit` lives, and the
-                // executable owns `jit`.
+                let Some(k) = s.kernel() else {
+                    return Entry::None;
+                };
+                let (Some(addr), Some(desc)) = (code.address(k), program.kernels.get(k)) else {
+                    return Entry::None;
+                };
+                let addr = addr as *const u8;
+                // SAFETY: `code` holds, at index k, a function emitted from `program.kernels[k]`
+                // (the contract of every `Code` constructor), whose parameter list is the one
+                // of the function type it is cast to here for that description's kind (see
+                // `emit::Signature`); `validate` checked the step calls a kernel of that kind;
+                // the code stays mapped while the executable owns `code`.
                 unsafe {
-                    match s {
-                        Step::Elementwise { func, .. } => Entry::Elementwise(
-                            std::mem::transmute::<*const u8, ElementwiseFn>(addr(*func)),
+                    match desc {
+                        KernelDesc::Elementwise(_) => {
+                            Entry::Elementwise(std::mem::transmute::<*const u8, ElementwiseFn>(
+                                addr,
+                            ))
+                        }
+                        KernelDesc::Table(_) => {
+                            Entry::Table(std::mem::transmute::<*const u8, TableFn>(addr))
+                        }
+                        KernelDesc::Window {
+                            backward: false, ..
+                        } => Entry::WindowForward(
+                            std::mem::transmute::<*const u8, WindowForwardFn>(addr),
                         ),
-                        Step::Table { func, .. } => {
-                            Entry::Table(std::mem::transmute::<*const u8, TableFn>(addr(*func)))
-                        }
-                        Step::Window { func, backward, .. } => {
-                            if *backward {
-                                Entry::WindowBackward(std::mem::transmute::<
-                                    *const u8,
-                                    WindowBackwardFn,
-                                >(addr(
-                                    *func,
-                                )))
-                            } else {
-                                Entry::WindowForward(std::mem::transmute::<
-                                    *const u8,
-                                    WindowForwardFn,
-                                >(addr(*func)))
-                            }
-                        }
-                        _ => Entry::None,
+                        KernelDesc::Window { backward: true, .. } => Entry::WindowBackward(
+                            std::mem::transmute::<*const u8, WindowBackwardFn>(addr),
+                        ),
                     }
                 }
             })
             .collect();
         let layout = plan::plan(&program);
-        let threads = options.threads.max(1);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
-            .map_err(|e| compile_error(graph, e.to_string()))?;
-        let names: Vec<String> = program
-            .origin
-            .iter()
-            .map(|&n| graph.node(n).name.clone())
-            .collect();
+            .map_err(|e| fail(e.to_string()))?;
+        let steps = program.steps.len();
         Ok(Executable {
             program,
+            convs,
             entries,
             layout,
-            memory: Mutex::new(None),
+            memories: Mutex::new(Vec::new()),
             pool,
             options: Options { threads, ..options },
-            source: graph.source.clone(),
-            times: Mutex::new(vec![0.0; names.len()]),
-            names,
-            _jit: jit,
+            source: source.to_string(),
+            times: Mutex::new(vec![0.0; steps]),
+            code,
         })
     }
 
-    /// The lowered program (steps, buffers, constants).
+    /// The program (steps, buffers, constants, kernel descriptions).
     pub fn program(&self) -> &Program {
         &self.program
+    }
+
+    /// The model the program came from (for error messages).
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The kernels' code.
+    pub fn code(&self) -> &Code {
+        &self.code
     }
 
     /// Bytes of the arena the plan packs every buffer into.
@@ -189,11 +216,16 @@ impl Executable {
         self.layout.unshared * 4
     }
 
+    /// The memory layout (buffer offsets in f32).
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
     pub fn threads(&self) -> usize {
         self.options.threads
     }
 
-    /// Time per step summed over the runs so far, slowest first (empty unless compiled with
+    /// Time per step summed over the runs so far, slowest first (empty unless built with
     /// `Options::profile`).
     pub fn profile(&self) -> Vec<StepTime> {
         let times = match self.times.lock() {
@@ -206,32 +238,74 @@ impl Executable {
             .filter(|(_, t)| **t > 0.0)
             .map(|(s, &seconds)| StepTime {
                 kind: self.program.steps[s].kind(),
-                node: self.names[s].clone(),
+                node: self.program.step_names[s].clone(),
                 seconds,
+                multiply_adds: self.program.steps[s].multiply_adds(),
             })
             .collect();
         v.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
         v
     }
 
-    /// Starts a run: takes the executable's memory (allocating it on first use).
+    /// Starts a run: takes an arena from the pool (allocating one when all are in use).
     pub fn session(&self) -> Result<Session<'_>> {
-        let mut memory = self.memory.lock().map_err(|_| Error::Graph {
-            file: self.source.clone(),
-            reason: "a previous run panicked while holding the executable".into(),
-        })?;
-        if memory.is_none() {
-            *memory = Some(Memory::new(
-                &self.program,
-                &self.layout,
-                self.options.guard,
-            )?);
-        }
-        Ok(Session { exe: self, memory })
+        let spare = self
+            .memories
+            .lock()
+            .map_err(|_| {
+                runtime_error(
+                    &self.source,
+                    "a previous run panicked while holding the executable".into(),
+                )
+            })?
+            .pop();
+        let memory = match spare {
+            Some(m) => m,
+            None => Memory::new(&self.program, &self.layout, self.options.guard)
+                .map_err(|e| runtime_error(&self.source, e))?,
+        };
+        Ok(Session {
+            exe: self,
+            memory: Some(memory),
+        })
     }
 }
 
-/// Where every buffer, constant and table is, as raw pointers into memory the `Memory` owns.
+/// Tiles every convolution of `program` for `threads` workers and sizes its scratch buffer.
+fn tile(program: &mut Program, threads: usize) -> Vec<Option<ConvGemm>> {
+    let mut convs = Vec::with_capacity(program.steps.len());
+    let mut scratch: Vec<(usize, usize)> = Vec::new();
+    for s in &program.steps {
+        convs.push(match s {
+            Step::Conv { conv, col, .. } => {
+                let g = ConvGemm::new(*conv, threads);
+                scratch.extend(col.map(|c| (c, g.forward_scratch())));
+                Some(g)
+            }
+            Step::ConvTranspose { conv, col, .. } => {
+                let g = ConvGemm::new(*conv, threads);
+                scratch.extend(col.map(|c| (c, g.backward_scratch())));
+                Some(g)
+            }
+            _ => None,
+        });
+    }
+    for &(c, _) in &scratch {
+        if let Some(len) = program.buffers.get_mut(c) {
+            *len = 0;
+        }
+    }
+    for (c, len) in scratch {
+        if let Some(l) = program.buffers.get_mut(c) {
+            *l = (*l).max(len);
+        }
+    }
+    program.threads = threads;
+    convs
+}
+
+/// Where every buffer, constant and table is, as raw pointers into memory the `Memory` owns (or
+/// the program's constants, which the executable owns and never mutates).
 struct Memory {
     buffers: Vec<*mut f32>,
     consts: Vec<*const f32>,
@@ -243,21 +317,30 @@ struct Memory {
 }
 
 // SAFETY: the pointers refer to memory owned by this struct (`_arena`, `_regions`) or by the
-// program's constants, which the executable owns and never mutates; access is serialised by
-// the executable's mutex.
+// executable's program; one session at a time holds a `Memory` (it is taken out of the pool).
 unsafe impl Send for Memory {}
 // SAFETY: shared references only read the pointer tables; what the pointers address is written
 // by kernels of one step at a time, on disjoint ranges (see `Shared`).
 unsafe impl Sync for Memory {}
 
 impl Memory {
-    fn new(p: &Program, layout: &Layout, guard: Option<GuardSide>) -> Result<Memory> {
+    fn new(
+        p: &Program,
+        layout: &Layout,
+        guard: Option<GuardSide>,
+    ) -> std::result::Result<Memory, String> {
         let mut regions = Vec::new();
         let mut arena = Vec::new();
         let (buffers, consts, tables): (Vec<*mut f32>, Vec<*const f32>, Vec<*const i32>) =
             match guard {
                 None => {
-                    arena = vec![0f32; layout.len];
+                    arena.try_reserve_exact(layout.len).map_err(|_| {
+                        format!(
+                            "cannot allocate the {} MB arena",
+                            (layout.len * 4).div_ceil(1 << 20)
+                        )
+                    })?;
+                    arena.resize(layout.len, 0f32);
                     let base = arena.as_mut_ptr();
                     // SAFETY: the plan places every buffer inside 0..layout.len.
                     let buffers = layout
@@ -265,16 +348,16 @@ impl Memory {
                         .iter()
                         .map(|&o| unsafe { base.add(o) })
                         .collect();
-                    let consts = p.consts.iter().map(const_ptr).collect();
-                    let tables = p.tables.iter().map(|t| t.as_ptr()).collect();
+                    let consts = p.consts.iter().map(|c| c.as_slice().as_ptr()).collect();
+                    let tables = p.tables.iter().map(|t| t.as_slice().as_ptr()).collect();
                     (buffers, consts, tables)
                 }
                 Some(side) => {
-                    let mut region = |bytes: &[u8], len: usize| -> Result<*mut u8> {
-                        let r = Region::new(len, side).map_err(|e| Error::Graph {
-                            file: String::new(),
-                            reason: format!("guarded allocation failed: {e}"),
-                        })?;
+                    let mut region = |bytes: &[u8],
+                                      len: usize|
+                     -> std::result::Result<*mut u8, String> {
+                        let r = Region::new(len, side)
+                            .map_err(|e| format!("guarded allocation failed: {e}"))?;
                         let ptr = r.data();
                         // SAFETY: the region holds `len` >= bytes.len() writable bytes.
                         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), ptr, bytes.len()) };
@@ -285,24 +368,23 @@ impl Memory {
                         .buffers
                         .iter()
                         .map(|&l| region(&vec![0u8; l * 4], l * 4).map(|p| p.cast::<f32>()))
-                        .collect::<Result<_>>()?;
+                        .collect::<std::result::Result<_, _>>()?;
                     let consts = p
                         .consts
                         .iter()
                         .map(|c| {
-                            let v = c.f32s().unwrap_or(&[]);
-                            let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_ne_bytes()).collect();
-                            region(&bytes, bytes.len()).map(|p| p.cast::<f32>().cast_const())
+                            let bytes: &[u8] = bytemuck::cast_slice(c.as_slice());
+                            region(bytes, bytes.len()).map(|p| p.cast::<f32>().cast_const())
                         })
-                        .collect::<Result<_>>()?;
+                        .collect::<std::result::Result<_, _>>()?;
                     let tables = p
                         .tables
                         .iter()
                         .map(|t| {
-                            let bytes: Vec<u8> = t.iter().flat_map(|x| x.to_ne_bytes()).collect();
-                            region(&bytes, bytes.len()).map(|p| p.cast::<i32>().cast_const())
+                            let bytes: &[u8] = bytemuck::cast_slice(t.as_slice());
+                            region(bytes, bytes.len()).map(|p| p.cast::<i32>().cast_const())
                         })
-                        .collect::<Result<_>>()?;
+                        .collect::<std::result::Result<_, _>>()?;
                     (buffers, consts, tables)
                 }
             };
@@ -329,22 +411,26 @@ impl Memory {
     }
 }
 
-fn const_ptr(t: &Arc<Tensor>) -> *const f32 {
-    t.f32s().map_or(std::ptr::null(), |s| s.as_ptr())
-}
-
 /// One run of an executable: write inputs, run the first phase, read, write the late inputs,
-/// run the second phase, read.
+/// run the second phase, read. Dropping it returns its arena to the executable.
 pub struct Session<'e> {
     exe: &'e Executable,
-    memory: MutexGuard<'e, Option<Memory>>,
+    memory: Option<Memory>,
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        if let (Some(m), Ok(mut pool)) = (self.memory.take(), self.exe.memories.lock()) {
+            pool.push(m);
+        }
+    }
 }
 
 impl Session<'_> {
     fn memory(&self) -> &Memory {
         self.memory
             .as_ref()
-            .expect("Executable::session allocates the memory before creating a session")
+            .expect("a session holds its memory until it is dropped")
     }
 
     fn input_error(&self, reason: String) -> Error {
@@ -354,26 +440,27 @@ impl Session<'_> {
         }
     }
 
-    /// Copies `value` into the buffer of graph input `node`.
-    pub fn write(&mut self, node: NodeIndex, value: &Tensor) -> Result<()> {
+    /// Copies `values` into the buffer of input port `input`.
+    pub fn write(&mut self, input: usize, values: &[f32]) -> Result<()> {
         let p = &self.exe.program;
-        let Some(&(_, b)) = p.inputs.iter().find(|(n, _)| *n == node) else {
-            return Err(self.input_error(format!("{node:?} is not an input of the executable")));
+        let Some(port) = p.inputs.get(input) else {
+            return Err(self.input_error(format!("the executable has no input {input}")));
         };
-        let v = value
-            .f32s()
-            .map_err(|e| self.input_error(e.0.to_string()))?;
-        if v.len() != p.buffers[b] {
+        let Operand::Buffer(b) = port.operand else {
+            return Err(self.input_error(format!("input '{}' is not a buffer", port.name)));
+        };
+        if values.len() != p.buffers[b] {
             return Err(self.input_error(format!(
-                "has {} values, the compiled input takes {}",
-                v.len(),
+                "has {} values, the compiled input '{}' takes {}",
+                values.len(),
+                port.name,
                 p.buffers[b]
             )));
         }
         let dst = self.memory().buffers[b];
-        // SAFETY: the buffer holds p.buffers[b] == v.len() elements and no kernel is running
-        // (the session holds the memory exclusively).
-        unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), dst, v.len()) };
+        // SAFETY: the buffer holds p.buffers[b] == values.len() elements and no kernel is
+        // running (the session owns its memory).
+        unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), dst, values.len()) };
         Ok(())
     }
 
@@ -387,7 +474,7 @@ impl Session<'_> {
         self.run(self.exe.program.split..self.exe.program.steps.len())
     }
 
-    /// Runs every step (for graphs without late inputs).
+    /// Runs every step (for programs without late inputs).
     pub fn run_all(&mut self) -> Result<()> {
         self.run(0..self.exe.program.steps.len())
     }
@@ -400,7 +487,7 @@ impl Session<'_> {
                 let start = exe.options.profile.then(std::time::Instant::now);
                 exe.step(memory, s).map_err(|reason| Error::Eval {
                     file: exe.source.clone(),
-                    node: exe.names[s].clone(),
+                    node: exe.program.step_names[s].clone(),
                     op: exe.program.steps[s].kind().into(),
                     reason,
                 })?;
@@ -412,20 +499,26 @@ impl Session<'_> {
         })
     }
 
-    /// The value of output `node`.
-    pub fn read(&self, node: NodeIndex) -> Result<Tensor> {
+    /// The values of output port `output`.
+    pub fn output(&self, output: usize) -> Result<&[f32]> {
         let p = &self.exe.program;
-        let Some((operand, shape)) = p.outputs.get(&node) else {
-            return Err(self.input_error(format!("{node:?} is not an output of the executable")));
+        let Some(port) = p.outputs.get(output) else {
+            return Err(self.input_error(format!("the executable has no output {output}")));
         };
-        let values = self.exe.slice(self.memory(), *operand).to_vec();
-        Tensor::from_f32(shape.clone(), values).map_err(|e| self.input_error(e.0))
+        Ok(self.exe.slice(self.memory(), port.operand))
     }
 
-    /// The sum of the values of `node`, when it was asked for as a total.
-    pub fn total(&self, node: NodeIndex) -> Option<f32> {
-        let b = *self.exe.program.totals.get(&node)?;
-        Some(self.exe.slice(self.memory(), Operand::Buffer(b))[0])
+    /// Output port `output` as a tensor of its shape.
+    pub fn read(&self, output: usize) -> Result<Tensor> {
+        let values = self.output(output)?.to_vec();
+        let shape = self.exe.program.outputs[output].shape.clone();
+        Tensor::from_f32(shape, values).map_err(|e| self.input_error(e.0))
+    }
+
+    /// The sum asked for as total `t`.
+    pub fn total(&self, t: usize) -> Option<f32> {
+        let port = self.exe.program.totals.get(t)?;
+        self.exe.slice(self.memory(), port.operand).first().copied()
     }
 }
 
@@ -449,10 +542,7 @@ fn chunks(
 
 impl Executable {
     fn len(&self, o: Operand) -> usize {
-        match o {
-            Operand::Buffer(b) => self.program.buffers[b],
-            Operand::Const(c) => self.program.consts[c].len(),
-        }
+        self.program.operand_len(o)
     }
 
     fn ptr(&self, m: &Memory, o: Operand) -> *const f32 {
@@ -485,6 +575,12 @@ impl Executable {
         // such slice, disjoint from everything it reads (the plan gives simultaneously live
         // buffers disjoint ranges).
         unsafe { std::slice::from_raw_parts_mut(m.buffers[b], len) }
+    }
+
+    fn conv(&self, s: usize) -> std::result::Result<&ConvGemm, String> {
+        self.convs[s]
+            .as_ref()
+            .ok_or_else(|| "internal error: a convolution step without its tiling".to_string())
     }
 
     fn step(&self, m: &Memory, s: usize) -> std::result::Result<(), String> {
@@ -565,15 +661,16 @@ impl Executable {
             }
             (
                 Step::Conv {
-                    conv,
                     x,
                     w,
                     bias,
                     out,
                     col,
+                    ..
                 },
                 _,
             ) => {
+                let conv = self.conv(s)?;
                 let bias = bias.map(|b| self.slice(m, b));
                 let col = col.map_or(&mut [][..], |c| self.slice_mut(m, c));
                 conv.forward(
@@ -586,14 +683,11 @@ impl Executable {
             }
             (
                 Step::ConvTranspose {
-                    conv,
-                    dy,
-                    w,
-                    out,
-                    col,
+                    dy, w, out, col, ..
                 },
                 _,
             ) => {
+                let conv = self.conv(s)?;
                 let col = col.map_or(&mut [][..], |c| self.slice_mut(m, c));
                 conv.backward(
                     self.slice(m, *dy),
@@ -617,7 +711,7 @@ impl Executable {
             ) => {
                 let dst = self.slice_mut(m, *out);
                 if let Some((c, table, beta)) = c {
-                    let (cv, t) = (self.slice(m, *c), &self.program.tables[*table]);
+                    let (cv, t) = (self.slice(m, *c), self.program.tables[*table].as_slice());
                     for (d, &i) in dst.iter_mut().zip(t) {
                         *d = beta * cv[i as usize];
                     }
@@ -692,27 +786,4 @@ impl Executable {
         }
         Ok(())
     }
-}
-
-/// Compiles a graph for a plain forward run: every graph output is read back.
-pub fn compile_forward(graph: &Graph, options: Options) -> Result<Executable> {
-    let outputs: Vec<NodeIndex> = graph.outputs.iter().map(|o| o.node).collect();
-    Executable::compile(
-        graph,
-        &Request {
-            outputs: &outputs,
-            totals: &[],
-            late: &[],
-            threads: options.threads,
-        },
-        options,
-    )
-}
-
-/// Runs a forward executable on its single input.
-pub fn run_forward(exe: &Executable, graph: &Graph, input: &Tensor) -> Result<Vec<Tensor>> {
-    let mut s = exe.session()?;
-    s.write(graph.inputs[0], input)?;
-    s.run_all()?;
-    graph.outputs.iter().map(|o| s.read(o.node)).collect()
 }

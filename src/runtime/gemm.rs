@@ -154,7 +154,38 @@ pub enum Split {
     Channels,
 }
 
-/// The geometry of one Conv (or its adjoint) as GEMMs.
+/// The shapes of one Conv (or its adjoint): what lowering decides and an artifact stores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvShape {
+    pub batch: usize,
+    pub cin: usize,
+    pub cout: usize,
+    pub group: usize,
+    pub plane: Plane,
+}
+
+impl ConvShape {
+    /// Whether the input itself is the im2col matrix (1x1 kernel, stride 1, no padding).
+    pub fn direct(&self) -> bool {
+        let p = &self.plane;
+        p.kh == 1
+            && p.kw == 1
+            && p.sh == 1
+            && p.sw == 1
+            && p.pt == 0
+            && p.pl == 0
+            && p.pb == 0
+            && p.pr == 0
+    }
+
+    /// Multiply-adds of the Conv (its adjoint has as many).
+    pub fn multiply_adds(&self) -> usize {
+        let p = &self.plane;
+        self.batch * self.cout * p.oh * p.ow * (self.cin / self.group.max(1)) * p.kh * p.kw
+    }
+}
+
+/// The geometry of one Conv (or its adjoint) as GEMMs, tiled for a number of threads.
 #[derive(Clone, Copy, Debug)]
 pub struct ConvGemm {
     pub batch: usize,
@@ -168,11 +199,14 @@ pub struct ConvGemm {
 
 impl ConvGemm {
     /// Chooses the split for `threads` workers.
-    pub fn new(
-        (batch, cin, cout, group): (usize, usize, usize, usize),
-        plane: Plane,
-        threads: usize,
-    ) -> ConvGemm {
+    pub fn new(shape: ConvShape, threads: usize) -> ConvGemm {
+        let ConvShape {
+            batch,
+            cin,
+            cout,
+            group,
+            plane,
+        } = shape;
         let mut c = ConvGemm {
             batch,
             cin,
@@ -196,6 +230,17 @@ impl ConvGemm {
         c
     }
 
+    /// The shapes this tiling was made for.
+    pub fn shape(&self) -> ConvShape {
+        ConvShape {
+            batch: self.batch,
+            cin: self.cin,
+            cout: self.cout,
+            group: self.group,
+            plane: self.plane,
+        }
+    }
+
     fn cin_g(&self) -> usize {
         self.cin / self.group
     }
@@ -217,15 +262,7 @@ impl ConvGemm {
     }
     /// Whether the input itself is the im2col matrix (1x1 kernel, stride 1, no padding).
     pub fn direct(&self) -> bool {
-        let p = &self.plane;
-        p.kh == 1
-            && p.kw == 1
-            && p.sh == 1
-            && p.sw == 1
-            && p.pt == 0
-            && p.pl == 0
-            && p.pb == 0
-            && p.pr == 0
+        self.shape().direct()
     }
 
     /// Scratch floats the forward pass needs (im2col tiles, one per thread).

@@ -1,21 +1,14 @@
 //! The JIT: an `Emitter` over a `JITModule`, plus the typed entry points of finalized kernels.
-//! This file and the runtime's calls into kernels are the only places that hold `unsafe` for
-//! generated code.
+//! This file, `code.rs` and the executable's calls into kernels are the only places that hold
+//! `unsafe` for generated code.
 
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, default_libcall_names};
 
+use super::code::{lrpc_expf, lrpc_tanhf};
 use super::elementwise::Kernel;
 use super::emit::{EXP_SYMBOL, Emitter, TANH_SYMBOL};
-
-extern "C" fn lrpc_expf(x: f32) -> f32 {
-    x.exp()
-}
-
-extern "C" fn lrpc_tanhf(x: f32) -> f32 {
-    x.tanh()
-}
 
 /// (input pointer array, out, start, end).
 pub type ElementwiseFn = unsafe extern "C" fn(*const *const f32, *mut f32, i64, i64);
@@ -41,21 +34,40 @@ unsafe impl Send for Jit {}
 // SAFETY: as above; `&Jit` exposes no mutation.
 unsafe impl Sync for Jit {}
 
+/// The host CPU as Cranelift targets it, optimising for speed; `pic` for object files that a
+/// system linker places.
+pub fn host_isa(pic: bool) -> Result<cranelift_codegen::isa::OwnedTargetIsa, String> {
+    let mut flags = settings::builder();
+    for (k, v) in [
+        ("use_colocated_libcalls", "false"),
+        ("is_pic", if pic { "true" } else { "false" }),
+        ("opt_level", "speed"),
+    ] {
+        flags.set(k, v).map_err(|e| e.to_string())?;
+    }
+    cranelift_native::builder()
+        .map_err(|e| e.to_string())?
+        .finish(settings::Flags::new(flags))
+        .map_err(|e| e.to_string())
+}
+
+/// The target triple and the CPU features Cranelift enables on this machine (the boolean ISA
+/// flags that are on, e.g. `has_avx2`): what generated code may assume.
+pub fn host_target() -> Result<(String, Vec<String>), String> {
+    let isa = host_isa(false)?;
+    let features = isa
+        .isa_flags()
+        .iter()
+        .filter(|v| v.as_bool() == Some(true))
+        .map(|v| v.name.to_string())
+        .collect();
+    Ok((isa.triple().to_string(), features))
+}
+
 impl Jit {
     /// A JIT for the host CPU, optimising for speed.
     pub fn new() -> Result<Jit, String> {
-        let mut flags = settings::builder();
-        for (k, v) in [
-            ("use_colocated_libcalls", "false"),
-            ("is_pic", "false"),
-            ("opt_level", "speed"),
-        ] {
-            flags.set(k, v).map_err(|e| e.to_string())?;
-        }
-        let isa = cranelift_native::builder()
-            .map_err(|e| e.to_string())?
-            .finish(settings::Flags::new(flags))
-            .map_err(|e| e.to_string())?;
+        let isa = host_isa(false)?;
         let mut builder = JITBuilder::with_isa(isa, default_libcall_names());
         builder.symbol(EXP_SYMBOL, lrpc_expf as *const u8);
         builder.symbol(TANH_SYMBOL, lrpc_tanhf as *const u8);

@@ -3,10 +3,10 @@
 //! interpreter's ops for the same computation.
 
 use super::*;
-use crate::codegen::elementwise::Access;
 use crate::interp;
 use crate::ir::ops::{Activation, BinaryOp, Pointwise};
 use crate::ir::{Op, Tensor};
+use crate::runtime::elementwise::Access;
 
 const LENGTHS: &[usize] = &[0, 1, 3, 4, 5, 8, 17, 1023];
 
@@ -279,8 +279,8 @@ fn table_kernels_equal_their_reference() {
 
 #[test]
 fn the_memory_plan_never_overlaps_live_buffers() {
-    use super::lower::{Operand, Program, Step};
     use super::plan::{lifetimes, plan};
+    use super::program::{Operand, Program, Step};
     // A chain of totals (the cheapest step) reading buffer i and writing i + 1, with a few
     // long-lived buffers and varying lengths.
     let mut p = Program::default();
@@ -313,7 +313,7 @@ fn the_memory_plan_never_overlaps_live_buffers() {
 
 #[test]
 fn conv_tiles_and_splits_equal_the_interpreter() {
-    use super::gemm::{ConvGemm, Split};
+    use super::gemm::{ConvGemm, ConvShape, Split};
     use crate::ir::ops::{AutoPad, Conv, ConvTranspose, Plane, Window};
     // (batch, cin, cout, group, h, w, k, stride, dilation, pads)
     let cases = [
@@ -363,7 +363,16 @@ fn conv_tiles_and_splits_equal_the_interpreter() {
             ] {
                 let g = ConvGemm {
                     split,
-                    ..ConvGemm::new((n, cin, cout, group), plane, threads)
+                    ..ConvGemm::new(
+                        ConvShape {
+                            batch: n,
+                            cin,
+                            cout,
+                            group,
+                            plane,
+                        },
+                        threads,
+                    )
                 };
                 let mut got = vec![f32::NAN; y.len()];
                 let mut scratch = vec![f32::NAN; g.forward_scratch().max(g.backward_scratch())];

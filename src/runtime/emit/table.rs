@@ -7,7 +7,7 @@ use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Type, Value, types};
 use cranelift_frontend::FunctionBuilder;
 
 use super::loops::for_range;
-use crate::codegen::table::{Reduce, TableKernel, WindowKernel};
+use crate::runtime::table::{Reduce, TableKernel, WindowKernel};
 
 fn params(b: &mut FunctionBuilder) -> Vec<Value> {
     let entry = b.create_block();

@@ -1,17 +1,22 @@
-//! Emission of kernels into any `cranelift_module::Module`: the JIT uses it today, and an object
-//! module (ahead-of-time explainers) can use the same code. Every kernel is one function with a
-//! fixed signature per kind; shapes, strides and table lengths are baked in as constants.
+//! Emission of kernels into any `cranelift_module::Module`: the JIT, and the object module of an
+//! explainer object file, use the same code. Every kernel is one function with a fixed signature
+//! per kind; shapes, strides and table lengths are baked in as constants. The emitter can also
+//! keep each function's machine code and relocations (what an artifact stores).
 
 mod elementwise;
 mod loops;
 mod table;
 
 use cranelift_codegen::Context;
-use cranelift_codegen::ir::{AbiParam, FuncRef, Type, types};
+use cranelift_codegen::binemit::Reloc;
+use cranelift_codegen::ir::{AbiParam, ExternalName, FuncRef, Type, types};
+use cranelift_codegen::{FinalizedMachReloc, FinalizedRelocTarget};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{FuncId, Linkage, Module};
 
+use super::code::{MachineCode, Patch, Symbol};
 use super::elementwise::Kernel;
+use super::program::KernelDesc;
 use super::table::{TableKernel, WindowKernel};
 
 pub use loops::for_range;
@@ -62,6 +67,8 @@ pub struct Emitter<M: Module> {
     exp: FuncId,
     tanh: FuncId,
     count: usize,
+    /// When set, the machine code of every function defined, in definition order.
+    captured: Option<Vec<MachineCode>>,
 }
 
 impl<M: Module> Emitter<M> {
@@ -84,7 +91,27 @@ impl<M: Module> Emitter<M> {
             exp,
             tanh,
             count: 0,
+            captured: None,
         })
+    }
+
+    /// Keeps the machine code of every function defined from now on ([`Emitter::take_code`]).
+    pub fn capture(&mut self) {
+        self.captured = Some(Vec::new());
+    }
+
+    /// The machine code captured so far, in definition order.
+    pub fn take_code(&mut self) -> Vec<MachineCode> {
+        self.captured.take().unwrap_or_default()
+    }
+
+    /// Defines the kernel `desc` describes.
+    pub fn kernel(&mut self, desc: &KernelDesc) -> Result<FuncId, String> {
+        match desc {
+            KernelDesc::Elementwise(k) => self.elementwise(k),
+            KernelDesc::Table(t) => self.table(*t),
+            KernelDesc::Window { kernel, backward } => self.window(kernel, *backward),
+        }
     }
 
     /// Defines an element-wise kernel (validated first).
@@ -146,9 +173,63 @@ impl<M: Module> Emitter<M> {
             b.seal_all_blocks();
             b.finalize(self.module.target_config());
         }
-        let defined = self.module.define_function(id, &mut self.ctx);
+        let defined = self
+            .module
+            .define_function(id, &mut self.ctx)
+            .map_err(|e| format!("{e:?}"))
+            .and_then(|()| self.record());
         self.module.clear_context(&mut self.ctx);
-        defined.map_err(|e| format!("{e:?}"))?;
+        defined?;
         Ok(id)
+    }
+
+    /// Keeps the code just compiled in `ctx`, when capturing: its bytes and, for each call to
+    /// an imported function, where its address goes.
+    fn record(&mut self) -> Result<(), String> {
+        let Some(captured) = self.captured.as_mut() else {
+            return Ok(());
+        };
+        let code = self
+            .ctx
+            .compiled_code()
+            .ok_or("the function was defined but its code is not in the context")?;
+        let names = self.ctx.func.params.user_named_funcs();
+        let symbol = |r: &FinalizedMachReloc| -> Result<Symbol, String> {
+            let FinalizedRelocTarget::ExternalName(ExternalName::User(name)) = &r.target else {
+                return Err(format!("unexpected relocation target {:?}", r.target));
+            };
+            let index = names
+                .get(*name)
+                .map(|n| n.index)
+                .ok_or("a relocation names an undeclared function")?;
+            if index == self.exp.as_u32() {
+                Ok(Symbol::Exp)
+            } else if index == self.tanh.as_u32() {
+                Ok(Symbol::Tanh)
+            } else {
+                Err(format!(
+                    "a relocation names function {index}, not an import"
+                ))
+            }
+        };
+        let mut patches = Vec::new();
+        for r in code.buffer.relocs() {
+            if r.kind != Reloc::Abs8 {
+                return Err(format!(
+                    "relocation of kind {} cannot be stored (only absolute 8-byte addresses)",
+                    r.kind
+                ));
+            }
+            patches.push(Patch {
+                offset: r.offset,
+                symbol: symbol(r)?,
+                addend: r.addend,
+            });
+        }
+        captured.push(MachineCode {
+            bytes: code.buffer.data().to_vec(),
+            patches,
+        });
+        Ok(())
     }
 }

@@ -2,7 +2,7 @@
 //! writes inputs before their phase and reads outputs after the run), and buffers whose lives do
 //! not overlap share arena space, placed first-fit by offset.
 
-use super::lower::{Operand, Program};
+use super::program::{Operand, Program};
 
 /// Buffer offsets are multiples of this many f32 (one cache line).
 const ALIGN: usize = 16;
@@ -36,7 +36,10 @@ pub fn lifetimes(p: &Program) -> Vec<(usize, usize)> {
     }
     // Inputs are written before the first step of the phase that reads them; which phase that
     // is, the first read tells.
-    for &(_, b) in &p.inputs {
+    for b in p.inputs.iter().filter_map(|port| match port.operand {
+        Operand::Buffer(b) => Some(b),
+        Operand::Const(_) => None,
+    }) {
         let start = if life[b].0 >= p.split && life[b].0 != usize::MAX {
             p.split
         } else {

@@ -7,8 +7,8 @@ use cranelift_frontend::FunctionBuilder;
 
 use super::Imports;
 use super::loops::for_range;
-use crate::codegen::elementwise::{Access, Instr, Kernel};
 use crate::ir::ops::{Activation, BinaryOp, Pointwise};
+use crate::runtime::elementwise::{Access, Instr, Kernel};
 
 /// Parameters: (input pointer array, out, start, end); elements start..end are written, each
 /// input read where its `Access` says. `start` must be a multiple of 4 for periodic inputs.
