@@ -2,7 +2,7 @@
 //! so building lrpc needs no system `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/onnx.proto"];
+    let protos = ["proto/onnx.proto", "proto/explainer.proto"];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");
     }

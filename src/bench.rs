@@ -21,8 +21,15 @@ pub struct BenchReport {
     pub batch: usize,
     pub threads: usize,
     pub runs: usize,
-    /// Import, preparation and building the joint graph.
+    /// Import, preparation, building the joint graph and compiling it (0 for an artifact).
     pub compile_s: f64,
+    /// For an artifact: the median time to load it (map, check, rebuild, map the code) with a
+    /// warm page cache.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_s: Option<f64>,
+    /// Seconds per stage of compiling (decode, passes, relevance, lowering, emission,
+    /// planning) or of loading (open, programs).
+    pub stages: Vec<(String, f64)>,
     /// Median forward pass.
     pub forward_s: f64,
     /// Median explanation (forward + relevance).
@@ -64,7 +71,6 @@ pub fn bench(path: &Path, method: Method, o: BenchOptions) -> Result<BenchReport
         ..ImportOptions::default()
     };
     let model = Model::load(path, &options)?;
-    let name = method.name().to_string();
     let explain_options = ExplainOptions {
         engine: o.engine,
         threads: o.threads,
@@ -73,10 +79,70 @@ pub fn bench(path: &Path, method: Method, o: BenchOptions) -> Result<BenchReport
         layers: false,
     };
     let explainer = Explainer::with_options(&model, method, explain_options)?;
-    let forward = model.forward(o.engine, o.threads)?;
     let compile_s = start.elapsed().as_secs_f64();
+    let forward = model.forward(o.engine, o.threads)?;
     let x = random_input(model.input_shape())?;
     let forward_s = median(runs, || model.run_forward(&forward, x.clone()).map(|_| ()))?;
+    let stages = model
+        .stages()
+        .iter()
+        .chain(explainer.stages())
+        .map(|&(k, t)| (k.to_string(), t))
+        .collect();
+    report(&explainer, &x, o, compile_s, None, forward_s, stages)
+}
+
+/// Measures the explainer an artifact holds: loading (median of `runs` loads after one that
+/// warms the page cache), the forward pass and explanations.
+pub fn bench_artifact(path: &Path, o: BenchOptions) -> Result<BenchReport> {
+    let runs = o.runs.max(1);
+    let load = || {
+        let t = Instant::now();
+        let a = crate::runtime::artifact::Artifact::open(path)?;
+        let opened = t.elapsed().as_secs_f64();
+        let e = Explainer::from_artifact(
+            &a,
+            crate::LoadOptions {
+                threads: o.threads,
+                code: Default::default(),
+                profile: o.profile,
+            },
+        )?;
+        Ok::<_, Error>((e, opened, t.elapsed().as_secs_f64()))
+    };
+    load()?;
+    let mut loads = Vec::with_capacity(runs);
+    let mut last = None;
+    for _ in 0..runs {
+        let (e, opened, total) = load()?;
+        loads.push((total, opened));
+        last = Some(e);
+    }
+    let explainer = last.ok_or_else(|| Error::Input {
+        what: "bench".into(),
+        reason: "no run".into(),
+    })?;
+    loads.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (load_s, opened) = loads[loads.len() / 2];
+    let x = random_input(&explainer.spec().input_shape)?;
+    let forward_s = median(runs, || explainer.run(x.clone()).map(|_| ()))?;
+    let stages = vec![
+        ("open".to_string(), opened),
+        ("programs".to_string(), load_s - opened),
+    ];
+    report(&explainer, &x, o, 0.0, Some(load_s), forward_s, stages)
+}
+
+fn report(
+    explainer: &Explainer,
+    x: &Tensor,
+    o: BenchOptions,
+    compile_s: f64,
+    load_s: Option<f64>,
+    forward_s: f64,
+    stages: Vec<(String, f64)>,
+) -> Result<BenchReport> {
+    let runs = o.runs.max(1);
     let explain_s = median(runs, || {
         explainer.explain(x.clone(), Target::Top).map(|_| ())
     })?;
@@ -85,14 +151,16 @@ pub fn bench(path: &Path, method: Method, o: BenchOptions) -> Result<BenchReport
         .map(|e| e.profile())
         .unwrap_or_default();
     Ok(BenchReport {
-        method: name,
-        batch: model.input_shape().first().copied().unwrap_or(1),
+        method: explainer.method().name().to_string(),
+        batch: explainer.spec().batch(),
         threads: match o.engine {
             Engine::Compiled => o.threads,
             Engine::Interpreter => 1,
         },
         runs,
         compile_s,
+        load_s,
+        stages,
         forward_s,
         explain_s,
         peak_rss_mb: peak_rss_mb(),

@@ -6,12 +6,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use std::path::Path;
+
 use crate::codegen::{self, Request};
 use crate::error::{Error, Result};
 use crate::interp;
 use crate::ir::{NodeIndex, Tensor};
 use crate::model::{Engine, Model};
-use crate::relevance::{self, GradientMethod, Method, MethodKind, Relevance};
+use crate::relevance::{self, Bound, GradientMethod, Method, MethodKind, Relevance};
+use crate::runtime::artifact::{self, Artifact, CodeSource, MethodInfo, Parts, RuleInfo};
 use crate::runtime::explainer::{self as procedure, Compiled, Evaluator, Layer, Phases, Spec};
 use crate::runtime::{self, Executable, GuardSide};
 
@@ -46,6 +49,27 @@ impl Default for ExplainOptions {
     }
 }
 
+/// How an explainer is loaded from an artifact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Worker threads (convolutions are tiled again when this differs from the artifact's).
+    pub threads: usize,
+    /// Map the stored machine code (default) or compile the kernels again for this CPU.
+    pub code: CodeSource,
+    /// Time every step (`Explainer::executable().profile()`).
+    pub profile: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> LoadOptions {
+        LoadOptions {
+            threads: runtime::default_threads(),
+            code: CodeSource::Stored,
+            profile: false,
+        }
+    }
+}
+
 /// The joint graphs of an explainer built from a model.
 #[derive(Clone, Debug)]
 struct Graphs {
@@ -67,6 +91,8 @@ pub struct Explainer {
     graphs: Option<Graphs>,
     /// The compiled programs (absent with the interpreter engine).
     compiled: Option<Compiled>,
+    /// Seconds per stage of building it (relevance, lowering, emission, planning).
+    stages: Vec<(&'static str, f64)>,
 }
 
 /// What an explain program is asked for: logits, relevance, then the model's own outputs.
@@ -76,7 +102,10 @@ fn request_outputs(r: &Relevance) -> Vec<NodeIndex> {
     v
 }
 
-fn compile_joint(r: &Relevance, options: &ExplainOptions) -> Result<Executable> {
+fn compile_joint(
+    r: &Relevance,
+    options: &ExplainOptions,
+) -> Result<(Executable, codegen::CompileTimes)> {
     let totals: Vec<NodeIndex> = if options.layers {
         r.layers.iter().map(|l| l.relevance).collect()
     } else {
@@ -94,7 +123,7 @@ fn compile_joint(r: &Relevance, options: &ExplainOptions) -> Result<Executable> 
         guard: options.guard,
         profile: options.profile,
     };
-    codegen::compile(&r.graph, &request, exe_options)
+    codegen::compile_timed(&r.graph, &request, exe_options)
 }
 
 /// How a method samples its evaluations.
@@ -126,6 +155,7 @@ impl Explainer {
         method: Method,
         options: ExplainOptions,
     ) -> Result<Explainer> {
+        let start = std::time::Instant::now();
         let joint = relevance::build(model.graph(), &method)?;
         let sampling = sampling(&method);
         let batch = model.input_shape().first().copied().unwrap_or(1);
@@ -164,15 +194,36 @@ impl Explainer {
                 Vec::new()
             },
         };
+        let mut stages = vec![("relevance", start.elapsed().as_secs_f64())];
         let compiled = match options.engine {
             Engine::Interpreter => None,
-            Engine::Compiled => Some(Compiled {
-                main: Arc::new(compile_joint(&joint, &options)?),
-                batched: batched
-                    .as_ref()
-                    .map(|b| compile_joint(b, &options).map(Arc::new))
-                    .transpose()?,
-            }),
+            Engine::Compiled => {
+                let mut times = codegen::CompileTimes::default();
+                let mut add = |t: codegen::CompileTimes| {
+                    times.lowering += t.lowering;
+                    times.emission += t.emission;
+                    times.planning += t.planning;
+                };
+                let (main, t) = compile_joint(&joint, &options)?;
+                add(t);
+                let batched = match &batched {
+                    Some(b) => {
+                        let (e, t) = compile_joint(b, &options)?;
+                        add(t);
+                        Some(Arc::new(e))
+                    }
+                    None => None,
+                };
+                stages.extend([
+                    ("lowering", times.lowering),
+                    ("emission", times.emission),
+                    ("planning", times.planning),
+                ]);
+                Some(Compiled {
+                    main: Arc::new(main),
+                    batched,
+                })
+            }
         };
         Ok(Explainer {
             spec,
@@ -181,6 +232,7 @@ impl Explainer {
             model: Some(model.clone()),
             graphs: Some(Graphs { joint, batched }),
             compiled,
+            stages,
         })
     }
 
@@ -198,7 +250,14 @@ impl Explainer {
             model: None,
             graphs: None,
             compiled: Some(compiled),
+            stages: Vec::new(),
         }
+    }
+
+    /// Seconds per stage of building the explainer from its model: relevance, lowering,
+    /// emission, planning (empty for a loaded one).
+    pub fn stages(&self) -> &[(&'static str, f64)] {
+        &self.stages
     }
 
     pub fn method(&self) -> &Method {
@@ -259,7 +318,77 @@ impl Explainer {
     /// from a generator seeded with [`DEFAULT_NOISE_SEED`], so results are reproducible.
     pub fn explain(&self, input: Tensor, target: Target) -> Result<Explanation> {
         let x = self.spec.check_input(input, "input")?;
-        procedure::explain(&*self.evaluator()?, &self.spec, &x, target)
+        procedure::explain(&*self.evaluator()?, &self.spec, &x, target, &[])
+    }
+
+    /// Explains `n` samples given as one flat array (`n` times the per-sample input length,
+    /// row-major), whatever the explainer's batch: they run in batches of its size, the last
+    /// padded with zeros. `targets` is empty (every sample's arg-max) or gives each sample's
+    /// class (`None`: its arg-max). The relevance has shape `[n] + sample shape`, the logits
+    /// `[n, classes]`.
+    pub fn explain_samples(
+        &self,
+        values: &[f32],
+        n: usize,
+        targets: &[Option<usize>],
+    ) -> Result<Explanation> {
+        let spec = &self.spec;
+        let per = spec.input_len();
+        let bad = |reason: String| Error::Input {
+            what: "input".into(),
+            reason,
+        };
+        if values.len() != n * per {
+            return Err(bad(format!(
+                "has {} values, not {n} samples of {per} ({:?} per sample)",
+                values.len(),
+                &spec.input_shape[1.min(spec.input_shape.len())..]
+            )));
+        }
+        if !targets.is_empty() && targets.len() != n {
+            return Err(Error::Input {
+                what: "targets".into(),
+                reason: format!("{} targets for {n} samples", targets.len()),
+            });
+        }
+        let batch = spec.batch().max(1);
+        let classes = spec.classes();
+        let evaluator = self.evaluator()?;
+        let mut out = Explanation {
+            logits: Tensor::zeros(crate::ir::DType::F32, vec![0]),
+            targets: Vec::with_capacity(n),
+            target_logits: Vec::with_capacity(n),
+            relevance: Tensor::zeros(crate::ir::DType::F32, vec![0]),
+            layers: Vec::new(),
+        };
+        let (mut relevance, mut logits) = (Vec::with_capacity(n * per), Vec::new());
+        for start in (0..n).step_by(batch) {
+            let rows = batch.min(n - start);
+            let mut chunk = values[start * per..(start + rows) * per].to_vec();
+            chunk.resize(batch * per, 0.0);
+            let x = spec.check_input(
+                Tensor::from_f32(spec.input_shape.clone(), chunk).map_err(|e| bad(e.0))?,
+                "input",
+            )?;
+            let fixed: Vec<Option<usize>> = if targets.is_empty() {
+                Vec::new()
+            } else {
+                targets[start..start + rows].to_vec()
+            };
+            let e = procedure::explain(&*evaluator, spec, &x, Target::Top, &fixed)?;
+            relevance.extend_from_slice(&e.relevance.f32s().map_err(|e| bad(e.0))?[..rows * per]);
+            logits.extend_from_slice(&e.logits.f32s().map_err(|e| bad(e.0))?[..rows * classes]);
+            out.targets.extend_from_slice(&e.targets[..rows]);
+            out.target_logits
+                .extend_from_slice(&e.target_logits[..rows]);
+        }
+        let mut shape = spec.input_shape.clone();
+        if let Some(b) = shape.first_mut() {
+            *b = n;
+        }
+        out.relevance = Tensor::from_f32(shape, relevance).map_err(|e| bad(e.0))?;
+        out.logits = Tensor::from_f32(vec![n, classes], logits).map_err(|e| bad(e.0))?;
+        Ok(out)
     }
 
     /// SmoothGrad with the given noise (`[samples] + input shape`): the mean of the gradients at
@@ -271,7 +400,7 @@ impl Explainer {
         noise: &Tensor,
     ) -> Result<Explanation> {
         let x = self.spec.check_input(input, "input")?;
-        procedure::explain_smoothgrad(&*self.evaluator()?, &self.spec, &x, target, noise)
+        procedure::explain_smoothgrad(&*self.evaluator()?, &self.spec, &x, target, &[], noise)
     }
 
     /// The model's own outputs (the forward pass only), by the program that explains.
@@ -286,6 +415,220 @@ impl Explainer {
             }),
         }
     }
+}
+
+impl Explainer {
+    /// Saves the compiled explainer as an artifact (`.lrpx`): its programs, their kernels'
+    /// machine code, constants and tables, the method and the rule of every node. Written to a
+    /// temporary file and renamed, so `path` is either complete or untouched.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let Some(compiled) = &self.compiled else {
+            return Err(Error::Input {
+                what: path.display().to_string(),
+                reason: "an explainer on the interpreter engine has no compiled code to save"
+                    .into(),
+            });
+        };
+        let mut programs = vec![&*compiled.main];
+        programs.extend(compiled.batched.as_deref());
+        artifact::write(path, &self.parts(programs, true)?)
+    }
+
+    /// What an artifact of this explainer holds.
+    fn parts<'a>(&'a self, programs: Vec<&'a Executable>, code: bool) -> Result<Parts<'a>> {
+        let source = match &self.model {
+            Some(m) => m.source_info()?,
+            None => Default::default(),
+        };
+        let rules = match &self.graphs {
+            Some(g) => g
+                .joint
+                .layers
+                .iter()
+                .map(|l| RuleInfo {
+                    node: l.name.clone(),
+                    op: l.op.clone(),
+                    rule: l.rule.clone(),
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(Parts {
+            source,
+            method: method_info(&self.method),
+            spec: &self.spec,
+            programs,
+            rules,
+            code,
+        })
+    }
+
+    /// Writes an explainer object file (`.o`): every kernel compiled to a function, the
+    /// artifact (without stored code) as data, and the entry symbol `lrpc_explainer_<stem>`,
+    /// with a C header declaring it beside the object (`<stem>.h`). Linked into a program with
+    /// the static runtime library, the explainer needs no compiler and no executable memory.
+    pub fn save_object(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let fail = |reason: String| Error::Graph {
+            file: path.display().to_string(),
+            reason,
+        };
+        let Some(compiled) = &self.compiled else {
+            return Err(fail(
+                "an explainer on the interpreter engine has no compiled code".into(),
+            ));
+        };
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "explainer".into());
+        let symbol = codegen::object::entry_symbol(&stem);
+        let mut programs = vec![&*compiled.main];
+        programs.extend(compiled.batched.as_deref());
+        let parts = self.parts(programs.clone(), false)?;
+        let bytes = artifact::to_bytes(&parts).map_err(&fail)?;
+        let kernels: Vec<&[runtime::KernelDesc]> =
+            programs.iter().map(|e| &e.program().kernels[..]).collect();
+        let object = codegen::object::emit(&symbol, &kernels, bytes).map_err(&fail)?;
+        crate::io::write_atomically(path, |w| w.write_all(&object))?;
+        let header = path.with_extension("h");
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let text = codegen::object::header(&symbol, &name);
+        crate::io::write_atomically(&header, |w| w.write_all(text.as_bytes()))
+    }
+
+    /// The explainer an object file links in: its embedded artifact and, per program, the
+    /// addresses of its kernels.
+    ///
+    /// # Safety
+    /// `kernels` must be the object file's own table: the functions it emitted from the
+    /// kernel descriptions of `artifact`, in order.
+    pub unsafe fn from_object(
+        artifact: &'static [u8],
+        kernels: Vec<Vec<usize>>,
+        threads: usize,
+    ) -> Result<Explainer> {
+        let a = Artifact::from_static(artifact, Path::new("<linked explainer>"))?;
+        Explainer::from_artifact(
+            &a,
+            LoadOptions {
+                threads,
+                code: CodeSource::Linked(kernels.into()),
+                profile: false,
+            },
+        )
+    }
+
+    /// Loads an artifact made by [`Explainer::save`] (or `lrpc compile`), with the default
+    /// options: every core, the stored machine code.
+    pub fn load(path: impl AsRef<Path>) -> Result<Explainer> {
+        Explainer::load_with(path, LoadOptions::default())
+    }
+
+    /// Loads an artifact: maps it, checks every checksum, rebuilds the programs around the
+    /// mapped constants and tables, and maps (or recompiles) the kernels. No ONNX decoding, no
+    /// pass and no relevance construction runs.
+    pub fn load_with(path: impl AsRef<Path>, options: LoadOptions) -> Result<Explainer> {
+        let a = Artifact::open(path.as_ref())?;
+        Explainer::from_artifact(&a, options)
+    }
+
+    /// The explainer held by an opened artifact.
+    pub fn from_artifact(a: &Artifact, options: LoadOptions) -> Result<Explainer> {
+        let spec = a.spec()?;
+        let method = method_from_info(&a.method()?)?;
+        let exe_options = runtime::Options {
+            threads: options.threads,
+            guard: None,
+            profile: options.profile,
+        };
+        let source = a.path().display().to_string();
+        let mut executables = (0..a.programs()).map(|k| {
+            let (program, code) = a.program(k, &options.code)?;
+            Executable::new(program, code, exe_options, &source).map(Arc::new)
+        });
+        let main = executables.next().ok_or_else(|| Error::Decode {
+            file: source.clone(),
+            reason: "not a valid lrpc artifact: it holds no program".into(),
+        })??;
+        let batched = executables.next().transpose()?;
+        let explain_options = ExplainOptions {
+            engine: Engine::Compiled,
+            threads: main.threads(),
+            guard: None,
+            profile: options.profile,
+            layers: !spec.layers.is_empty(),
+        };
+        Ok(Explainer::from_parts(
+            spec,
+            method,
+            explain_options,
+            Compiled { main, batched },
+        ))
+    }
+}
+
+/// A method as the artifact stores it.
+fn method_info(m: &Method) -> MethodInfo {
+    let bound = |b: &Bound| match b {
+        Bound::Scalar(v) => (vec![*v], false),
+        Bound::PerChannel(v) => (v.clone(), true),
+    };
+    let (samples, noise_level, steps) = match m.kind {
+        MethodKind::Gradient(GradientMethod::SmoothGrad {
+            samples,
+            noise_level,
+        }) => (samples, noise_level, 0),
+        MethodKind::Gradient(GradientMethod::IntegratedGradients { steps }) => (0, 0.0, steps),
+        _ => (0, 0.0, 0),
+    };
+    let p = &m.params;
+    MethodInfo {
+        name: m.name().to_string(),
+        epsilon: p.epsilon,
+        gamma: p.gamma,
+        low: bound(&p.low),
+        high: bound(&p.high),
+        alpha: p.alpha,
+        beta: p.beta,
+        overrides: m
+            .overrides
+            .iter()
+            .map(|o| {
+                (
+                    o.pattern.clone(),
+                    o.rule.name().to_string(),
+                    o.rule.to_string(),
+                )
+            })
+            .collect(),
+        samples,
+        noise_level,
+        steps,
+    }
+}
+
+/// The method an artifact was compiled with (for display: the rules are compiled in).
+fn method_from_info(i: &MethodInfo) -> Result<Method> {
+    let mut m = Method::parse(&i.name)?;
+    let bound = |(v, per_channel): &(Vec<f32>, bool)| match (v.as_slice(), per_channel) {
+        ([one], false) => Bound::Scalar(*one),
+        _ => Bound::PerChannel(v.clone()),
+    };
+    m.params.epsilon = i.epsilon;
+    m.params.gamma = i.gamma;
+    m.params.low = bound(&i.low);
+    m.params.high = bound(&i.high);
+    m.params.alpha = i.alpha;
+    m.params.beta = i.beta;
+    for (pattern, rule, _) in &i.overrides {
+        m.add_override(&format!("{pattern}={rule}"))?;
+    }
+    Ok(m)
 }
 
 /// The reference interpreter as an evaluator.

@@ -159,11 +159,13 @@ pub fn render(relevance: &Tensor, opts: &HeatmapOptions) -> Result<RgbImage> {
 /// Renders and writes a PNG.
 pub fn save(path: &Path, relevance: &Tensor, opts: &HeatmapOptions) -> Result<()> {
     let img = render(relevance, opts)?;
-    img.save_with_format(path, image::ImageFormat::Png)
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
         .map_err(|e| Error::Io {
             path: path.to_path_buf(),
             cause: std::io::Error::other(e.to_string()),
-        })
+        })?;
+    crate::io::write_atomically(path, |w| w.write_all(&png))
 }
 
 #[cfg(test)]

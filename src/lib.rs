@@ -19,5 +19,5 @@ pub mod relevance;
 pub mod runtime;
 
 pub use error::{Error, Result};
-pub use explain::{ExplainOptions, Explainer, Explanation, Target};
+pub use explain::{ExplainOptions, Explainer, Explanation, LoadOptions, Target};
 pub use model::{Engine, Forward, Model};

@@ -42,12 +42,59 @@ pub struct Model {
     graph: Graph,
     origin: Origin,
     options: ImportOptions,
+    /// Seconds spent decoding and in the passes when it was loaded.
+    stages: Vec<(&'static str, f64)>,
+    /// The file's SHA-256, computing on another thread (`ImportOptions::digest`).
+    digest: Option<Arc<Digest>>,
+}
+
+/// A SHA-256 being computed on another thread.
+#[derive(Debug)]
+struct Digest {
+    worker: std::sync::Mutex<Option<std::thread::JoinHandle<Vec<u8>>>>,
+    value: std::sync::OnceLock<Vec<u8>>,
+    size: u64,
+}
+
+impl Digest {
+    fn start(bytes: bytes::Bytes) -> Digest {
+        let size = bytes.len() as u64;
+        let worker = std::thread::spawn(move || sha256(&bytes));
+        Digest {
+            worker: std::sync::Mutex::new(Some(worker)),
+            value: std::sync::OnceLock::new(),
+            size,
+        }
+    }
+
+    fn get(&self) -> Option<Vec<u8>> {
+        if let Some(v) = self.value.get() {
+            return Some(v.clone());
+        }
+        let worker = self.worker.lock().ok()?.take()?;
+        let v = worker.join().ok()?;
+        Some(self.value.get_or_init(|| v).clone())
+    }
+}
+
+fn sha256(bytes: &[u8]) -> Vec<u8> {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).to_vec()
 }
 
 impl Model {
     /// Imports and prepares an ONNX file.
     pub fn load(path: impl AsRef<Path>, options: &ImportOptions) -> Result<Model> {
-        let mut m = Model::from_graph(onnx::load(path.as_ref(), options)?)?;
+        let t = std::time::Instant::now();
+        let bytes = onnx::read(path.as_ref())?;
+        let digest = options
+            .digest
+            .then(|| Arc::new(Digest::start(bytes.clone())));
+        let graph = onnx::load_bytes(bytes, path.as_ref(), options)?;
+        let decode = t.elapsed().as_secs_f64();
+        let mut m = Model::from_graph(graph)?;
+        m.stages.insert(0, ("decode", decode));
+        m.digest = digest;
         m.origin = Origin::File(path.as_ref().to_path_buf());
         m.options = options.clone();
         Ok(m)
@@ -63,12 +110,20 @@ impl Model {
 
     /// Prepares an already imported graph.
     pub fn from_graph(mut graph: Graph) -> Result<Model> {
+        let t = std::time::Instant::now();
         passes::prepare(&mut graph)?;
         Ok(Model {
             graph,
             origin: Origin::Graph,
             options: ImportOptions::default(),
+            stages: vec![("passes", t.elapsed().as_secs_f64())],
+            digest: None,
         })
+    }
+
+    /// Seconds per stage of loading: decode, passes.
+    pub fn stages(&self) -> &[(&'static str, f64)] {
+        &self.stages
     }
 
     /// The same model imported again with batch size `batch`, when its ONNX input has a symbolic
@@ -78,6 +133,7 @@ impl Model {
         let options = ImportOptions {
             batch: Some(batch),
             input_shape: None,
+            digest: false,
             ..self.options.clone()
         };
         let m = match &self.origin {
@@ -86,6 +142,38 @@ impl Model {
             Origin::Graph => return Ok(None),
         };
         Ok((m.input_shape().first() == Some(&batch)).then_some(m))
+    }
+
+    /// The model file's name, size and SHA-256 (what an artifact records of its source). Reads
+    /// the file again: the digest is only needed when an explainer is saved.
+    pub fn source_info(&self) -> Result<runtime::artifact::SourceInfo> {
+        if let (Origin::File(path), Some(sha256)) =
+            (&self.origin, self.digest.as_ref().and_then(|d| d.get()))
+        {
+            return Ok(runtime::artifact::SourceInfo {
+                file: path.display().to_string(),
+                sha256,
+                size: self.digest.as_ref().map_or(0, |d| d.size),
+            });
+        }
+        let (file, bytes): (String, std::borrow::Cow<[u8]>) = match &self.origin {
+            Origin::File(path) => (
+                path.display().to_string(),
+                std::fs::read(path)
+                    .map_err(|cause| crate::Error::Io {
+                        path: path.clone(),
+                        cause,
+                    })?
+                    .into(),
+            ),
+            Origin::Bytes(bytes, source) => (source.clone(), bytes.as_slice().into()),
+            Origin::Graph => (self.graph.source.clone(), Vec::new().into()),
+        };
+        Ok(runtime::artifact::SourceInfo {
+            file,
+            sha256: sha256(&bytes),
+            size: bytes.len() as u64,
+        })
     }
 
     pub fn graph(&self) -> &Graph {

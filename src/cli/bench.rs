@@ -2,21 +2,20 @@
 
 use anyhow::{Result, anyhow};
 use clap::Args;
-use lrpc::relevance::Method;
 
 use super::ModelArg;
 use super::engine::EngineArgs;
+use super::method::MethodArgs;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     #[command(flatten)]
     model: ModelArg,
-    /// The method to time (see `lrpc explain --help`).
-    #[arg(long, default_value = "epsilon-plus")]
-    method: String,
+    #[command(flatten)]
+    method: MethodArgs,
     /// Batch size (for models with a symbolic batch axis).
-    #[arg(long, default_value_t = 1)]
-    batch: usize,
+    #[arg(long)]
+    batch: Option<usize>,
     /// Timed runs; medians are reported.
     #[arg(long, default_value_t = 5)]
     runs: usize,
@@ -31,30 +30,49 @@ pub struct BenchArgs {
 }
 
 pub fn bench(args: BenchArgs) -> Result<()> {
-    if args.batch == 0 || args.runs == 0 {
+    if args.batch == Some(0) || args.runs == 0 {
         return Err(anyhow!("--batch and --runs must be positive"));
     }
     let (engine, threads) = args.engine.engine()?;
-    let method = Method::parse(&args.method)?;
     let options = lrpc::bench::BenchOptions {
-        batch: args.batch,
+        batch: args.batch.unwrap_or(1),
         runs: args.runs,
         threads,
         profile: args.profile,
         engine,
     };
-    let r = lrpc::bench::bench(&args.model.model, method, options)?;
+    let r = if args.model.is_artifact() {
+        let mut given = args.method.given();
+        if let Some(b) = args.batch {
+            given.push(("--batch", b.to_string()));
+        }
+        if args.engine.interpreter {
+            given.push(("--interpreter", String::new()));
+        }
+        if let Some((flag, value)) = given.first() {
+            return Err(anyhow!(
+                "{}: {flag} {value}: the artifact fixed this when it was compiled (inspect shows its method and shapes); compile the model again to change it",
+                args.model.model.display()
+            ));
+        }
+        lrpc::bench::bench_artifact(&args.model.model, options)?
+    } else {
+        lrpc::bench::bench(&args.model.model, args.method.method()?, options)?
+    };
     if args.json {
         println!("{}", serde_json::to_string(&r)?);
     } else {
+        let made = match r.load_s {
+            Some(l) => format!("load {l:.4} s"),
+            None => format!("compile {:.3} s", r.compile_s),
+        };
         println!(
-            "{} batch {} ({} engine, {} threads, median of {} runs): compile {:.3} s, forward {:.3} s, explain {:.3} s, peak RSS {}",
+            "{} batch {} ({} engine, {} threads, median of {} runs): {made}, forward {:.3} s, explain {:.3} s, peak RSS {}",
             r.method,
             r.batch,
             r.engine,
             r.threads,
             r.runs,
-            r.compile_s,
             r.forward_s,
             r.explain_s,
             r.peak_rss_mb
@@ -62,6 +80,20 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         );
     }
     if args.profile && !args.json {
+        let stages: Vec<String> = r
+            .stages
+            .iter()
+            .map(|(k, t)| format!("{k} {t:.3} s"))
+            .collect();
+        println!(
+            "{}: {}",
+            if r.load_s.is_some() {
+                "load"
+            } else {
+                "compile"
+            },
+            stages.join(", ")
+        );
         let total: f64 = r.profile.iter().map(|(_, t)| t).sum();
         println!("time per step kind over the warm-up and timed runs ({total:.3} s):");
         for (kind, t) in &r.profile {
@@ -72,7 +104,10 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         }
         println!("slowest steps:");
         for s in &r.slowest {
-            println!("  {:16} {:8.3} s  {}", s.kind, s.seconds, s.node);
+            let rate = s
+                .gflops()
+                .map_or(String::new(), |g| format!("{g:6.1} GFLOP/s"));
+            println!("  {:16} {:8.3} s {rate:>15}  {}", s.kind, s.seconds, s.node);
         }
     }
     Ok(())

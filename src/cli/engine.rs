@@ -12,6 +12,10 @@ pub struct EngineArgs {
     /// Run the reference interpreter instead of compiled code (one thread, slow: the oracle).
     #[arg(long)]
     pub interpreter: bool,
+    /// With an artifact: compile its kernels again for this CPU instead of mapping the machine
+    /// code it stores (for a CPU that lacks features the stored code assumes).
+    #[arg(long)]
+    pub recompile: bool,
 }
 
 impl EngineArgs {

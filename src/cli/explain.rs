@@ -108,7 +108,6 @@ impl ExplainArgs {
 }
 
 pub fn explain(args: ExplainArgs) -> Result<()> {
-    let method = args.method.method()?;
     let target = match args.target.as_str() {
         "top" => Target::Top,
         t => Target::Index(
@@ -129,19 +128,35 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
             args.input.display()
         ));
     }
-    let model = Model::load(
-        &args.model.model,
-        &args.shapes.options(Some(input.shape()))?,
-    )?;
-    let input = model.check_input(input, &args.input.display().to_string())?;
-    let (engine, threads) = args.engine.engine()?;
-    let options = lrpc::ExplainOptions {
-        engine,
-        threads,
-        layers: args.layers,
-        ..lrpc::ExplainOptions::default()
+    let explainer = if args.model.is_artifact() {
+        let mut given = args.method.given();
+        given.extend(args.shapes.given());
+        let e = super::load_artifact(&args.model, &given, &args.engine)?;
+        if args.layers && e.spec().layers.is_empty() {
+            super::refuse_fixed(
+                &args.model.model,
+                &[("--layers", String::new())],
+                super::held_by(&e),
+            )?;
+        }
+        e
+    } else {
+        let model = Model::load(
+            &args.model.model,
+            &args.shapes.options(Some(input.shape()))?,
+        )?;
+        let (engine, threads) = args.engine.engine()?;
+        let options = lrpc::ExplainOptions {
+            engine,
+            threads,
+            layers: args.layers,
+            ..lrpc::ExplainOptions::default()
+        };
+        Explainer::with_options(&model, args.method.method()?, options)?
     };
-    let explainer = Explainer::with_options(&model, method, options)?;
+    let input = explainer
+        .spec()
+        .check_input(input, &args.input.display().to_string())?;
     let e = explainer.explain(input, target)?;
     if let Some(path) = &args.output {
         npy::write(path, &e.relevance)?;

@@ -33,6 +33,31 @@ enum Format {
 }
 
 pub fn inspect(args: InspectArgs) -> Result<()> {
+    if args.model.is_artifact() {
+        let mut given: Vec<(&'static str, String)> = args.shapes.given();
+        if let Some(m) = &args.method {
+            given.push(("--method", m.clone()));
+        }
+        given.extend(args.rules.iter().map(|r| ("--rule", r.clone())));
+        if let Some((flag, value)) = given.first() {
+            return Err(anyhow!(
+                "{}: {flag} {value}: an artifact's method, rules and shapes were fixed when it was compiled; inspect shows them",
+                args.model.model.display()
+            ));
+        }
+        let summary = lrpc::runtime::artifact::Artifact::open(&args.model.model)?.summary()?;
+        match args.format {
+            Format::Text => print!("{}", summary.to_text()),
+            Format::Json => println!("{}", serde_json::to_string(&summary)?),
+            Format::Dot => {
+                return Err(anyhow!(
+                    "{}: --format dot shows a model's graph; an artifact holds a compiled program (use text or json)",
+                    args.model.model.display()
+                ));
+            }
+        }
+        return Ok(());
+    }
     let model = Model::load(&args.model.model, &args.shapes.options(None)?)?;
     let rules = match &args.method {
         Some(name) => {

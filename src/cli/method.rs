@@ -8,9 +8,10 @@ use lrpc::relevance::{Bound, Method};
 pub struct MethodArgs {
     /// LRP composite or gradient method: epsilon, epsilon-plus, epsilon-plus-flat,
     /// epsilon-alpha2-beta1, epsilon-alpha2-beta1-flat, epsilon-gamma-box, excitation-backprop,
-    /// gradient, gradient-x-input, guided-backprop, deconvnet, smoothgrad, integrated-gradients.
-    #[arg(long, default_value = "epsilon-plus")]
-    pub method: String,
+    /// gradient, gradient-x-input, guided-backprop, deconvnet, smoothgrad, integrated-gradients
+    /// [default: epsilon-plus].
+    #[arg(long)]
+    pub method: Option<String>,
     /// Epsilon of the epsilon rule.
     #[arg(long)]
     epsilon: Option<f32>,
@@ -46,10 +47,33 @@ fn bound(text: &str, flag: &str) -> Result<Bound> {
     })
 }
 
+/// The method when `--method` is not given.
+pub const DEFAULT_METHOD: &str = "epsilon-plus";
+
 impl MethodArgs {
+    /// The flags given on the command line, as (flag, value): what an artifact refuses.
+    pub fn given(&self) -> Vec<(&'static str, String)> {
+        let mut v = Vec::new();
+        let mut add = |flag, value: Option<String>| {
+            if let Some(value) = value {
+                v.push((flag, value));
+            }
+        };
+        add("--method", self.method.clone());
+        add("--epsilon", self.epsilon.map(|x| x.to_string()));
+        add("--gamma", self.gamma.map(|x| x.to_string()));
+        add("--low", self.low.clone());
+        add("--high", self.high.clone());
+        add("--alpha", self.alpha.map(|x| x.to_string()));
+        for r in &self.rules {
+            add("--rule", Some(r.clone()));
+        }
+        v
+    }
+
     /// The method these flags describe.
     pub fn method(&self) -> Result<Method> {
-        let mut m = Method::parse(&self.method)?;
+        let mut m = Method::parse(self.method.as_deref().unwrap_or(DEFAULT_METHOD))?;
         let p = &mut m.params;
         if let Some(e) = self.epsilon {
             p.epsilon = e;

@@ -1,6 +1,7 @@
 //! Subcommand definitions and dispatch.
 
 mod bench;
+mod compile;
 mod engine;
 mod explain;
 mod inspect;
@@ -29,7 +30,10 @@ enum Command {
     Run(run::RunArgs),
     /// Explain a prediction: relevance (or attribution) at the input, as .npy, heatmap or JSON.
     Explain(Box<explain::ExplainArgs>),
-    /// Time compilation, the forward pass and explanations; report peak memory.
+    /// Compile an explainer ahead of time: an artifact (.lrpx) that loads in milliseconds, or an
+    /// object file to link into a program (--emit object).
+    Compile(Box<compile::CompileArgs>),
+    /// Time compilation (or loading), the forward pass and explanations; report peak memory.
     Bench(bench::BenchArgs),
 }
 
@@ -72,8 +76,45 @@ impl ShapeArgs {
 /// A model path argument.
 #[derive(Args, Debug, Clone)]
 pub struct ModelArg {
-    /// The ONNX model file.
+    /// The ONNX model file, or an explainer artifact (.lrpx) made by `lrpc compile`.
     model: PathBuf,
+}
+
+impl ModelArg {
+    /// Whether the argument names an artifact.
+    fn is_artifact(&self) -> bool {
+        lrpc::runtime::artifact::is_artifact(&self.model)
+    }
+}
+
+/// Loads the artifact `model` names, refusing every flag in `given` (flags the artifact fixed
+/// when it was compiled) with a message naming the flag and what the artifact holds.
+fn load_artifact(
+    model: &ModelArg,
+    given: &[(&'static str, String)],
+    engine: &engine::EngineArgs,
+) -> Result<lrpc::Explainer> {
+    let threads = match engine.threads {
+        Some(0) => return Err(anyhow!("--threads must be positive")),
+        Some(t) => t,
+        None => lrpc::runtime::default_threads(),
+    };
+    let options = lrpc::LoadOptions {
+        threads,
+        code: if engine.recompile {
+            lrpc::runtime::artifact::CodeSource::Recompile
+        } else {
+            lrpc::runtime::artifact::CodeSource::Stored
+        },
+        profile: false,
+    };
+    let e = lrpc::Explainer::load_with(&model.model, options)?;
+    let mut given = given.to_vec();
+    if engine.interpreter {
+        given.push(("--interpreter", String::new()));
+    }
+    refuse_fixed(&model.model, &given, held_by(&e))?;
+    Ok(e)
 }
 
 /// Runs one parsed command line.
@@ -82,6 +123,78 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Inspect(a) => inspect::inspect(a),
         Command::Run(a) => run::run(a),
         Command::Explain(a) => explain::explain(*a),
+        Command::Compile(a) => compile::compile(*a),
         Command::Bench(a) => bench::bench(a),
+    }
+}
+
+impl ShapeArgs {
+    /// The flags given on the command line, as (flag, value): what an artifact refuses.
+    fn given(&self) -> Vec<(&'static str, String)> {
+        let mut v: Vec<(&'static str, String)> = Vec::new();
+        if let Some(b) = self.batch {
+            v.push(("--batch", b.to_string()));
+        }
+        for d in &self.dims {
+            v.push(("--dim", d.clone()));
+        }
+        if self.max_elements != lrpc::onnx::DEFAULT_MAX_ELEMENTS {
+            v.push(("--max-elements", self.max_elements.to_string()));
+        }
+        v
+    }
+}
+
+/// Refuses flags that an artifact fixed when it was compiled: `given` lists (flag, value) the
+/// user passed, `held` says what the artifact holds for each flag.
+fn refuse_fixed(
+    artifact: &std::path::Path,
+    given: &[(&'static str, String)],
+    held: impl Fn(&str) -> String,
+) -> Result<()> {
+    match given.first() {
+        None => Ok(()),
+        Some((flag, value)) => {
+            let given = if value.is_empty() {
+                flag.to_string()
+            } else {
+                format!("{flag} {value}")
+            };
+            Err(anyhow!(
+                "{}: {given}: the artifact fixed this when it was compiled ({}); compile the model again to change it",
+                artifact.display(),
+                held(flag)
+            ))
+        }
+    }
+}
+
+/// What an artifact holds for a flag it fixed, for `refuse_fixed`'s messages.
+fn held_by(e: &lrpc::Explainer) -> impl Fn(&str) -> String + '_ {
+    move |flag| {
+        let m = e.method();
+        let p = &m.params;
+        match flag {
+            "--method" => format!("method {}", m.name()),
+            "--epsilon" => format!("epsilon {}", p.epsilon),
+            "--gamma" => format!("gamma {}", p.gamma),
+            "--low" => format!("low {}", p.low),
+            "--high" => format!("high {}", p.high),
+            "--alpha" => format!("alpha {}", p.alpha),
+            "--rule" if m.overrides.is_empty() => "no rule overrides".to_string(),
+            "--rule" => {
+                let o: Vec<String> = m
+                    .overrides
+                    .iter()
+                    .map(|o| format!("{}={}", o.pattern, o.rule.name()))
+                    .collect();
+                format!("rules {}", o.join(" "))
+            }
+            "--batch" => format!("batch {}", e.spec().batch()),
+            "--dim" => format!("input shape {:?}", e.spec().input_shape),
+            "--layers" => "compiled without --layers".to_string(),
+            "--interpreter" => "compiled code only".to_string(),
+            _ => "a compiled value".to_string(),
+        }
     }
 }

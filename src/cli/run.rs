@@ -42,19 +42,27 @@ const PRINT_LIMIT: usize = 32;
 
 pub fn run(args: RunArgs) -> Result<()> {
     let input = npy::read(&args.input)?;
-    let model = Model::load(
-        &args.model.model,
-        &args.shapes.options(Some(input.shape()))?,
-    )?;
-    let input = model.check_input(input, &args.input.display().to_string())?;
-    let (engine, threads) = args.engine.engine()?;
-    let outputs = model.run_forward(&model.forward(engine, threads)?, input)?;
-    let names: Vec<&str> = model
-        .graph()
-        .outputs
-        .iter()
-        .map(|o| o.name.as_str())
-        .collect();
+    let what = args.input.display().to_string();
+    let (outputs, names) = if args.model.is_artifact() {
+        let e = super::load_artifact(&args.model, &args.shapes.given(), &args.engine)?;
+        let input = e.spec().check_input(input, &what)?;
+        (e.run(input)?, e.spec().outputs.clone())
+    } else {
+        let model = Model::load(
+            &args.model.model,
+            &args.shapes.options(Some(input.shape()))?,
+        )?;
+        let input = model.check_input(input, &what)?;
+        let (engine, threads) = args.engine.engine()?;
+        let outputs = model.run_forward(&model.forward(engine, threads)?, input)?;
+        let names = model
+            .graph()
+            .outputs
+            .iter()
+            .map(|o| o.name.clone())
+            .collect();
+        (outputs, names)
+    };
     if let Some(path) = &args.output {
         let Some(first) = outputs.first() else {
             bail!("the model produced no output")
@@ -66,6 +74,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             .iter()
             .zip(&names)
             .map(|(t, name)| {
+                let name = name.as_str();
                 Ok(OutputJson {
                     name,
                     shape: t.shape(),

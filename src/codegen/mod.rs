@@ -4,6 +4,7 @@
 //! runtime then compiles or maps the kernels and runs the steps.
 
 pub mod lower;
+pub mod object;
 
 pub use lower::Request;
 
@@ -13,16 +14,45 @@ use crate::runtime::{Code, Executable, Options};
 
 /// Lowers `graph` for `request` and compiles its kernels with the JIT.
 pub fn compile(graph: &Graph, request: &Request, options: Options) -> Result<Executable> {
+    compile_timed(graph, request, options).map(|(e, _)| e)
+}
+
+/// Seconds spent in each stage of [`compile`]: lowering, emission (the JIT), and making the
+/// executable (checks, tiling, the memory plan).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CompileTimes {
+    pub lowering: f64,
+    pub emission: f64,
+    pub planning: f64,
+}
+
+/// [`compile`], with the time of each stage.
+pub fn compile_timed(
+    graph: &Graph,
+    request: &Request,
+    options: Options,
+) -> Result<(Executable, CompileTimes)> {
     let request = Request {
         threads: options.threads.max(1),
         ..*request
     };
+    let t = std::time::Instant::now();
     let program = lower::lower(graph, &request)?;
+    let lowering = t.elapsed().as_secs_f64();
+    let t = std::time::Instant::now();
     let code = Code::jit(&program.kernels).map_err(|e| Error::Graph {
         file: graph.source.clone(),
         reason: format!("code generation failed: {e}"),
     })?;
-    Executable::new(program, code, options, &graph.source)
+    let emission = t.elapsed().as_secs_f64();
+    let t = std::time::Instant::now();
+    let exe = Executable::new(program, code, options, &graph.source)?;
+    let times = CompileTimes {
+        lowering,
+        emission,
+        planning: t.elapsed().as_secs_f64(),
+    };
+    Ok((exe, times))
 }
 
 /// Compiles a graph for a plain forward run: every graph output is read back.

@@ -9,24 +9,33 @@ use crate::op_bail;
 /// For each element of `out` (row-major), the flat index of the element of an input of shape
 /// `input` that numpy broadcasting pairs with it.
 pub fn broadcast_map(input: &[usize], out: &[usize]) -> Vec<usize> {
+    let n = numel(out);
+    if input == out {
+        return (0..n).collect();
+    }
     let offset = out.len() - input.len();
     let in_strides = strides(input);
-    let mut map = Vec::with_capacity(numel(out));
+    // The step each output axis moves the input's flat index by (0 where it broadcasts).
+    let step: Vec<usize> = (0..out.len())
+        .map(|a| {
+            a.checked_sub(offset)
+                .filter(|&i| input[i] != 1)
+                .map_or(0, |i| in_strides[i])
+        })
+        .collect();
+    let mut map = Vec::with_capacity(n);
     let mut idx = vec![0usize; out.len()];
-    for _ in 0..numel(out) {
-        let mut flat = 0;
-        for (i, &s) in in_strides.iter().enumerate() {
-            if input[i] != 1 {
-                flat += idx[offset + i] * s;
-            }
-        }
+    let mut flat = 0usize;
+    for _ in 0..n {
         map.push(flat);
-        // Advance the multi-index (row-major odometer).
+        // Advance the multi-index (row-major odometer), keeping `flat` in step.
         for a in (0..out.len()).rev() {
             idx[a] += 1;
+            flat += step[a];
             if idx[a] < out[a] {
                 break;
             }
+            flat -= step[a] * idx[a];
             idx[a] = 0;
         }
     }
@@ -40,6 +49,23 @@ fn zip_with(
     i64_op: impl Fn(i64, i64) -> OpResult<i64>,
 ) -> OpResult<Tensor> {
     let out = broadcast(a.shape(), b.shape())?;
+    // Same shapes, or one side a single value: no index maps (weights of 100M elements fold
+    // through here when the relevance pass makes modified weights).
+    let (la, lb) = (a.len(), b.len());
+    match (a.data(), b.data()) {
+        (TensorData::F32(x), TensorData::F32(y)) if la == lb && a.shape() == b.shape() => {
+            return Tensor::from_f32(out, x.iter().zip(y).map(|(&p, &q)| f32_op(p, q)).collect());
+        }
+        (TensorData::F32(x), TensorData::F32(y)) if lb == 1 && la == numel(&out) => {
+            let q = y[0];
+            return Tensor::from_f32(out, x.iter().map(|&p| f32_op(p, q)).collect());
+        }
+        (TensorData::F32(x), TensorData::F32(y)) if la == 1 && lb == numel(&out) => {
+            let p = x[0];
+            return Tensor::from_f32(out, y.iter().map(|&q| f32_op(p, q)).collect());
+        }
+        _ => {}
+    }
     let (ma, mb) = (
         broadcast_map(a.shape(), &out),
         broadcast_map(b.shape(), &out),

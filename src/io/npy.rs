@@ -52,20 +52,15 @@ pub fn read(path: &Path) -> Result<Tensor> {
 
 /// Writes an f32 tensor as a `.npy` file.
 pub fn write(path: &Path, t: &Tensor) -> Result<()> {
-    let io = |cause| Error::Io {
-        path: path.to_path_buf(),
-        cause,
-    };
     let data = t.f32s().map_err(|e| input_error(path, e.0))?;
     let shape: Vec<u64> = t.shape().iter().map(|&d| d as u64).collect();
-    let file = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
-    let mut writer = npyz::WriteOptions::<f32>::new()
-        .default_dtype()
-        .shape(&shape)
-        .writer(file)
-        .begin_nd()
-        .map_err(io)?;
-    writer.extend(data.iter().copied()).map_err(io)?;
-    writer.finish().map_err(io)?;
-    Ok(())
+    super::write_atomically(path, |file| {
+        let mut writer = npyz::WriteOptions::<f32>::new()
+            .default_dtype()
+            .shape(&shape)
+            .writer(file)
+            .begin_nd()?;
+        writer.extend(data.iter().copied())?;
+        writer.finish()
+    })
 }

@@ -32,6 +32,9 @@ pub struct ImportOptions {
     pub input_shape: Option<Vec<usize>>,
     /// Refuse any tensor with more elements than this (declared dims, folded constants).
     pub max_elements: usize,
+    /// Compute the file's SHA-256 on another thread while it is imported (what a saved
+    /// artifact records of its source; `Model::source_info` computes it otherwise).
+    pub digest: bool,
 }
 
 impl Default for ImportOptions {
@@ -41,18 +44,31 @@ impl Default for ImportOptions {
             dims: BTreeMap::new(),
             input_shape: None,
             max_elements: DEFAULT_MAX_ELEMENTS,
+            digest: false,
         }
     }
 }
 
 /// Reads and imports an ONNX file. External data files are looked up beside it.
 pub fn load(path: &Path, options: &ImportOptions) -> Result<Graph> {
-    let bytes = std::fs::read(path).map_err(|cause| Error::Io {
-        path: path.to_path_buf(),
-        cause,
-    })?;
+    load_bytes(read(path)?, path, options)
+}
+
+/// Reads a model file whole (what [`load_bytes`] imports).
+pub fn read(path: &Path) -> Result<bytes::Bytes> {
+    std::fs::read(path)
+        .map(bytes::Bytes::from)
+        .map_err(|cause| Error::Io {
+            path: path.to_path_buf(),
+            cause,
+        })
+}
+
+/// Imports the bytes of the model file at `path` (external data files are looked up beside
+/// it).
+pub fn load_bytes(bytes: bytes::Bytes, path: &Path, options: &ImportOptions) -> Result<Graph> {
     let source = path.display().to_string();
-    graph::import(bytes.into(), &source, path.parent(), options)
+    graph::import(bytes, &source, path.parent(), options)
 }
 
 /// Imports an ONNX model held in memory; `source` names it in errors. External data is refused.

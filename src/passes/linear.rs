@@ -35,18 +35,32 @@ fn column_bias(t: &Tensor, n: usize, scale: f32) -> Option<Tensor> {
     Tensor::from_f32(vec![n], values).ok()
 }
 
-/// W' = alpha * op(B) as [k, n].
-fn weight(b: &Tensor, g: &Gemm) -> Option<Tensor> {
+/// W' = alpha * op(B) as [k, n]; B itself when there is nothing to fold.
+fn weight(b: &Arc<Tensor>, g: &Gemm) -> Option<Arc<Tensor>> {
     let (r, c) = (b.shape()[0], b.shape()[1]);
     let v = b.f32s().ok()?;
+    if !g.trans_b && g.alpha == 1.0 {
+        return Some(Arc::clone(b));
+    }
     let (k, n) = if g.trans_b { (c, r) } else { (r, c) };
-    let data = (0..k * n)
-        .map(|i| {
-            let (row, col) = (i / n, i % n);
-            g.alpha * if g.trans_b { v[col * c + row] } else { v[i] }
-        })
-        .collect();
-    Tensor::from_f32(vec![k, n], data).ok()
+    let mut data = vec![0f32; k * n];
+    if g.trans_b {
+        // Blocked, so both the rows read and the rows written stay in cache (a VGG16
+        // classifier weight is 100M values).
+        const TILE: usize = 32;
+        for r0 in (0..k).step_by(TILE) {
+            for c0 in (0..n).step_by(TILE) {
+                for row in r0..(r0 + TILE).min(k) {
+                    for col in c0..(c0 + TILE).min(n) {
+                        data[row * n + col] = g.alpha * v[col * c + row];
+                    }
+                }
+            }
+        }
+    } else {
+        data.iter_mut().zip(v).for_each(|(d, &x)| *d = g.alpha * x);
+    }
+    Tensor::from_f32(vec![k, n], data).ok().map(Arc::new)
 }
 
 impl Pass for CanonicalizeLinear {
@@ -71,12 +85,9 @@ impl Pass for CanonicalizeLinear {
     }
 }
 
-fn rewrite(graph: &mut Graph, n: NodeIndex, x: NodeIndex, w: Tensor, b: Option<Tensor>) {
+fn rewrite(graph: &mut Graph, n: NodeIndex, x: NodeIndex, w: Arc<Tensor>, b: Option<Tensor>) {
     let name = graph.node(n).name.clone();
-    let mut inputs = vec![
-        x,
-        graph.add(format!("{name}.weight"), Op::Const(Arc::new(w)), &[]),
-    ];
+    let mut inputs = vec![x, graph.add(format!("{name}.weight"), Op::Const(w), &[])];
     if let Some(b) = b {
         inputs.push(graph.add(format!("{name}.bias"), Op::Const(Arc::new(b)), &[]));
     }
@@ -130,7 +141,6 @@ fn matmul(graph: &mut Graph, n: NodeIndex) -> bool {
             bias = Some((*add, b));
         }
     }
-    let w = Tensor::clone(&w);
     match bias {
         Some((add, b)) => {
             rewrite(graph, n, ins[0], w, Some(b));

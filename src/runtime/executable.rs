@@ -55,6 +55,16 @@ pub struct StepTime {
     pub seconds: f64,
     /// Multiply-adds per run of a GEMM-shaped step (0 for others).
     pub multiply_adds: usize,
+    /// How many times the step ran.
+    pub runs: u64,
+}
+
+impl StepTime {
+    /// The step's arithmetic rate (2 flops per multiply-add), when it does GEMM-shaped work.
+    pub fn gflops(&self) -> Option<f64> {
+        (self.multiply_adds > 0 && self.seconds > 0.0)
+            .then(|| 2.0 * self.multiply_adds as f64 * self.runs as f64 / self.seconds / 1e9)
+    }
 }
 
 /// The machine's available parallelism (1 if unknown).
@@ -85,8 +95,8 @@ pub struct Executable {
     pool: rayon::ThreadPool,
     options: Options,
     source: String,
-    /// Seconds per step, summed over runs, when profiling.
-    times: Mutex<Vec<f64>>,
+    /// Seconds per step summed over runs, and the number of runs, when profiling.
+    times: Mutex<Vec<(f64, u64)>>,
     /// Keeps the kernels mapped; declared last so it is dropped after everything using them.
     code: Code,
 }
@@ -186,7 +196,7 @@ impl Executable {
             pool,
             options: Options { threads, ..options },
             source: source.to_string(),
-            times: Mutex::new(vec![0.0; steps]),
+            times: Mutex::new(vec![(0.0, 0); steps]),
             code,
         })
     }
@@ -235,12 +245,13 @@ impl Executable {
         let mut v: Vec<StepTime> = times
             .iter()
             .enumerate()
-            .filter(|(_, t)| **t > 0.0)
-            .map(|(s, &seconds)| StepTime {
+            .filter(|(_, t)| t.1 > 0)
+            .map(|(s, &(seconds, runs))| StepTime {
                 kind: self.program.steps[s].kind(),
                 node: self.program.step_names[s].clone(),
                 seconds,
                 multiply_adds: self.program.steps[s].multiply_adds(),
+                runs,
             })
             .collect();
         v.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
@@ -492,7 +503,8 @@ impl Session<'_> {
                     reason,
                 })?;
                 if let (Some(t), Ok(mut times)) = (start, exe.times.lock()) {
-                    times[s] += t.elapsed().as_secs_f64();
+                    times[s].0 += t.elapsed().as_secs_f64();
+                    times[s].1 += 1;
                 }
             }
             Ok(())

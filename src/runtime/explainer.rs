@@ -175,15 +175,22 @@ pub trait Evaluator {
 /// Seed of the noise SmoothGrad adds when none is given.
 pub const DEFAULT_NOISE_SEED: u64 = 0;
 
-/// Explains `x` (already checked against the spec) for `target`.
-pub fn explain(e: &dyn Evaluator, spec: &Spec, x: &Tensor, target: Target) -> Result<Explanation> {
+/// Explains `x` (already checked against the spec) for `target`, or for the class `fixed`
+/// gives a sample (`Some`) where it gives one.
+pub fn explain(
+    e: &dyn Evaluator,
+    spec: &Spec,
+    x: &Tensor,
+    target: Target,
+    fixed: &[Option<usize>],
+) -> Result<Explanation> {
     match spec.sampling {
         Sampling::SmoothGrad {
             samples,
             noise_level,
         } => {
             let noise = smoothgrad_noise(x, samples, noise_level, DEFAULT_NOISE_SEED)?;
-            explain_smoothgrad(e, spec, x, target, &noise)
+            explain_smoothgrad(e, spec, x, target, fixed, &noise)
         }
         Sampling::Integrated { steps } => {
             let steps = steps.max(1);
@@ -194,9 +201,9 @@ pub fn explain(e: &dyn Evaluator, spec: &Spec, x: &Tensor, target: Target) -> Re
                     values.iter().map(|a| a * alpha).collect()
                 })
                 .collect::<Vec<Vec<f32>>>();
-            average(e, spec, x, target, &points, Some(values))
+            average(e, spec, x, target, fixed, &points, Some(values))
         }
-        Sampling::Once => once(e, spec, x, target, &[], false),
+        Sampling::Once => once(e, spec, x, target, fixed, false),
     }
 }
 
@@ -207,6 +214,7 @@ pub fn explain_smoothgrad(
     spec: &Spec,
     x: &Tensor,
     target: Target,
+    fixed: &[Option<usize>],
     noise: &Tensor,
 ) -> Result<Explanation> {
     let n = x.len();
@@ -231,7 +239,7 @@ pub fn explain_smoothgrad(
                 .collect()
         })
         .collect();
-    average(e, spec, x, target, &points, None)
+    average(e, spec, x, target, fixed, &points, None)
 }
 
 fn f32s<'t>(t: &'t Tensor, what: &str) -> Result<&'t [f32]> {
@@ -245,10 +253,11 @@ fn average(
     spec: &Spec,
     x: &Tensor,
     target: Target,
+    fixed: &[Option<usize>],
     points: &[Vec<f32>],
     times: Option<&[f32]>,
 ) -> Result<Explanation> {
-    let mut base = once(e, spec, x, target, &[], false)?;
+    let mut base = once(e, spec, x, target, fixed, false)?;
     let mut sum = vec![0f32; x.len()];
     let mut add = |r: &[f32]| {
         for (s, v) in sum.iter_mut().zip(r) {
@@ -262,8 +271,15 @@ fn average(
             *b *= points.len();
         }
         let stacked = Tensor::from_f32(shape, stacked).map_err(|e| input_error("input", e.0))?;
-        let targets = base.targets.repeat(points.len());
-        let r = once(e, spec, &stacked, Target::Top, &targets, true)?;
+        let targets: Vec<Option<usize>> = base.targets.iter().map(|&t| Some(t)).collect();
+        let r = once(
+            e,
+            spec,
+            &stacked,
+            Target::Top,
+            &targets.repeat(points.len()),
+            true,
+        )?;
         f32s(&r.relevance, "relevance")?
             .chunks(x.len())
             .for_each(&mut add);
@@ -271,7 +287,8 @@ fn average(
         for p in points {
             let point = Tensor::from_f32(x.shape().to_vec(), p.clone())
                 .map_err(|e| input_error("input", e.0))?;
-            let r = once(e, spec, &point, Target::Top, &base.targets, false)?;
+            let targets: Vec<Option<usize>> = base.targets.iter().map(|&t| Some(t)).collect();
+            let r = once(e, spec, &point, Target::Top, &targets, false)?;
             add(f32s(&r.relevance, "relevance")?);
         }
     }
@@ -290,7 +307,7 @@ fn once(
     spec: &Spec,
     x: &Tensor,
     target: Target,
-    fixed: &[usize],
+    fixed: &[Option<usize>],
     batched: bool,
 ) -> Result<Explanation> {
     let mut run = e.start(batched)?;
@@ -305,8 +322,8 @@ fn once(
     let mut targets = Vec::with_capacity(batch);
     for b in 0..batch {
         let row = &lv[b * per..][..per];
-        let t = match (fixed.get(b), target) {
-            (Some(&t), _) => t,
+        let t = match (fixed.get(b).copied().flatten(), target) {
+            (Some(t), _) => t,
             (None, Target::Index(t)) => t,
             (None, Target::Top) => argmax(row),
         };

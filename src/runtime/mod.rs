@@ -5,6 +5,7 @@
 //! runs. Nothing here reads ONNX, runs a pass or builds relevance: an explainer loaded from an
 //! artifact needs only this module (and the IR's op attribute types).
 
+pub mod artifact;
 pub mod code;
 pub mod elementwise;
 pub mod emit;

@@ -159,6 +159,33 @@ impl Pointwise {
         }
     }
 
+    /// The attribute values, in a fixed order (what an artifact stores beside the name).
+    pub fn params(self) -> Vec<f32> {
+        match self {
+            Pointwise::Stabilize { epsilon } => vec![epsilon],
+            Pointwise::Positive
+            | Pointwise::Negative
+            | Pointwise::IsPositive
+            | Pointwise::IsNegative
+            | Pointwise::Square
+            | Pointwise::One => vec![],
+        }
+    }
+
+    /// The pointwise op with this name and [`Pointwise::params`].
+    pub fn from_parts(name: &str, p: &[f32]) -> Option<Pointwise> {
+        Some(match (name, p) {
+            ("Stabilize", &[epsilon]) => Pointwise::Stabilize { epsilon },
+            ("Positive", []) => Pointwise::Positive,
+            ("Negative", []) => Pointwise::Negative,
+            ("IsPositive", []) => Pointwise::IsPositive,
+            ("IsNegative", []) => Pointwise::IsNegative,
+            ("Square", []) => Pointwise::Square,
+            ("One", []) => Pointwise::One,
+            _ => return None,
+        })
+    }
+
     pub fn apply(self, x: f32) -> f32 {
         match self {
             Pointwise::Stabilize { epsilon } => {

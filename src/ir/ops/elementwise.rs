@@ -73,6 +73,27 @@ impl Activation {
         }
     }
 
+    /// The attribute values, in a fixed order (what an artifact stores beside the name).
+    pub fn params(self) -> Vec<f32> {
+        match self {
+            Activation::Relu | Activation::Sigmoid | Activation::Tanh => vec![],
+            Activation::LeakyRelu { alpha } => vec![alpha],
+            Activation::Clip { min, max } => vec![min, max],
+        }
+    }
+
+    /// The activation with this name and [`Activation::params`].
+    pub fn from_parts(name: &str, p: &[f32]) -> Option<Activation> {
+        Some(match (name, p) {
+            ("Relu", []) => Activation::Relu,
+            ("Sigmoid", []) => Activation::Sigmoid,
+            ("Tanh", []) => Activation::Tanh,
+            ("LeakyRelu", &[alpha]) => Activation::LeakyRelu { alpha },
+            ("Clip", &[min, max]) => Activation::Clip { min, max },
+            _ => return None,
+        })
+    }
+
     /// The function itself, on one value.
     pub fn apply(self, x: f32) -> f32 {
         match self {

@@ -67,6 +67,8 @@ pub struct Emitter<M: Module> {
     exp: FuncId,
     tanh: FuncId,
     count: usize,
+    /// Prepended to every function's name (object files give each explainer its own).
+    names: String,
     /// When set, the machine code of every function defined, in definition order.
     captured: Option<Vec<MachineCode>>,
 }
@@ -91,8 +93,15 @@ impl<M: Module> Emitter<M> {
             exp,
             tanh,
             count: 0,
+            names: String::new(),
             captured: None,
         })
+    }
+
+    /// Prefixes the names of functions defined from now on (symbols stay local to the module;
+    /// the prefix keeps them apart in a linked program's symbol table and debugger).
+    pub fn name_with(&mut self, prefix: &str) {
+        self.names = prefix.to_string();
     }
 
     /// Keeps the machine code of every function defined from now on ([`Emitter::take_code`]).
@@ -156,11 +165,11 @@ impl<M: Module> Emitter<M> {
         let mut sig = self.module.make_signature();
         sig.params
             .extend(signature.params(ptr).into_iter().map(AbiParam::new));
-        let name = format!("{prefix}_{}", self.count);
+        let name = format!("{}{prefix}_{}", self.names, self.count);
         self.count += 1;
         let id = self
             .module
-            .declare_function(&name, Linkage::Export, &sig)
+            .declare_function(&name, Linkage::Local, &sig)
             .map_err(|e| e.to_string())?;
         self.ctx.func.signature = sig;
         {
