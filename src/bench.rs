@@ -106,6 +106,7 @@ pub fn bench_artifact(path: &Path, o: BenchOptions) -> Result<BenchReport> {
                 threads: o.threads,
                 code: Default::default(),
                 profile: o.profile,
+                ..Default::default()
             },
         )?;
         Ok::<_, Error>((e, opened, t.elapsed().as_secs_f64()))

@@ -18,6 +18,9 @@ pub enum Error {
     /// The bytes are not a well-formed ONNX protobuf, or the model lacks a required part.
     #[error("{file}: not a valid ONNX model: {reason}")]
     Decode { file: String, reason: String },
+    /// An explainer artifact is damaged, of another format version, or made for another CPU.
+    #[error("{file}: not a valid lrpc artifact: {reason}")]
+    Artifact { file: String, reason: String },
     /// The model's graph is malformed as a whole (names, inputs, outputs, cycles).
     #[error("{file}: {reason}")]
     Graph { file: String, reason: String },

@@ -58,6 +58,8 @@ pub struct LoadOptions {
     pub code: CodeSource,
     /// Time every step (`Explainer::executable().profile()`).
     pub profile: bool,
+    /// Refuse an artifact whose arena would take more bytes than this.
+    pub max_arena_bytes: usize,
 }
 
 impl Default for LoadOptions {
@@ -66,6 +68,7 @@ impl Default for LoadOptions {
             threads: runtime::default_threads(),
             code: CodeSource::Stored,
             profile: false,
+            max_arena_bytes: usize::MAX,
         }
     }
 }
@@ -122,6 +125,7 @@ fn compile_joint(
         threads: options.threads,
         guard: options.guard,
         profile: options.profile,
+        ..runtime::Options::default()
     };
     codegen::compile_timed(&r.graph, &request, exe_options)
 }
@@ -518,7 +522,7 @@ impl Explainer {
             LoadOptions {
                 threads,
                 code: CodeSource::Linked(kernels.into()),
-                profile: false,
+                ..LoadOptions::default()
             },
         )
     }
@@ -545,15 +549,16 @@ impl Explainer {
             threads: options.threads,
             guard: None,
             profile: options.profile,
+            max_arena_bytes: options.max_arena_bytes,
         };
         let source = a.path().display().to_string();
         let mut executables = (0..a.programs()).map(|k| {
             let (program, code) = a.program(k, &options.code)?;
             Executable::new(program, code, exe_options, &source).map(Arc::new)
         });
-        let main = executables.next().ok_or_else(|| Error::Decode {
+        let main = executables.next().ok_or_else(|| Error::Artifact {
             file: source.clone(),
-            reason: "not a valid lrpc artifact: it holds no program".into(),
+            reason: "it holds no program".into(),
         })??;
         let batched = executables.next().transpose()?;
         let explain_options = ExplainOptions {

@@ -48,7 +48,7 @@ fn artifacts_explain_bitwise_like_the_onnx_file() {
                     LoadOptions {
                         threads: 2,
                         code,
-                        profile: false,
+                        ..LoadOptions::default()
                     },
                 )
                 .unwrap_or_else(|err| panic!("{case} {m} {which}: {err}"));

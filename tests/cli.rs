@@ -432,3 +432,195 @@ fn bench_json_has_the_documented_keys() {
     let e = error_line(&["bench", "fixtures/mlp/model.onnx", "--threads", "0"]);
     assert!(e.contains("positive"), "{e}");
 }
+
+/// Runs `lrpc`, requiring success; returns stdout.
+fn ok(args: &[&str]) -> String {
+    let o = lrpc(args);
+    assert_eq!(o.code, 0, "{args:?} failed: {}", o.stderr);
+    o.stdout
+}
+
+/// The one-line error of a failing command, with the temporary directory replaced by `[TMP]`.
+fn error_in(dir: &Path, args: &[&str]) -> String {
+    error_line(args).replace(&dir.display().to_string(), "[TMP]")
+}
+
+#[test]
+fn artifacts_answer_like_their_model_and_refuse_what_they_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let artifact = d.join("lenet.lrpx");
+    let a = artifact.to_str().unwrap();
+    let printed = ok(&[
+        "compile",
+        "fixtures/lenet/model.onnx",
+        "--method",
+        "epsilon-gamma-box",
+        "--low",
+        "-2",
+        "--threads",
+        "2",
+        "-o",
+        a,
+    ]);
+    assert!(printed.contains("epsilon-gamma-box"), "{printed}");
+    let input = "fixtures/lenet/input.npy";
+    // The same JSON, byte for byte, from the artifact and from the model.
+    let from_artifact = ok(&["explain", a, "--input", input, "--json", "--threads", "2"]);
+    let from_model = ok(&[
+        "explain",
+        "fixtures/lenet/model.onnx",
+        "--input",
+        input,
+        "--method",
+        "epsilon-gamma-box",
+        "--low",
+        "-2",
+        "--json",
+        "--threads",
+        "2",
+    ]);
+    assert_eq!(from_artifact, from_model);
+    assert_eq!(
+        ok(&["run", a, "--input", input, "--json"]),
+        ok(&[
+            "run",
+            "fixtures/lenet/model.onnx",
+            "--input",
+            input,
+            "--json"
+        ])
+    );
+    // --output writes the same relevance.
+    let (ra, rm) = (d.join("ra.npy"), d.join("rm.npy"));
+    ok(&[
+        "explain",
+        a,
+        "--input",
+        input,
+        "--threads",
+        "2",
+        "--output",
+        ra.to_str().unwrap(),
+    ]);
+    ok(&[
+        "explain",
+        "fixtures/lenet/model.onnx",
+        "--input",
+        input,
+        "--method",
+        "epsilon-gamma-box",
+        "--low",
+        "-2",
+        "--threads",
+        "2",
+        "--output",
+        rm.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read(&ra).unwrap(), std::fs::read(&rm).unwrap());
+
+    let shown = ok(&["inspect", a]);
+    for part in [
+        "method: epsilon-gamma-box (epsilon 1e-6, gamma 0.25, low -2, high 3",
+        "input: input [1, 1, 28, 28]; logits [1, 10] (10 classes)",
+        "/features/features.0/Conv                Conv                 zbox(-2,3)",
+        "program0.constants",
+        "source: fixtures/lenet/model.onnx",
+    ] {
+        assert!(shown.contains(part), "inspect lacks '{part}':\n{shown}");
+    }
+    let json: serde_json::Value = serde_json::from_str(&ok(&["inspect", a, "--format", "json"]))
+        .expect("inspect --format json prints JSON");
+    assert_eq!(json["method"], "epsilon-gamma-box");
+    assert_eq!(json["classes"], 10);
+
+    let bench: serde_json::Value =
+        serde_json::from_str(&ok(&["bench", a, "--runs", "2", "--json"])).unwrap();
+    assert!(bench["load_s"].as_f64().unwrap() > 0.0, "{bench}");
+
+    for (name, args) in [
+        (
+            "method",
+            &["explain", a, "--input", input, "--method", "epsilon"][..],
+        ),
+        (
+            "epsilon",
+            &["explain", a, "--input", input, "--epsilon", "0.1"],
+        ),
+        ("gamma", &["explain", a, "--input", input, "--gamma", "0.5"]),
+        ("low", &["explain", a, "--input", input, "--low", "-1"]),
+        (
+            "rule",
+            &["explain", a, "--input", input, "--rule", "*=flat"],
+        ),
+        ("batch", &["explain", a, "--input", input, "--batch", "2"]),
+        (
+            "interpreter",
+            &["explain", a, "--input", input, "--interpreter"],
+        ),
+        ("layers", &["explain", a, "--input", input, "--layers"]),
+        ("run_dim", &["run", a, "--input", input, "--dim", "n=3"]),
+        ("bench_method", &["bench", a, "--method", "gradient"]),
+        ("inspect_method", &["inspect", a, "--method", "epsilon"]),
+        (
+            "input_shape",
+            &["explain", a, "--input", "fixtures/mlp/input.npy"],
+        ),
+    ] {
+        insta::assert_snapshot!(format!("error_artifact_{name}"), error_in(d, args));
+    }
+    // A damaged file is one line too.
+    let mut bytes = std::fs::read(&artifact).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    let bad = d.join("bad.lrpx");
+    std::fs::write(&bad, &bytes).unwrap();
+    let line = error_in(d, &["explain", bad.to_str().unwrap(), "--input", input]);
+    assert!(
+        line.contains("[TMP]/bad.lrpx: not a valid lrpc artifact"),
+        "{line}"
+    );
+
+    // An object file and its header.
+    let object = d.join("lenet_explainer.o");
+    ok(&[
+        "compile",
+        "fixtures/lenet/model.onnx",
+        "--method",
+        "epsilon",
+        "--emit",
+        "object",
+        "-o",
+        object.to_str().unwrap(),
+    ]);
+    let header = std::fs::read_to_string(d.join("lenet_explainer.h")).unwrap();
+    assert!(header.contains("extern const LrpcObject lrpc_explainer_lenet_explainer;"));
+    assert!(std::fs::metadata(&object).unwrap().len() > 1000);
+}
+
+#[test]
+fn a_closed_pipe_ends_the_process_quietly() {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lrpc"))
+        .args([
+            "inspect",
+            "fixtures/residual/model.onnx",
+            "--format",
+            "json",
+        ])
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    child.wait().unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

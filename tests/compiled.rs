@@ -225,8 +225,7 @@ fn check_every_node(name: &str, j: &lrpc::relevance::Relevance, x: &Tensor) -> V
             &request,
             Options {
                 threads: 2,
-                guard: None,
-                profile: false,
+                ..Options::default()
             },
         )
         .unwrap_or_else(|e| panic!("{name} {}: {e}", node.name));

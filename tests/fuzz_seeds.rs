@@ -70,3 +70,50 @@ fn corpus_replays_without_panics() {
         "{loaded} loaded, {refused} refused"
     );
 }
+
+/// The `artifact` fuzz target's steps (fuzz/src/lib.rs), shared so CI runs what the fuzzer runs.
+#[path = "../fuzz/src/lib.rs"]
+mod fuzz_steps;
+
+#[test]
+fn artifact_corpus_replays_without_panics() {
+    let mut files: Vec<std::path::PathBuf> = ["fuzz/seeds/artifact", "fuzz/regressions/artifact"]
+        .iter()
+        .filter_map(|d| std::fs::read_dir(common::root().join(d)).ok())
+        .flat_map(|entries| entries.filter_map(|e| Some(e.ok()?.path())))
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 5,
+        "the artifact seeds are missing: {files:?}"
+    );
+    // Also artifacts made now, so the replay exercises this build's format even before the
+    // seeds are regenerated.
+    let dir = tempfile::tempdir().unwrap();
+    for (case, method) in [
+        ("lenet", "epsilon-gamma-box"),
+        ("concat", "integrated-gradients"),
+    ] {
+        let model = Model::load(
+            common::fixture(case, "model.onnx"),
+            &ImportOptions::default(),
+        )
+        .unwrap();
+        let e = Explainer::new(&model, Method::parse(method).unwrap()).unwrap();
+        let path = dir.path().join(format!("{case}.lrpx"));
+        e.save(&path).unwrap();
+        files.push(path);
+    }
+    for path in &files {
+        let bytes = std::fs::read(path).unwrap();
+        fuzz_steps::artifact(&bytes);
+        // Deterministic mutations: one flipped byte at 200 spread positions, then the steps
+        // (which reseal the checksums) on each.
+        let step = (bytes.len() / 200).max(1);
+        for (k, at) in (0..bytes.len()).step_by(step).enumerate() {
+            let mut b = bytes.clone();
+            b[at] ^= 1 << (k % 8);
+            fuzz_steps::artifact(&b);
+        }
+    }
+}

@@ -46,15 +46,8 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         if let Some(b) = args.batch {
             given.push(("--batch", b.to_string()));
         }
-        if args.engine.interpreter {
-            given.push(("--interpreter", String::new()));
-        }
-        if let Some((flag, value)) = given.first() {
-            return Err(anyhow!(
-                "{}: {flag} {value}: the artifact fixed this when it was compiled (inspect shows its method and shapes); compile the model again to change it",
-                args.model.model.display()
-            ));
-        }
+        // Checks the flags against what the artifact holds; the benchmark loads it again.
+        drop(super::load_artifact(&args.model, &given, &args.engine)?);
         lrpc::bench::bench_artifact(&args.model.model, options)?
     } else {
         lrpc::bench::bench(&args.model.model, args.method.method()?, options)?

@@ -106,7 +106,7 @@ fn load_artifact(
         } else {
             lrpc::runtime::artifact::CodeSource::Stored
         },
-        profile: false,
+        ..lrpc::LoadOptions::default()
     };
     let e = lrpc::Explainer::load_with(&model.model, options)?;
     let mut given = given.to_vec();
@@ -176,7 +176,7 @@ fn held_by(e: &lrpc::Explainer) -> impl Fn(&str) -> String + '_ {
         let p = &m.params;
         match flag {
             "--method" => format!("method {}", m.name()),
-            "--epsilon" => format!("epsilon {}", p.epsilon),
+            "--epsilon" => format!("epsilon {:e}", p.epsilon),
             "--gamma" => format!("gamma {}", p.gamma),
             "--low" => format!("low {}", p.low),
             "--high" => format!("high {}", p.high),

@@ -32,6 +32,9 @@ pub struct Options {
     pub guard: Option<GuardSide>,
     /// Time every step (see [`Executable::profile`]).
     pub profile: bool,
+    /// Refuse to run when one arena would take more bytes than this (a hostile artifact can
+    /// declare any buffer size).
+    pub max_arena_bytes: usize,
 }
 
 impl Default for Options {
@@ -40,6 +43,7 @@ impl Default for Options {
             threads: default_threads(),
             guard: None,
             profile: false,
+            max_arena_bytes: usize::MAX,
         }
     }
 }
@@ -182,6 +186,13 @@ impl Executable {
             })
             .collect();
         let layout = plan::plan(&program);
+        if layout.len.saturating_mul(4) > options.max_arena_bytes {
+            return Err(fail(format!(
+                "its arena of {} MB is over the limit of {} MB",
+                (layout.len * 4) >> 20,
+                options.max_arena_bytes >> 20
+            )));
+        }
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()

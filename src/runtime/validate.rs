@@ -11,6 +11,10 @@ use crate::ir::ops::util::norm_axis;
 
 type Check = Result<(), String>;
 
+/// The largest buffer a program may ask for, in f32 elements (4 TB): far beyond any model,
+/// and small enough that sizes and offsets computed from it cannot overflow.
+pub const MAX_BUFFER: usize = 1 << 40;
+
 macro_rules! ensure {
     ($cond:expr, $($arg:tt)*) => {
         if !$cond {
@@ -33,6 +37,12 @@ pub fn program(p: &Program) -> Check {
         p.split,
         p.steps.len()
     );
+    if let Some(b) = p.buffers.iter().position(|&len| len > MAX_BUFFER) {
+        return Err(format!(
+            "buffer {b} of {} elements is over the limit of {MAX_BUFFER}",
+            p.buffers[b]
+        ));
+    }
     for (k, desc) in p.kernels.iter().enumerate() {
         kernel(desc).map_err(|e| format!("kernel {k}: {e}"))?;
     }
@@ -244,7 +254,14 @@ fn step(p: &Program, s: &Step) -> Check {
                 "the kernel's direction does not match the step's operands"
             );
             window(p, k, *t, *counts)?;
-            let (in_len, out_plane) = (k.in_plane * planes, k.outputs * planes);
+            let (in_len, out_plane) = (
+                k.in_plane
+                    .checked_mul(*planes)
+                    .ok_or("the input size overflows")?,
+                k.outputs
+                    .checked_mul(*planes)
+                    .ok_or("the output size overflows")?,
+            );
             at_least("the input", operand(p, *x)?, in_len)?;
             if let Some(d) = dy {
                 at_least("the gradient", operand(p, *d)?, out_plane)?;
@@ -422,10 +439,17 @@ fn conv_sizes(c: &ConvShape) -> Result<(usize, usize, usize), String> {
         (q.ih, q.pt, q.pb, q.kh, q.dh, q.sh, q.oh),
         (q.iw, q.pl, q.pr, q.kw, q.dw, q.sw, q.ow),
     ] {
-        let padded = input + before + after;
-        let extent = (kernel - 1) * dilation + 1;
+        let fits = || -> Option<bool> {
+            let padded = input.checked_add(before)?.checked_add(after)?;
+            let extent = (kernel - 1).checked_mul(dilation)?.checked_add(1)?;
+            Some(
+                padded <= MAX_BUFFER
+                    && padded >= extent
+                    && output == (padded - extent) / stride + 1,
+            )
+        };
         ensure!(
-            padded >= extent && output == (padded - extent) / stride + 1,
+            fits() == Some(true),
             "output size {output} does not follow from input {input}, padding ({before}, {after}), kernel {kernel}, dilation {dilation}, stride {stride}"
         );
     }

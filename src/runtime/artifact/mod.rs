@@ -103,6 +103,28 @@ impl AsRef<[u8]> for MappedFile {
     }
 }
 
+/// Bytes copied into memory aligned as an artifact needs.
+struct Aligned {
+    blocks: Vec<Block>,
+    len: usize,
+}
+
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Block([u8; 64]);
+
+impl AsRef<[u8]> for Aligned {
+    fn as_ref(&self) -> &[u8] {
+        let all: &[u8] = bytemuck::cast_slice(self.blocks.as_slice());
+        &all[..self.len]
+    }
+}
+
+// SAFETY: `Block` is 64 plain bytes with no padding (size 64, align 64).
+unsafe impl bytemuck::Zeroable for Block {}
+// SAFETY: as above; any bit pattern is a valid `Block`.
+unsafe impl bytemuck::Pod for Block {}
+
 struct Linked(&'static [u8]);
 
 impl AsRef<[u8]> for Linked {
@@ -156,6 +178,18 @@ impl Artifact {
         Artifact::from_bytes(Arc::new(MappedFile(map)), path)
     }
 
+    /// An artifact held in memory (copied once, to the alignment its constants need).
+    pub fn from_vec(bytes: &[u8], name: &Path) -> Result<Artifact> {
+        let mut blocks = vec![Block([0; 64]); bytes.len().div_ceil(64)];
+        let all: &mut [u8] = bytemuck::cast_slice_mut(blocks.as_mut_slice());
+        all[..bytes.len()].copy_from_slice(bytes);
+        let aligned = Aligned {
+            blocks,
+            len: bytes.len(),
+        };
+        Artifact::from_bytes(Arc::new(aligned), name)
+    }
+
     /// An artifact linked into the binary (an explainer object file's data); `name` stands for
     /// the path in errors.
     pub fn from_static(bytes: &'static [u8], name: &Path) -> Result<Artifact> {
@@ -164,9 +198,9 @@ impl Artifact {
 
     /// Checks and decodes artifact bytes (see [`Artifact::open`]).
     pub fn from_bytes(map: Bytes, path: &Path) -> Result<Artifact> {
-        let fail = |reason: String| Error::Decode {
+        let fail = |reason: String| Error::Artifact {
             file: path.display().to_string(),
-            reason: format!("not a valid lrpc artifact: {reason}"),
+            reason,
         };
         if !cfg!(target_endian = "little") {
             return Err(fail(
@@ -309,9 +343,9 @@ impl Artifact {
     }
 
     fn error(&self, reason: String) -> Error {
-        Error::Decode {
+        Error::Artifact {
             file: self.path.display().to_string(),
-            reason: format!("not a valid lrpc artifact: {reason}"),
+            reason,
         }
     }
 
