@@ -60,6 +60,8 @@ pub struct BenchOptions {
     pub engine: Engine,
     /// Time every compiled step of the explanation (reported in `BenchReport::profile`).
     pub profile: bool,
+    /// For an artifact: compile its kernels again instead of mapping the stored code.
+    pub recompile: bool,
 }
 
 /// Measures `method` on the model at `path`.
@@ -104,7 +106,11 @@ pub fn bench_artifact(path: &Path, o: BenchOptions) -> Result<BenchReport> {
             &a,
             crate::LoadOptions {
                 threads: o.threads,
-                code: Default::default(),
+                code: if o.recompile {
+                    crate::runtime::artifact::CodeSource::Recompile
+                } else {
+                    crate::runtime::artifact::CodeSource::Stored
+                },
                 profile: o.profile,
                 ..Default::default()
             },

@@ -40,6 +40,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         threads,
         profile: args.profile,
         engine,
+        recompile: args.engine.recompile,
     };
     let r = if args.model.is_artifact() {
         let mut given = args.method.given();

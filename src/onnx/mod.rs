@@ -54,14 +54,26 @@ pub fn load(path: &Path, options: &ImportOptions) -> Result<Graph> {
     load_bytes(read(path)?, path, options)
 }
 
-/// Reads a model file whole (what [`load_bytes`] imports).
+/// Files from this size on are mapped rather than read.
+const MAP_FROM: u64 = 1 << 20;
+
+/// A model file's bytes (what [`load_bytes`] imports): mapped when large, so the initializers
+/// are copied once (into their tensors) instead of twice; read when small.
 pub fn read(path: &Path) -> Result<bytes::Bytes> {
-    std::fs::read(path)
-        .map(bytes::Bytes::from)
-        .map_err(|cause| Error::Io {
-            path: path.to_path_buf(),
-            cause,
-        })
+    let io = |cause| Error::Io {
+        path: path.to_path_buf(),
+        cause,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    if len < MAP_FROM {
+        return std::fs::read(path).map(bytes::Bytes::from).map_err(io);
+    }
+    // SAFETY: a read-only private mapping, released once the import has copied the tensors out.
+    // Like any mapping it assumes the file is not truncated meanwhile (reads would then fault);
+    // the import only reads it.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+    Ok(bytes::Bytes::from_owner(map))
 }
 
 /// Imports the bytes of the model file at `path` (external data files are looked up beside

@@ -66,6 +66,12 @@ fn from_raw(bytes: &[u8], dtype: DataType, shape: Vec<usize>, n: usize) -> Resul
     let i64s = |f: fn(&[u8]) -> i64| bytes.chunks_exact(size).map(f).collect::<Vec<i64>>();
     // chunks_exact(size) hands out slices of exactly `size` bytes, so the array conversions hold.
     let t = match dtype {
+        DataType::Float if cfg!(target_endian = "little") => {
+            // A copy at memory speed: the file's little-endian floats are this machine's.
+            let mut v = vec![0f32; bytes.len() / 4];
+            bytemuck::cast_slice_mut::<f32, u8>(&mut v).copy_from_slice(bytes);
+            Tensor::from_f32(shape, v)?
+        }
         DataType::Float => Tensor::from_f32(shape, f32s(|b| f32::from_le_bytes(arr(b))))?,
         DataType::Double => Tensor::from_f32(shape, f32s(|b| f64::from_le_bytes(arr(b)) as f32))?,
         DataType::Float16 => {

@@ -1,9 +1,12 @@
 //! CanonicalizeLinear: every dense layer with a constant weight becomes
-//! `Gemm{alpha 1, beta 1, trans_a 0, trans_b 0}(x[m,k], W[k,n], b[n]?)`, so the relevance pass sees
-//! one form of "Linear" and its modified weights (w+, w^2, ...) are plain element-wise functions
-//! of W. Rewrites: a Gemm with constant B (alpha, transB and beta folded into W and b), a 2-D
-//! MatMul with a constant weight, and such a MatMul followed by Add of a constant bias (the form
-//! newer exporters emit for nn.Linear).
+//! `Gemm{alpha 1, beta 1, trans_a 0, trans_b t}(x[m,k], W, b[n]?)` with W of shape [k,n] (t = 0) or
+//! [n,k] (t = 1, as PyTorch's nn.Linear stores it), so the relevance pass sees one form of
+//! "Linear" and its modified weights (w+, w^2, ...) are plain element-wise functions of W.
+//! transB stays an attribute: compiled GEMMs read a transposed weight through strides, so
+//! transposing a 100M-value classifier weight at compile time would only cost time and memory.
+//! Rewrites: a Gemm with constant B (alpha and beta folded into W and b), a 2-D MatMul with a
+//! constant weight, and such a MatMul followed by Add of a constant bias (the form newer
+//! exporters emit for nn.Linear).
 
 use std::sync::Arc;
 
@@ -17,12 +20,15 @@ use crate::ir::{Graph, Op, Tensor};
 /// Brings constant-weight Gemm/MatMul(+Add) into canonical Gemm form.
 pub struct CanonicalizeLinear;
 
-const CANONICAL: Gemm = Gemm {
-    alpha: 1.0,
-    beta: 1.0,
-    trans_a: false,
-    trans_b: false,
-};
+/// The canonical form, with `trans_b` as the layer has it.
+fn canonical(trans_b: bool) -> Gemm {
+    Gemm {
+        alpha: 1.0,
+        beta: 1.0,
+        trans_a: false,
+        trans_b,
+    }
+}
 
 /// A bias that is one value per output column: shapes [n], [1, n], or a single value.
 fn column_bias(t: &Tensor, n: usize, scale: f32) -> Option<Tensor> {
@@ -35,32 +41,14 @@ fn column_bias(t: &Tensor, n: usize, scale: f32) -> Option<Tensor> {
     Tensor::from_f32(vec![n], values).ok()
 }
 
-/// W' = alpha * op(B) as [k, n]; B itself when there is nothing to fold.
+/// W' = alpha * B (B itself when alpha is 1).
 fn weight(b: &Arc<Tensor>, g: &Gemm) -> Option<Arc<Tensor>> {
-    let (r, c) = (b.shape()[0], b.shape()[1]);
-    let v = b.f32s().ok()?;
-    if !g.trans_b && g.alpha == 1.0 {
+    if g.alpha == 1.0 {
         return Some(Arc::clone(b));
     }
-    let (k, n) = if g.trans_b { (c, r) } else { (r, c) };
-    let mut data = vec![0f32; k * n];
-    if g.trans_b {
-        // Blocked, so both the rows read and the rows written stay in cache (a VGG16
-        // classifier weight is 100M values).
-        const TILE: usize = 32;
-        for r0 in (0..k).step_by(TILE) {
-            for c0 in (0..n).step_by(TILE) {
-                for row in r0..(r0 + TILE).min(k) {
-                    for col in c0..(c0 + TILE).min(n) {
-                        data[row * n + col] = g.alpha * v[col * c + row];
-                    }
-                }
-            }
-        }
-    } else {
-        data.iter_mut().zip(v).for_each(|(d, &x)| *d = g.alpha * x);
-    }
-    Tensor::from_f32(vec![k, n], data).ok().map(Arc::new)
+    let v = b.f32s().ok()?;
+    let data = v.iter().map(|&x| g.alpha * x).collect();
+    Tensor::from_f32(b.shape().to_vec(), data).ok().map(Arc::new)
 }
 
 impl Pass for CanonicalizeLinear {
@@ -76,7 +64,7 @@ impl Pass for CanonicalizeLinear {
                 continue;
             }
             changed |= match graph.node(n).op.clone() {
-                Op::Gemm(g) if g != CANONICAL && !g.trans_a => gemm(graph, n, &g),
+                Op::Gemm(g) if g != canonical(g.trans_b) && !g.trans_a => gemm(graph, n, &g),
                 Op::MatMul => matmul(graph, n),
                 _ => false,
             };
@@ -85,14 +73,20 @@ impl Pass for CanonicalizeLinear {
     }
 }
 
-fn rewrite(graph: &mut Graph, n: NodeIndex, x: NodeIndex, w: Arc<Tensor>, b: Option<Tensor>) {
+fn rewrite(
+    graph: &mut Graph,
+    n: NodeIndex,
+    x: NodeIndex,
+    (w, trans_b): (Arc<Tensor>, bool),
+    b: Option<Tensor>,
+) {
     let name = graph.node(n).name.clone();
     let mut inputs = vec![x, graph.add(format!("{name}.weight"), Op::Const(w), &[])];
     if let Some(b) = b {
         inputs.push(graph.add(format!("{name}.bias"), Op::Const(Arc::new(b)), &[]));
     }
     graph.set_inputs(n, &inputs);
-    graph.node_mut(n).op = Op::Gemm(CANONICAL);
+    graph.node_mut(n).op = Op::Gemm(canonical(trans_b));
 }
 
 fn gemm(graph: &mut Graph, n: NodeIndex, g: &Gemm) -> bool {
@@ -101,7 +95,7 @@ fn gemm(graph: &mut Graph, n: NodeIndex, g: &Gemm) -> bool {
         return false;
     };
     let Some(w) = weight(&b, g) else { return false };
-    let cols = w.shape()[1];
+    let cols = w.shape()[if g.trans_b { 0 } else { 1 }];
     let bias = match ins.get(2) {
         None => None,
         Some(&c) => match graph
@@ -112,7 +106,7 @@ fn gemm(graph: &mut Graph, n: NodeIndex, g: &Gemm) -> bool {
             None => return false,
         },
     };
-    rewrite(graph, n, ins[0], w, bias);
+    rewrite(graph, n, ins[0], (w, g.trans_b), bias);
     true
 }
 
@@ -143,11 +137,11 @@ fn matmul(graph: &mut Graph, n: NodeIndex) -> bool {
     }
     match bias {
         Some((add, b)) => {
-            rewrite(graph, n, ins[0], w, Some(b));
+            rewrite(graph, n, ins[0], (w, false), Some(b));
             graph.replace_uses(add, n);
             graph.nodes.remove_node(add);
         }
-        None => rewrite(graph, n, ins[0], w, None),
+        None => rewrite(graph, n, ins[0], (w, false), None),
     }
     true
 }
