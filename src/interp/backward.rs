@@ -1,6 +1,6 @@
 //! The adjoint ops and LRP point-wise helpers, as plain loops.
 
-use super::linear::conv_taps;
+use super::linear::conv_rows;
 use super::movement::slice_sources;
 use crate::error::OpResult;
 use crate::ir::ops::{
@@ -23,8 +23,11 @@ pub fn conv_transpose(c: &ConvTranspose, dy: &Tensor, w: &Tensor) -> OpResult<Te
         "gradient has shape {:?}, the Conv output is {y_shape:?}",
         dy.shape()
     );
-    conv_taps(&c.conv, &c.input_shape, w.shape(), |xi, yi, wi| {
-        dx[xi] += ws[wi] * dys[yi]
+    conv_rows(&c.conv, &c.input_shape, w.shape(), |r| {
+        let wv = ws[r.w];
+        for (k, &d) in dys[r.y..r.y + r.len].iter().enumerate() {
+            dx[r.x + k * r.step] += wv * d;
+        }
     })?;
     Tensor::from_f32(c.input_shape.clone(), dx)
 }

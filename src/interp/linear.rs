@@ -6,14 +6,27 @@ use crate::ir::ops::gemm::{MatMulDims, matmul_dims};
 use crate::ir::ops::{Conv, Gemm, Plane};
 use crate::ir::{Tensor, numel};
 
-/// Calls `tap(x_index, y_index, w_index)` for every multiply-add of a convolution of an input
-/// of shape `x` with a weight of shape `w`: flat indices into x, y and w. Conv and its adjoint are
-/// the same taps read in opposite directions.
-pub fn conv_taps(
+/// One run of multiply-adds of a convolution: for k in 0..len, output `y + k` reads input
+/// `x + k * step` through weight `w` (flat indices into x, y and w).
+#[derive(Clone, Copy, Debug)]
+pub struct TapRow {
+    pub x: usize,
+    pub step: usize,
+    pub y: usize,
+    pub len: usize,
+    pub w: usize,
+}
+
+/// Calls `row` for every run of multiply-adds of a convolution of an input of shape `x` with a
+/// weight of shape `w`, in a fixed order: image, output channel, input channel, kernel row,
+/// kernel column, output row, with a run over the output columns whose input is inside the
+/// image. Conv and its adjoint are the same taps read in opposite directions; both sum every
+/// output's terms in this order.
+pub fn conv_rows(
     c: &Conv,
     x: &[usize],
     w: &[usize],
-    mut tap: impl FnMut(usize, usize, usize),
+    mut row: impl FnMut(TapRow),
 ) -> OpResult<Vec<usize>> {
     let g = c.geometry(x, w)?;
     let p = Plane::new(&g)?;
@@ -28,13 +41,21 @@ pub fn conv_taps(
                 for kh in 0..p.kh {
                     for kw in 0..p.kw {
                         let wi = ((oc * cin_g + icg) * p.kh + kh) * p.kw + kw;
+                        // The valid output columns are one run (the input column grows with it).
+                        let Some(lo) = (0..p.ow).find(|&o| p.col(o, kw).is_some()) else {
+                            continue;
+                        };
+                        let len = (lo..p.ow).take_while(|&o| p.col(o, kw).is_some()).count();
+                        let first = p.col(lo, kw).unwrap_or(0);
                         for oh in 0..p.oh {
                             let Some(ih) = p.row(oh, kh) else { continue };
-                            for ow in 0..p.ow {
-                                if let Some(iw) = p.col(ow, kw) {
-                                    tap(x0 + ih * p.iw + iw, y0 + oh * p.ow + ow, wi);
-                                }
-                            }
+                            row(TapRow {
+                                x: x0 + ih * p.iw + first,
+                                step: p.sw,
+                                y: y0 + oh * p.ow + lo,
+                                len,
+                                w: wi,
+                            });
                         }
                     }
                 }
@@ -58,45 +79,13 @@ pub fn conv(c: &Conv, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> OpResult<Te
             *v = bs[(i / plane) % bs.len()];
         }
     }
-    // The taps in conv_taps' order (so every output sums its terms in the same order), with the
-    // output columns of one (row, tap) done as one slice operation: constant folding runs the
-    // z-box rule's bound convolutions through here at full image size.
-    let p = Plane::new(&g)?;
-    let (n, cin, cout) = (x.shape()[0], x.shape()[1], w.shape()[0]);
-    let (cin_g, cout_g) = (cin / c.group, cout / c.group);
-    let (plane_in, plane_out) = (p.ih * p.iw, p.oh * p.ow);
-    for ni in 0..n {
-        for oc in 0..cout {
-            let y0 = (ni * cout + oc) * plane_out;
-            for icg in 0..cin_g {
-                let x0 = (ni * cin + (oc / cout_g) * cin_g + icg) * plane_in;
-                for kh in 0..p.kh {
-                    for kw in 0..p.kw {
-                        let wv = ws[((oc * cin_g + icg) * p.kh + kh) * p.kw + kw];
-                        // Output columns whose input column is inside the image.
-                        let lo = (0..p.ow).find(|&o| p.col(o, kw).is_some());
-                        let Some(lo) = lo else { continue };
-                        let hi = (lo..p.ow).take_while(|&o| p.col(o, kw).is_some()).count() + lo;
-                        let first = p.col(lo, kw).unwrap_or(0);
-                        for oh in 0..p.oh {
-                            let Some(ih) = p.row(oh, kh) else { continue };
-                            let row = &mut y[y0 + oh * p.ow..][lo..hi];
-                            let xr = &xs[x0 + ih * p.iw + first..];
-                            if p.sw == 1 {
-                                for (o, &v) in row.iter_mut().zip(xr) {
-                                    *o += wv * v;
-                                }
-                            } else {
-                                for (o, v) in row.iter_mut().zip(xr.iter().step_by(p.sw)) {
-                                    *o += wv * v;
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+    conv_rows(c, x.shape(), w.shape(), |r| {
+        let wv = ws[r.w];
+        let out = &mut y[r.y..r.y + r.len];
+        for (o, v) in out.iter_mut().zip(xs[r.x..].iter().step_by(r.step)) {
+            *o += wv * v;
         }
-    }
+    })?;
     Tensor::from_f32(out_shape, y)
 }
 

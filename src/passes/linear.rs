@@ -48,7 +48,9 @@ fn weight(b: &Arc<Tensor>, g: &Gemm) -> Option<Arc<Tensor>> {
     }
     let v = b.f32s().ok()?;
     let data = v.iter().map(|&x| g.alpha * x).collect();
-    Tensor::from_f32(b.shape().to_vec(), data).ok().map(Arc::new)
+    Tensor::from_f32(b.shape().to_vec(), data)
+        .ok()
+        .map(Arc::new)
 }
 
 impl Pass for CanonicalizeLinear {

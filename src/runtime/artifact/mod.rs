@@ -171,10 +171,13 @@ impl Artifact {
         // assumes no one truncates the file while it is mapped (then reads fault, as a read(2)
         // would fail). Artifacts are written to a temporary file and renamed into place, so
         // lrpc itself never rewrites a mapped artifact.
-        let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(|cause| Error::Io {
-            path: path.to_path_buf(),
-            cause,
-        })?;
+        let map =
+            unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(|cause| {
+                Error::Io {
+                    path: path.to_path_buf(),
+                    cause,
+                }
+            })?;
         Artifact::from_bytes(Arc::new(MappedFile(map)), path)
     }
 
