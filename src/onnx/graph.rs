@@ -320,7 +320,7 @@ impl Importer<'_> {
                 node: reader.into(),
                 op: op.into(),
                 reason: format!(
-                    "reads '{name}', output {pos} of node '{node}' ({producer_op}); lrpc supports only the first output"
+                    "reads '{name}', output {pos} of node '{node}' ({producer_op}), which lrpc does not compute"
                 ),
             });
         }
@@ -373,35 +373,53 @@ impl Importer<'_> {
             }
             Err(ImportError::Invalid(reason)) => return Err(import_error(reason)),
         };
-        let mut inputs = Vec::with_capacity(imported.inputs.len());
-        for src in imported.inputs {
-            match src {
-                Source::Input(i) => {
-                    let value =
-                        n.input.get(i).filter(|v| !v.is_empty()).ok_or_else(|| {
+        let mut made: Vec<NodeIndex> = Vec::with_capacity(imported.nodes.len());
+        for spec in imported.nodes {
+            let mut inputs = Vec::with_capacity(spec.inputs.len());
+            for src in spec.inputs {
+                match src {
+                    Source::Input(i) => {
+                        let value = n.input.get(i).filter(|v| !v.is_empty()).ok_or_else(|| {
                             import_error(format!("input {i} is required but absent"))
                         })?;
-                    inputs.push(self.value(value, &name, op_type)?);
+                        inputs.push(self.value(value, &name, op_type)?);
+                    }
+                    Source::Const(role, t) => {
+                        inputs.push(self.graph.add(format!("{name}.{role}"), Op::Const(t), &[]));
+                    }
+                    Source::Node(k) => inputs.push(*made.get(k).ok_or_else(|| {
+                        import_error(format!("internal: an importer read its node {k} early"))
+                    })?),
                 }
-                Source::Const(role, t) => {
-                    inputs.push(self.graph.add(format!("{name}.{role}"), Op::Const(t), &[]));
+            }
+            let node_name = if spec.role.is_empty() {
+                name.clone()
+            } else {
+                format!("{name}.{}", spec.role)
+            };
+            made.push(self.graph.add(node_name, spec.op, &inputs));
+        }
+        for (pos, out) in n.output.iter().enumerate().filter(|(_, o)| !o.is_empty()) {
+            match imported.outputs.get(pos).copied().flatten() {
+                Some(k) => {
+                    let ir = *made.get(k).ok_or_else(|| {
+                        import_error(format!("internal: output {pos} names a missing node"))
+                    })?;
+                    if let Op::Const(t) = &self.graph.node(ir).op {
+                        self.consts.insert(out.clone(), t.clone());
+                    }
+                    self.values.insert(out.clone(), ir);
+                }
+                None => {
+                    self.secondary
+                        .insert(out.clone(), (name.clone(), op_type.to_string(), pos));
                 }
             }
         }
-        if let Op::Const(t) = &imported.op {
-            self.consts.insert(first.clone(), t.clone());
-        }
-        let ir = self.graph.add(name.clone(), imported.op, &inputs);
-        self.values.insert(first.clone(), ir);
-        for (pos, out) in n
-            .output
-            .iter()
-            .enumerate()
-            .skip(1)
-            .filter(|(_, o)| !o.is_empty())
-        {
-            self.secondary
-                .insert(out.clone(), (name.clone(), op_type.to_string(), pos));
+        if !self.values.contains_key(first) {
+            return Err(import_error(
+                "internal: the importer made no first output".into(),
+            ));
         }
         Ok(())
     }
@@ -423,7 +441,7 @@ impl Importer<'_> {
                 None => {
                     let reason = match self.secondary.get(&o.name) {
                         Some((node, op, pos)) => format!(
-                            "graph output '{}' is output {pos} of node '{node}' ({op}); lrpc supports only the first output",
+                            "graph output '{}' is output {pos} of node '{node}' ({op}), which lrpc does not compute",
                             o.name
                         ),
                         None => format!("graph output '{}' is not produced by any node", o.name),

@@ -19,26 +19,83 @@ use super::proto::NodeProto;
 use crate::ir::{Op, Tensor};
 
 /// Where one IR input of an imported node comes from.
+#[derive(Clone)]
 pub enum Source {
     /// The ONNX node's input at this position.
     Input(usize),
-    /// A constant the importer made from an attribute (old opsets), named `{node}.{role}`.
-    Const(&'static str, Arc<Tensor>),
+    /// A constant the importer made (from an attribute in old opsets, or a parameter of a
+    /// decomposition), named `{node}.{role}`.
+    Const(String, Arc<Tensor>),
+    /// An earlier node of the same import (`Imported::nodes[k]`).
+    Node(usize),
 }
 
-/// What an importer makes of a node: the IR op and its inputs in slot order.
-pub struct Imported {
+/// One IR node an importer makes: named after the ONNX node (`role` empty) or `{node}.{role}`.
+pub struct ImportedNode {
+    pub role: String,
     pub op: Op,
     pub inputs: Vec<Source>,
 }
 
+/// What an importer makes of a node: IR nodes in creation order, and for each ONNX output
+/// position the node that provides it (`None` where lrpc does not compute that output). Most
+/// ops are one node; an op with several outputs (Split) or a decomposition (HardSwish, LSTM)
+/// is several, which keeps every IR node single-output.
+pub struct Imported {
+    pub nodes: Vec<ImportedNode>,
+    pub outputs: Vec<Option<usize>>,
+}
+
 impl Imported {
+    /// One op over `inputs`, providing output 0.
+    pub fn op(op: Op, inputs: Vec<Source>) -> Self {
+        Imported {
+            nodes: vec![ImportedNode {
+                role: String::new(),
+                op,
+                inputs,
+            }],
+            outputs: vec![Some(0)],
+        }
+    }
+
     /// The op over the ONNX inputs `0..n` (leaving out trailing absent optional inputs).
     pub fn first(op: Op, n: usize) -> Self {
+        Imported::op(op, (0..n).map(Source::Input).collect())
+    }
+
+    /// An empty import, to build node by node.
+    pub fn new() -> Self {
         Imported {
-            op,
-            inputs: (0..n).map(Source::Input).collect(),
+            nodes: Vec::new(),
+            outputs: Vec::new(),
         }
+    }
+
+    /// Adds a node (`role` empty for the one named exactly as the ONNX node); returns its source.
+    pub fn add(&mut self, role: impl Into<String>, op: Op, inputs: Vec<Source>) -> Source {
+        self.nodes.push(ImportedNode {
+            role: role.into(),
+            op,
+            inputs,
+        });
+        Source::Node(self.nodes.len() - 1)
+    }
+
+    /// Makes `source` (a node of this import) ONNX output `pos`.
+    pub fn output(&mut self, pos: usize, source: &Source) {
+        if let Source::Node(k) = source {
+            if self.outputs.len() <= pos {
+                self.outputs.resize(pos + 1, None);
+            }
+            self.outputs[pos] = Some(*k);
+        }
+    }
+}
+
+impl Default for Imported {
+    fn default() -> Self {
+        Imported::new()
     }
 }
 

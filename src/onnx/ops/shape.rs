@@ -26,10 +26,10 @@ pub fn reshape(ctx: &NodeCtx) -> Result<Imported, String> {
             .ints("shape")?
             .ok_or("attribute 'shape' is required")?;
         let t = Tensor::from_i64(vec![shape.len()], shape)?;
-        return Ok(Imported {
+        return Ok(Imported::op(
             op,
-            inputs: vec![Source::Input(0), Source::Const("shape", Arc::new(t))],
-        });
+            vec![Source::Input(0), Source::Const("shape".into(), Arc::new(t))],
+        ));
     }
     if !ctx.has_input(1) {
         return Err("input 1 (shape) is required".into());
@@ -52,10 +52,7 @@ pub fn concat(ctx: &NodeCtx) -> Result<Imported, String> {
         .filter(|&i| ctx.has_input(i))
         .map(Source::Input)
         .collect();
-    Ok(Imported {
-        op: Op::Concat(Concat { axis }),
-        inputs,
-    })
+    Ok(Imported::op(Op::Concat(Concat { axis }), inputs))
 }
 
 pub fn pad(ctx: &NodeCtx) -> Result<Imported, String> {
