@@ -131,7 +131,7 @@ pub fn bench_artifact(path: &Path, o: BenchOptions) -> Result<BenchReport> {
     })?;
     loads.sort_by(|a, b| a.0.total_cmp(&b.0));
     let (load_s, opened) = loads[loads.len() / 2];
-    let x = random_input(&explainer.spec().input_shape)?;
+    let x = random_input(&explainer.spec().input().shape)?;
     let forward_s = median(runs, || explainer.run(x.clone()).map(|_| ()))?;
     let stages = vec![
         ("open".to_string(), opened),

@@ -174,8 +174,8 @@ impl Explainer {
         let g = &joint.graph;
         let spec = Spec {
             source: g.source.clone(),
-            input_name: g.node(joint.input).name.clone(),
-            input_shape: g.fact(joint.input).shape.clone(),
+            inputs: model.inputs(),
+            explained: model.graph().explained,
             logits_shape: g.fact(joint.logits).shape.clone(),
             outputs: joint
                 .model_outputs
@@ -321,8 +321,19 @@ impl Explainer {
     /// Explains `input` (with or without the batch axis) for `target`. SmoothGrad draws its noise
     /// from a generator seeded with [`DEFAULT_NOISE_SEED`], so results are reproducible.
     pub fn explain(&self, input: Tensor, target: Target) -> Result<Explanation> {
-        let x = self.spec.check_input(input, "input")?;
-        procedure::explain(&*self.evaluator()?, &self.spec, &x, target, &[])
+        self.explain_with(input, &[], target)
+    }
+
+    /// Explains `input` for a model with other inputs too: `others` gives their data by name
+    /// (they enter the relevance as constants).
+    pub fn explain_with(
+        &self,
+        input: Tensor,
+        others: &[(&str, Tensor)],
+        target: Target,
+    ) -> Result<Explanation> {
+        let feeds = self.spec.check_feeds(input, others)?;
+        procedure::explain(&*self.evaluator()?, &self.spec, &feeds, target, &[])
     }
 
     /// Explains `n` samples given as one flat array (`n` times the per-sample input length,
@@ -336,6 +347,18 @@ impl Explainer {
         n: usize,
         targets: &[Option<usize>],
     ) -> Result<Explanation> {
+        self.explain_samples_with(values, n, &[], targets)
+    }
+
+    /// [`Explainer::explain_samples`] for a model with other inputs: `others` gives each one's
+    /// data for all `n` samples (shape `[n] + its sample shape`), by name.
+    pub fn explain_samples_with(
+        &self,
+        values: &[f32],
+        n: usize,
+        others: &[(&str, Tensor)],
+        targets: &[Option<usize>],
+    ) -> Result<Explanation> {
         let spec = &self.spec;
         let per = spec.input_len();
         let bad = |reason: String| Error::Input {
@@ -346,7 +369,7 @@ impl Explainer {
             return Err(bad(format!(
                 "has {} values, not {n} samples of {per} ({:?} per sample)",
                 values.len(),
-                &spec.input_shape[1.min(spec.input_shape.len())..]
+                &spec.input().shape[1.min(spec.input().shape.len())..]
             )));
         }
         if !targets.is_empty() && targets.len() != n {
@@ -367,26 +390,28 @@ impl Explainer {
         };
         let (mut relevance, mut logits) = (Vec::with_capacity(n * per), Vec::new());
         for start in (0..n).step_by(batch) {
-            let rows = batch.min(n - start);
-            let mut chunk = values[start * per..(start + rows) * per].to_vec();
+            let count = batch.min(n - start);
+            let mut chunk = values[start * per..(start + count) * per].to_vec();
             chunk.resize(batch * per, 0.0);
-            let x = spec.check_input(
-                Tensor::from_f32(spec.input_shape.clone(), chunk).map_err(|e| bad(e.0))?,
-                "input",
-            )?;
+            let x = Tensor::from_f32(spec.input().shape.clone(), chunk).map_err(|e| bad(e.0))?;
+            let rows_of = others
+                .iter()
+                .map(|(name, t)| Ok((*name, rows(t, start, count, batch).map_err(|e| bad(e.0))?)))
+                .collect::<Result<Vec<_>>>()?;
+            let feeds = spec.check_feeds(x, &rows_of)?;
             let fixed: Vec<Option<usize>> = if targets.is_empty() {
                 Vec::new()
             } else {
-                targets[start..start + rows].to_vec()
+                targets[start..start + count].to_vec()
             };
-            let e = procedure::explain(&*evaluator, spec, &x, Target::Top, &fixed)?;
-            relevance.extend_from_slice(&e.relevance.f32s().map_err(|e| bad(e.0))?[..rows * per]);
-            logits.extend_from_slice(&e.logits.f32s().map_err(|e| bad(e.0))?[..rows * classes]);
-            out.targets.extend_from_slice(&e.targets[..rows]);
+            let e = procedure::explain(&*evaluator, spec, &feeds, Target::Top, &fixed)?;
+            relevance.extend_from_slice(&e.relevance.f32s().map_err(|e| bad(e.0))?[..count * per]);
+            logits.extend_from_slice(&e.logits.f32s().map_err(|e| bad(e.0))?[..count * classes]);
+            out.targets.extend_from_slice(&e.targets[..count]);
             out.target_logits
-                .extend_from_slice(&e.target_logits[..rows]);
+                .extend_from_slice(&e.target_logits[..count]);
         }
-        let mut shape = spec.input_shape.clone();
+        let mut shape = spec.input().shape.clone();
         if let Some(b) = shape.first_mut() {
             *b = n;
         }
@@ -403,16 +428,21 @@ impl Explainer {
         target: Target,
         noise: &Tensor,
     ) -> Result<Explanation> {
-        let x = self.spec.check_input(input, "input")?;
-        procedure::explain_smoothgrad(&*self.evaluator()?, &self.spec, &x, target, &[], noise)
+        let feeds = self.spec.check_feeds(input, &[])?;
+        procedure::explain_smoothgrad(&*self.evaluator()?, &self.spec, &feeds, target, &[], noise)
     }
 
     /// The model's own outputs (the forward pass only), by the program that explains.
     pub fn run(&self, input: Tensor) -> Result<Vec<Tensor>> {
-        let x = self.spec.check_input(input, "input")?;
+        self.run_with(input, &[])
+    }
+
+    /// [`Explainer::run`] for a model with other inputs (`others`, by name).
+    pub fn run_with(&self, input: Tensor, others: &[(&str, Tensor)]) -> Result<Vec<Tensor>> {
+        let feeds = self.spec.check_feeds(input, others)?;
         match (&self.compiled, &self.model) {
-            (Some(c), _) => c.run(&self.spec, &x),
-            (None, Some(m)) => m.run_interpreted(x),
+            (Some(c), _) => c.run(&self.spec, &feeds),
+            (None, Some(m)) => m.run_feeds_interpreted(&feeds),
             (None, None) => Err(Error::Graph {
                 file: self.spec.source.clone(),
                 reason: "the explainer has neither compiled code nor a model".into(),
@@ -636,6 +666,33 @@ fn method_from_info(i: &MethodInfo) -> Result<Method> {
     Ok(m)
 }
 
+/// Rows `start..start + count` of `t` (along its first axis), zero-padded to `batch` rows.
+fn rows(t: &Tensor, start: usize, count: usize, batch: usize) -> crate::error::OpResult<Tensor> {
+    let n = t.shape().first().copied().unwrap_or(1).max(1);
+    let per = t.len() / n;
+    let mut shape = t.shape().to_vec();
+    if let Some(b) = shape.first_mut() {
+        *b = batch;
+    }
+    crate::op_ensure!(
+        start + count <= n,
+        "has {n} samples; samples {start}..{} were asked for",
+        start + count
+    );
+    match t.data() {
+        crate::ir::TensorData::F32(v) => {
+            let mut r = v[start * per..(start + count) * per].to_vec();
+            r.resize(batch * per, 0.0);
+            Tensor::from_f32(shape, r)
+        }
+        crate::ir::TensorData::I64(v) => {
+            let mut r = v[start * per..(start + count) * per].to_vec();
+            r.resize(batch * per, 0);
+            Tensor::from_i64(shape, r)
+        }
+    }
+}
+
 /// The reference interpreter as an evaluator.
 struct Interpreted<'g>(&'g Graphs);
 
@@ -687,8 +744,11 @@ impl InterpretedRun<'_> {
 }
 
 impl Phases for InterpretedRun<'_> {
-    fn forward(&mut self, x: &[f32]) -> Result<()> {
-        self.set(self.joint.input, x)
+    fn forward(&mut self, inputs: &[Tensor]) -> Result<()> {
+        for (&n, t) in self.joint.graph.inputs.iter().zip(inputs) {
+            self.values.insert(n, Arc::new(t.clone()));
+        }
+        interp::evaluate(&self.joint.graph, &mut self.values)
     }
     fn logits(&self) -> Result<Vec<f32>> {
         self.value(self.joint.logits, "logits")

@@ -10,6 +10,7 @@ use crate::ir::{Graph, Tensor};
 use crate::onnx::{self, ImportOptions};
 use crate::passes;
 use crate::runtime;
+use crate::runtime::explainer::{InputSpec, Sampling, Spec};
 
 /// What evaluates a graph.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,16 +181,58 @@ impl Model {
         &self.graph
     }
 
-    /// The static shape of the model input (batch included).
-    pub fn input_shape(&self) -> &[usize] {
-        &self.graph.fact(self.graph.inputs[0]).shape
+    /// The model's inputs in its order: name, element type, static shape.
+    pub fn inputs(&self) -> Vec<InputSpec> {
+        self.graph
+            .inputs
+            .iter()
+            .map(|&n| {
+                let f = self.graph.fact(n);
+                InputSpec {
+                    name: self.graph.node(n).name.clone(),
+                    dtype: f.dtype,
+                    shape: f.shape.clone(),
+                }
+            })
+            .collect()
     }
 
-    /// Checks a user's input against the model: the exact input shape, or the shape without its
-    /// leading batch axis of 1 (which is then added); every value finite. `what` names the data
-    /// in errors (a file name, say).
+    /// The static shape of the explained input (batch included).
+    pub fn input_shape(&self) -> &[usize] {
+        &self.graph.fact(self.graph.explained_input()).shape
+    }
+
+    /// Checks a user's data against the explained input: the exact input shape, or the shape
+    /// without its leading batch axis of 1 (which is then added); the element type; every value
+    /// finite. `what` names the data in errors (a file name, say).
     pub fn check_input(&self, input: Tensor, what: &str) -> Result<Tensor> {
-        runtime::explainer::check_input(self.input_shape(), &self.graph.source, input, what)
+        let inputs = self.inputs();
+        runtime::explainer::check_input(
+            &inputs[self.graph.explained.min(inputs.len().saturating_sub(1))],
+            &self.graph.source,
+            input,
+            what,
+        )
+    }
+
+    /// Checks the explained input `x` and the other inputs' data (by name); all of them in
+    /// the model's input order.
+    pub fn check_feeds(&self, x: Tensor, others: &[(&str, Tensor)]) -> Result<Vec<Tensor>> {
+        self.spec().check_feeds(x, others)
+    }
+
+    /// The inputs as an explainer's spec sees them (nothing explained yet: no logits).
+    fn spec(&self) -> Spec {
+        Spec {
+            source: self.graph.source.clone(),
+            inputs: self.inputs(),
+            explained: self.graph.explained,
+            logits_shape: Vec::new(),
+            outputs: Vec::new(),
+            method: String::new(),
+            sampling: Sampling::Once,
+            layers: Vec::new(),
+        }
     }
 
     /// Runs the forward pass with compiled code on every core; returns the model's outputs.
@@ -202,6 +245,11 @@ impl Model {
     /// Runs the forward pass with the reference interpreter.
     pub fn run_interpreted(&self, input: Tensor) -> Result<Vec<Tensor>> {
         self.run_forward(&Forward::Interpreter, input)
+    }
+
+    /// Runs the reference interpreter on every input (checked, in the model's order).
+    pub fn run_feeds_interpreted(&self, feeds: &[Tensor]) -> Result<Vec<Tensor>> {
+        interp::run_feeds(&self.graph, feeds)
     }
 
     /// Prepares the forward pass for `engine` (compiles it, for the compiled engine).
@@ -220,10 +268,20 @@ impl Model {
 
     /// Runs a prepared forward pass on `input`; returns the model's outputs.
     pub fn run_forward(&self, forward: &Forward, input: Tensor) -> Result<Vec<Tensor>> {
-        let input = self.check_input(input, "input")?;
+        self.run_forward_with(forward, input, &[])
+    }
+
+    /// Runs a prepared forward pass on the explained input and the other inputs' data.
+    pub fn run_forward_with(
+        &self,
+        forward: &Forward,
+        input: Tensor,
+        others: &[(&str, Tensor)],
+    ) -> Result<Vec<Tensor>> {
+        let feeds = self.check_feeds(input, others)?;
         match forward {
-            Forward::Interpreter => interp::run(&self.graph, &input),
-            Forward::Compiled(exe) => codegen::run_forward(exe, &input),
+            Forward::Interpreter => interp::run_feeds(&self.graph, &feeds),
+            Forward::Compiled(exe) => codegen::run_forward(exe, &feeds),
         }
     }
 }

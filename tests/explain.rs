@@ -261,3 +261,52 @@ fn a_softmax_inside_the_network_is_refused() {
         "{err}"
     );
 }
+
+/// A model with a second input: the explained one is named or the first float input; the other
+/// enters the relevance as a constant (here output = input + input2: relevance passes to input).
+#[test]
+fn other_inputs_are_data_the_relevance_treats_as_constants() {
+    use lrpc::ir::Tensor;
+    let path = common::root().join("fixtures/bad/two_inputs.onnx");
+    let x = Tensor::from_f32(vec![1, 4], vec![1.0, -2.0, 3.0, 0.5]).unwrap();
+    let other = Tensor::from_f32(vec![1, 4], vec![0.25; 4]).unwrap();
+    for (explain, named) in [(None, "input2"), (Some("input2"), "input")] {
+        let options = ImportOptions {
+            explain_input: explain.map(str::to_string),
+            ..ImportOptions::default()
+        };
+        let model = Model::load(&path, &options).unwrap();
+        let e = Explainer::new(&model, Method::parse("gradient").unwrap()).unwrap();
+        assert!(
+            e.explain(x.clone(), Target::Index(2)).is_err(),
+            "the other input's data is required"
+        );
+        let out = e
+            .explain_with(x.clone(), &[(named, other.clone())], Target::Index(2))
+            .unwrap();
+        // d(input + input2)[2] / d(explained) = one-hot at 2.
+        assert_eq!(out.relevance.f32s().unwrap(), &[0.0, 0.0, 1.0, 0.0]);
+        let sum = if explain.is_none() {
+            3.0 + 0.25
+        } else {
+            0.25 + 3.0
+        };
+        assert_eq!(out.target_logits[0], sum);
+        // Unknown names and wrong types are refused by name.
+        let err = e
+            .explain_with(
+                x.clone(),
+                &[(named, other.clone()), ("nope", other.clone())],
+                Target::Top,
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("'nope'"), "{err}");
+        let ints = Tensor::from_i64(vec![1, 4], vec![1; 4]).unwrap();
+        let err = e
+            .explain_with(x.clone(), &[(named, ints)], Target::Top)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("takes f32"), "{err}");
+    }
+}

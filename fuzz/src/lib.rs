@@ -26,10 +26,26 @@ pub fn artifact(data: &[u8]) {
     let Ok(e) = Explainer::from_artifact(&a, options) else {
         return;
     };
-    let n = e.spec().input_len();
-    if n > 0 && n <= 1 << 16 {
+    let spec = e.spec();
+    let n = spec.input_len();
+    let small = |shape: &[usize]| shape.iter().product::<usize>() <= 1 << 16;
+    if n > 0 && spec.inputs.iter().all(|i| small(&i.shape)) {
         let x: Vec<f32> = (0..n).map(|i| (i % 7) as f32 * 0.25 - 0.75).collect();
-        let _ = e.explain_samples(&x, 1, &[]);
-        let _ = e.explain_samples(&x, 1, &[Some(0)]);
+        // Zeros for every other input, one sample of each.
+        let others: Vec<(&str, lrpc::ir::Tensor)> = spec
+            .inputs
+            .iter()
+            .enumerate()
+            .filter(|&(k, _)| k != spec.explained)
+            .map(|(_, i)| {
+                let mut shape = i.shape.clone();
+                if let Some(b) = shape.first_mut() {
+                    *b = 1;
+                }
+                (i.name.as_str(), lrpc::ir::Tensor::zeros(i.dtype, shape))
+            })
+            .collect();
+        let _ = e.explain_samples_with(&x, 1, &others, &[]);
+        let _ = e.explain_samples_with(&x, 1, &others, &[Some(0)]);
     }
 }

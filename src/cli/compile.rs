@@ -32,6 +32,9 @@ pub struct CompileArgs {
     /// Also sum the relevance arriving at every layer (so `explain --layers` works on it).
     #[arg(long)]
     layers: bool,
+    /// Which input to explain when the model has several (see `lrpc explain --help`).
+    #[arg(long)]
+    explain_input: Option<String>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +50,7 @@ pub fn compile(args: CompileArgs) -> Result<()> {
     let method = args.method.method()?;
     let import = lrpc::onnx::ImportOptions {
         digest: true,
+        explain_input: args.explain_input.clone(),
         ..args.shapes.options(None)?
     };
     let model = Model::load(&args.model.model, &import)?;
@@ -74,7 +78,7 @@ pub fn compile(args: CompileArgs) -> Result<()> {
         args.output.display(),
         spec.method,
         args.model.model.display(),
-        spec.input_shape,
+        spec.input().shape,
         spec.classes(),
         bytes as f64 / 1e6
     );

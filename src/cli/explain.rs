@@ -18,9 +18,8 @@ use super::{ModelArg, ShapeArgs};
 pub struct ExplainArgs {
     #[command(flatten)]
     model: ModelArg,
-    /// Input: a float32 .npy file (with or without the batch axis), or a .png/.jpg image.
-    #[arg(long)]
-    input: PathBuf,
+    #[command(flatten)]
+    inputs: super::inputs::InputArgs,
     #[command(flatten)]
     method: MethodArgs,
     /// The class to explain: an index, or `top` for the largest logit.
@@ -116,21 +115,26 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
         ),
     };
     let cmap = ColorMap::parse(&args.cmap).map_err(|e| anyhow!(e))?;
-    let (input, picture) = if img::is_image(&args.input) {
-        let (t, rgb) = img::load(&args.input, &args.image_options()?)?;
+    let path = args.inputs.main()?;
+    let others = args.inputs.others()?;
+    let (input, picture) = if img::is_image(&path) {
+        let (t, rgb) = img::load(&path, &args.image_options()?)?;
         (t, Some(rgb))
     } else {
-        (npy::read(&args.input)?, None)
+        (npy::read(&path)?, None)
     };
     if args.overlay && picture.is_none() {
         return Err(anyhow!(
             "--overlay needs an image input, got {}",
-            args.input.display()
+            path.display()
         ));
     }
     let explainer = if args.model.is_artifact() {
         let mut given = args.method.given();
         given.extend(args.shapes.given());
+        if let Some(name) = &args.inputs.explain_input {
+            given.push(("--explain-input", name.clone()));
+        }
         let e = super::load_artifact(&args.model, &given, &args.engine)?;
         if args.layers && e.spec().layers.is_empty() {
             super::refuse_fixed(
@@ -143,7 +147,11 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
     } else {
         let model = Model::load(
             &args.model.model,
-            &args.shapes.options(Some(input.shape()))?,
+            &args.shapes.options_for(
+                Some(input.shape()),
+                &others,
+                args.inputs.explain_input.as_deref(),
+            )?,
         )?;
         let (engine, threads) = args.engine.engine()?;
         let options = lrpc::ExplainOptions {
@@ -156,8 +164,8 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
     };
     let input = explainer
         .spec()
-        .check_input(input, &args.input.display().to_string())?;
-    let e = explainer.explain(input, target)?;
+        .check_input(input, &path.display().to_string())?;
+    let e = explainer.explain_with(input, &super::inputs::borrowed(&others), target)?;
     if let Some(path) = &args.output {
         npy::write(path, &e.relevance)?;
     }

@@ -4,6 +4,7 @@ mod bench;
 mod compile;
 mod engine;
 mod explain;
+mod inputs;
 mod inspect;
 mod method;
 mod run;
@@ -54,9 +55,25 @@ pub struct ShapeArgs {
 impl ShapeArgs {
     /// Import options for these flags, and the shape of the data to be fed, if known.
     fn options(&self, input_shape: Option<&[usize]>) -> Result<ImportOptions> {
+        self.options_for(input_shape, &[], None)
+    }
+
+    /// Import options for these flags, the shapes of the data to be fed (the explained input's
+    /// and the others', by name), and the input to explain.
+    fn options_for(
+        &self,
+        input_shape: Option<&[usize]>,
+        others: &[(String, lrpc::ir::Tensor)],
+        explain_input: Option<&str>,
+    ) -> Result<ImportOptions> {
         let mut options = ImportOptions {
             batch: self.batch,
             input_shape: input_shape.map(<[usize]>::to_vec),
+            input_shapes: others
+                .iter()
+                .map(|(n, t)| (n.clone(), t.shape().to_vec()))
+                .collect(),
+            explain_input: explain_input.map(str::to_string),
             max_elements: self.max_elements,
             ..ImportOptions::default()
         };
@@ -191,9 +208,10 @@ fn held_by(e: &lrpc::Explainer) -> impl Fn(&str) -> String + '_ {
                 format!("rules {}", o.join(" "))
             }
             "--batch" => format!("batch {}", e.spec().batch()),
-            "--dim" => format!("input shape {:?}", e.spec().input_shape),
+            "--dim" => format!("input shape {:?}", e.spec().input().shape),
             "--layers" => "compiled without --layers".to_string(),
             "--interpreter" => "compiled code only".to_string(),
+            "--explain-input" => format!("explained input '{}'", e.spec().input().name),
             _ => "a compiled value".to_string(),
         }
     }

@@ -15,9 +15,8 @@ use super::{ModelArg, ShapeArgs};
 pub struct RunArgs {
     #[command(flatten)]
     model: ModelArg,
-    /// Input data: a float32 .npy file, with or without the batch axis.
-    #[arg(long)]
-    input: PathBuf,
+    #[command(flatten)]
+    inputs: super::inputs::InputArgs,
     /// Write the (first) output to this .npy file.
     #[arg(long)]
     output: Option<PathBuf>,
@@ -41,20 +40,37 @@ struct OutputJson<'a> {
 const PRINT_LIMIT: usize = 32;
 
 pub fn run(args: RunArgs) -> Result<()> {
-    let input = npy::read(&args.input)?;
-    let what = args.input.display().to_string();
+    let path = args.inputs.main()?;
+    let others = args.inputs.others()?;
+    let input = npy::read(&path)?;
+    let what = path.display().to_string();
     let (outputs, names) = if args.model.is_artifact() {
-        let e = super::load_artifact(&args.model, &args.shapes.given(), &args.engine)?;
+        let mut given = args.shapes.given();
+        if let Some(name) = &args.inputs.explain_input {
+            given.push(("--explain-input", name.clone()));
+        }
+        let e = super::load_artifact(&args.model, &given, &args.engine)?;
         let input = e.spec().check_input(input, &what)?;
-        (e.run(input)?, e.spec().outputs.clone())
+        (
+            e.run_with(input, &super::inputs::borrowed(&others))?,
+            e.spec().outputs.clone(),
+        )
     } else {
         let model = Model::load(
             &args.model.model,
-            &args.shapes.options(Some(input.shape()))?,
+            &args.shapes.options_for(
+                Some(input.shape()),
+                &others,
+                args.inputs.explain_input.as_deref(),
+            )?,
         )?;
         let input = model.check_input(input, &what)?;
         let (engine, threads) = args.engine.engine()?;
-        let outputs = model.run_forward(&model.forward(engine, threads)?, input)?;
+        let outputs = model.run_forward_with(
+            &model.forward(engine, threads)?,
+            input,
+            &super::inputs::borrowed(&others),
+        )?;
         let names = model
             .graph()
             .outputs

@@ -70,16 +70,12 @@ pub fn compile_forward(graph: &Graph, options: Options) -> Result<Executable> {
     )
 }
 
-/// Runs a forward executable made by [`compile_forward`] on its single input.
-pub fn run_forward(exe: &Executable, input: &Tensor) -> Result<Vec<Tensor>> {
+/// Runs a forward executable made by [`compile_forward`] on a value for each graph input.
+pub fn run_forward(exe: &Executable, feeds: &[Tensor]) -> Result<Vec<Tensor>> {
     let mut s = exe.session()?;
-    s.write(
-        0,
-        input.f32s().map_err(|e| Error::Input {
-            what: "input".into(),
-            reason: e.0,
-        })?,
-    )?;
+    for (port, t) in feeds.iter().enumerate() {
+        s.write_tensor(port, t)?;
+    }
     s.run_all()?;
     (0..exe.program().outputs.len())
         .map(|o| s.read(o))

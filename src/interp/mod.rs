@@ -101,17 +101,31 @@ pub fn evaluate(graph: &Graph, values: &mut HashMap<NodeIndex, Arc<Tensor>>) -> 
     Ok(())
 }
 
-/// Runs the whole graph on `input` (its first input) and returns the value of every node.
+/// Runs the whole graph on `input` (its explained input; a model with other inputs needs
+/// [`run_feeds`]) and returns the value of every node.
 pub fn run_all(graph: &Graph, input: &Tensor) -> Result<HashMap<NodeIndex, Arc<Tensor>>> {
     let mut values = HashMap::new();
-    values.insert(graph.inputs[0], Arc::new(input.clone()));
+    values.insert(graph.explained_input(), Arc::new(input.clone()));
     evaluate(graph, &mut values)?;
     Ok(values)
 }
 
 /// Runs the graph on `input` and returns its outputs in order.
 pub fn run(graph: &Graph, input: &Tensor) -> Result<Vec<Tensor>> {
-    let values = run_all(graph, input)?;
+    outputs(graph, &run_all(graph, input)?)
+}
+
+/// Runs the graph on a value for every input (in `graph.inputs` order); returns its outputs.
+pub fn run_feeds(graph: &Graph, feeds: &[Tensor]) -> Result<Vec<Tensor>> {
+    let mut values = HashMap::new();
+    for (&n, t) in graph.inputs.iter().zip(feeds) {
+        values.insert(n, Arc::new(t.clone()));
+    }
+    evaluate(graph, &mut values)?;
+    outputs(graph, &values)
+}
+
+fn outputs(graph: &Graph, values: &HashMap<NodeIndex, Arc<Tensor>>) -> Result<Vec<Tensor>> {
     graph
         .outputs
         .iter()

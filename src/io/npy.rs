@@ -1,5 +1,5 @@
-//! `.npy` files (NumPy's format) as IR tensors: float32 and float64 in (f64 is narrowed), float32
-//! out.
+//! `.npy` files (NumPy's format) as IR tensors: float32 and float64 in (f64 is narrowed) as f32,
+//! signed and unsigned integers and bools in as i64 (token ids, masks, lengths); float32 out.
 
 use std::path::Path;
 
@@ -15,7 +15,7 @@ fn input_error(path: &Path, reason: impl Into<String>) -> Error {
     }
 }
 
-/// Reads a `.npy` file of float32 (or float64) values in C order.
+/// Reads a `.npy` file of float32 / float64 values, or integers / bools, in C order.
 pub fn read(path: &Path) -> Result<Tensor> {
     let bytes = std::fs::read(path).map_err(|cause| Error::Io {
         path: path.to_path_buf(),
@@ -31,6 +31,45 @@ pub fn read(path: &Path) -> Result<Tensor> {
     }
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     let dtype = npy.dtype();
+    let ints = |v: Result<Vec<i64>, std::io::Error>| -> Result<Tensor> {
+        let v = v.map_err(|e| input_error(path, e.to_string()))?;
+        Tensor::from_i64(shape.clone(), v).map_err(|e| input_error(path, e.0))
+    };
+    macro_rules! widen {
+        ($t:ty) => {
+            if dtype == <$t>::default_dtype() {
+                return ints(
+                    npy.into_vec::<$t>()
+                        .map(|v| v.into_iter().map(|x| x as i64).collect()),
+                );
+            }
+        };
+    }
+    widen!(i64);
+    widen!(i32);
+    widen!(i16);
+    widen!(i8);
+    widen!(u8);
+    widen!(u16);
+    widen!(u32);
+    if dtype == u64::default_dtype() {
+        let v = npy
+            .into_vec::<u64>()
+            .map_err(|e| input_error(path, e.to_string()))?;
+        let v = v
+            .into_iter()
+            .map(|x| {
+                i64::try_from(x).map_err(|_| input_error(path, format!("holds {x}, beyond i64")))
+            })
+            .collect::<Result<Vec<i64>>>()?;
+        return Tensor::from_i64(shape, v).map_err(|e| input_error(path, e.0));
+    }
+    if dtype == bool::default_dtype() {
+        return ints(
+            npy.into_vec::<bool>()
+                .map(|v| v.into_iter().map(i64::from).collect()),
+        );
+    }
     let data: Vec<f32> = if dtype == f32::default_dtype() {
         npy.into_vec::<f32>()
             .map_err(|e| input_error(path, e.to_string()))?
@@ -44,7 +83,7 @@ pub fn read(path: &Path) -> Result<Tensor> {
         let descr = dtype.descr();
         return Err(input_error(
             path,
-            format!("has dtype {descr}; lrpc reads float32 (<f4) or float64"),
+            format!("has dtype {descr}; lrpc reads floats (<f4, <f8), integers and bools"),
         ));
     };
     Tensor::from_f32(shape, data).map_err(|e| input_error(path, e.0))

@@ -44,8 +44,11 @@ pub struct Output {
 #[derive(Clone, Debug, Default)]
 pub struct Graph {
     pub nodes: StableDiGraph<Node, Edge>,
-    /// The model input nodes (lrpc accepts exactly one).
+    /// The model's input nodes, in ONNX order (the relevance pass appends its seed).
     pub inputs: Vec<NodeIndex>,
+    /// Which of `inputs` is explained (the others are data the relevance pass treats as
+    /// constants).
+    pub explained: usize,
     pub outputs: Vec<Output>,
     /// Where the model came from, for error messages.
     pub source: String,
@@ -106,6 +109,11 @@ impl Graph {
             .collect();
         c.sort_unstable();
         c
+    }
+
+    /// The explained input node.
+    pub fn explained_input(&self) -> NodeIndex {
+        self.inputs[self.explained.min(self.inputs.len().saturating_sub(1))]
     }
 
     /// Whether `n` is a graph output.

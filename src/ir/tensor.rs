@@ -97,6 +97,20 @@ impl Tensor {
         }
     }
 
+    /// The tensor `times` times over along a new leading block (`[b, ...]` becomes
+    /// `[times * b, ...]`; a scalar becomes a vector).
+    pub fn repeat_outer(&self, times: usize) -> OpResult<Tensor> {
+        let mut shape = self.shape.clone();
+        match shape.first_mut() {
+            Some(b) => *b *= times,
+            None => shape.push(times),
+        }
+        match &self.data {
+            TensorData::F32(v) => Tensor::from_f32(shape, v.repeat(times)),
+            TensorData::I64(v) => Tensor::from_i64(shape, v.repeat(times)),
+        }
+    }
+
     pub fn shape(&self) -> &[usize] {
         &self.shape
     }

@@ -14,6 +14,14 @@ use super::tensor::to_tensor;
 use crate::error::{Error, Result};
 use crate::ir::{DType, Fact, Graph, NodeIndex, Op, Output, Tensor};
 
+/// A declared input dimension.
+#[derive(Clone, Debug)]
+enum Dim {
+    Fixed(usize),
+    Named(String),
+    Unnamed,
+}
+
 /// Everything needed while converting one model.
 struct Importer<'a> {
     file: &'a str,
@@ -198,107 +206,181 @@ impl Importer<'_> {
         Ok(())
     }
 
+    /// Every graph input that is not an initializer becomes an Input node, in ONNX order. The
+    /// explained one is `--explain-input`, else the first float input, else the first integer
+    /// input that feeds a Gather (token ids into an embedding), else the first.
     fn inputs(&mut self, g: &GraphProto) -> Result<()> {
         let real: Vec<&ValueInfoProto> = g
             .input
             .iter()
             .filter(|v| !self.consts.contains_key(&v.name))
             .collect();
-        let input = match real.as_slice() {
-            [one] => *one,
-            [] => return Err(self.graph_error("the graph has no input".into())),
-            many => {
-                let names: Vec<&str> = many.iter().map(|v| v.name.as_str()).collect();
-                return Err(self.graph_error(format!(
-                    "the graph has {} inputs ({}); lrpc explains models with exactly one",
-                    many.len(),
+        if real.is_empty() {
+            return Err(self.graph_error("the graph has no input".into()));
+        }
+        let mut kinds = Vec::with_capacity(real.len());
+        for v in &real {
+            kinds.push(self.input_type(v)?);
+        }
+        let explained = match &self.options.explain_input {
+            Some(name) => real.iter().position(|v| &v.name == name).ok_or_else(|| {
+                let names: Vec<&str> = real.iter().map(|v| v.name.as_str()).collect();
+                self.graph_error(format!(
+                    "--explain-input '{name}' is not a graph input (inputs: {})",
                     names.join(", ")
-                )));
-            }
+                ))
+            })?,
+            None => kinds
+                .iter()
+                .position(|(d, _)| *d == DType::F32)
+                .or_else(|| {
+                    real.iter().position(|v| {
+                        g.node
+                            .iter()
+                            .any(|n| n.op_type == "Gather" && n.input.get(1) == Some(&v.name))
+                    })
+                })
+                .unwrap_or(0),
         };
-        let fact = self.input_fact(input)?;
-        let n = self.graph.add(input.name.clone(), Op::Input, &[]);
-        self.graph.node_mut(n).fact = Some(fact);
-        self.graph.inputs.push(n);
-        self.values.insert(input.name.clone(), n);
+        // Sizes of named symbolic dimensions: --dim first, then whatever the data given for
+        // any input says, so inputs sharing a name ("batch", "seq") agree.
+        let mut bound: HashMap<String, usize> = self
+            .options
+            .dims
+            .iter()
+            .map(|(k, &v)| (k.clone(), v))
+            .collect();
+        let hints: Vec<Option<(&[usize], usize)>> = real
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let hint = if i == explained {
+                    self.options.input_shape.as_deref()
+                } else {
+                    self.options.input_shapes.get(&v.name).map(Vec::as_slice)
+                };
+                let rank = kinds[i].1.len();
+                hint.and_then(|h| match h.len() {
+                    n if n == rank => Some((h, 0)),
+                    n if n + 1 == rank => Some((h, 1)),
+                    _ => None,
+                })
+            })
+            .collect();
+        for (i, (_, dims)) in kinds.iter().enumerate() {
+            for (axis, d) in dims.iter().enumerate() {
+                if let (Dim::Named(name), Some((h, skip))) = (d, hints[i])
+                    && let Some(a) = axis.checked_sub(skip)
+                {
+                    bound.entry(name.clone()).or_insert(h[a]);
+                }
+            }
+        }
+        for (i, v) in real.iter().enumerate() {
+            let (dtype, dims) = &kinds[i];
+            let shape = self.resolve(v, dims, hints[i], &bound)?;
+            let n = self.graph.add(v.name.clone(), Op::Input, &[]);
+            self.graph.node_mut(n).fact = Some(Fact::new(*dtype, shape));
+            self.graph.inputs.push(n);
+            self.values.insert(v.name.clone(), n);
+        }
+        self.graph.explained = explained;
         Ok(())
     }
 
-    fn input_fact(&self, v: &ValueInfoProto) -> Result<Fact> {
-        use super::proto::tensor_shape_proto::dimension::Value as Dim;
+    /// An input's element type as the IR holds it (every integer type and bool as i64, every
+    /// float type as f32) and its declared dimensions.
+    fn input_type(&self, v: &ValueInfoProto) -> Result<(DType, Vec<Dim>)> {
+        use super::proto::tensor_shape_proto::dimension::Value as D;
         use super::proto::type_proto::Value;
         let what = format!("input '{}'", v.name);
         let Some(Value::TensorType(t)) = v.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
             return Err(self.graph_error(format!("{what} is not a tensor")));
         };
-        if t.elem_type != DataType::Float as i32 {
-            let name = DataType::try_from(t.elem_type).map_or("unknown", |d| d.as_str_name());
-            return Err(self.graph_error(format!(
-                "{what} has element type {name}; lrpc explains float32 inputs only"
-            )));
-        }
-        let Some(shape) = &t.shape else {
-            return Err(self.graph_error(format!("{what} has no shape; lrpc needs a static one")));
+        let dtype = DataType::try_from(t.elem_type).unwrap_or(DataType::Undefined);
+        let dtype = match dtype {
+            DataType::Float | DataType::Float16 | DataType::Double | DataType::Bfloat16 => {
+                DType::F32
+            }
+            DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::Uint8
+            | DataType::Uint16
+            | DataType::Uint32
+            | DataType::Uint64
+            | DataType::Bool => DType::I64,
+            other => {
+                return Err(self.graph_error(format!(
+                    "{what} has element type {}; lrpc takes float, integer and bool inputs",
+                    other.as_str_name()
+                )));
+            }
         };
-        let rank = shape.dim.len();
-        // Where the hint's axes sit among the model's: all of them, or all but the batch axis.
-        let hint = self
-            .options
-            .input_shape
-            .as_ref()
-            .and_then(|h| match h.len() {
-                n if n == rank => Some((h, 0)),
-                n if n + 1 == rank => Some((h, 1)),
-                _ => None,
-            });
-        let mut dims = Vec::with_capacity(rank);
+        let Some(shape) = &t.shape else {
+            return Err(self.graph_error(format!(
+                "{what} has no shape; lrpc needs its rank (give the sizes of symbolic dimensions with --dim)"
+            )));
+        };
+        let mut dims = Vec::with_capacity(shape.dim.len());
         for (axis, d) in shape.dim.iter().enumerate() {
-            let size = match &d.value {
-                Some(Dim::DimValue(v)) if *v > 0 => *v as usize,
-                Some(Dim::DimValue(0)) => {
+            dims.push(match &d.value {
+                Some(D::DimValue(0)) => {
                     return Err(
                         self.graph_error(format!("{what} has a zero dimension at axis {axis}"))
                     );
                 }
-                Some(Dim::DimValue(v)) if *v < 0 => {
+                Some(D::DimValue(v)) if *v > 0 => Dim::Fixed(*v as usize),
+                // -1 and other negative sizes are how some exporters write "dynamic".
+                Some(D::DimValue(_)) | None => Dim::Unnamed,
+                Some(D::DimParam(p)) if p.is_empty() => Dim::Unnamed,
+                Some(D::DimParam(p)) => Dim::Named(p.clone()),
+            });
+        }
+        Ok((dtype, dims))
+    }
+
+    /// The static shape of input `v`: fixed sizes as declared; a symbolic one from --dim (by
+    /// name), --batch (axis 0), the data given for any input (by name) or for this one (by
+    /// position), else 1 for axis 0; anything else is an error asking for --dim.
+    fn resolve(
+        &self,
+        v: &ValueInfoProto,
+        dims: &[Dim],
+        hint: Option<(&[usize], usize)>,
+        bound: &HashMap<String, usize>,
+    ) -> Result<Vec<usize>> {
+        let what = format!("input '{}'", v.name);
+        let mut shape = Vec::with_capacity(dims.len());
+        for (axis, d) in dims.iter().enumerate() {
+            let hinted = hint.and_then(|(h, skip)| axis.checked_sub(skip).map(|a| h[a]));
+            let size = match d {
+                Dim::Fixed(s) => *s,
+                Dim::Named(name) if self.options.dims.contains_key(name) => bound[name],
+                _ if axis == 0 && self.options.batch.is_some() => self.options.batch.unwrap_or(1),
+                Dim::Named(name) if bound.contains_key(name) => bound[name],
+                _ if hinted.is_some() => hinted.unwrap_or(1),
+                _ if axis == 0 => 1,
+                Dim::Named(name) => {
                     return Err(self.graph_error(format!(
-                        "{what} has a negative dimension {v} at axis {axis}"
+                        "{what} has a symbolic dimension '{name}' at axis {axis}; give its size (--dim {name}=SIZE)"
                     )));
                 }
-                other => {
-                    let param = match other {
-                        Some(Dim::DimParam(p)) => p.clone(),
-                        _ => String::new(),
-                    };
-                    let hinted = hint.and_then(|(h, skip)| axis.checked_sub(skip).map(|a| h[a]));
-                    if let Some(&s) = self.options.dims.get(&param) {
-                        s
-                    } else if axis == 0 && self.options.batch.is_some() {
-                        self.options.batch.unwrap_or(1)
-                    } else if let Some(s) = hinted {
-                        s
-                    } else if axis == 0 {
-                        1
-                    } else {
-                        let label = if param.is_empty() {
-                            "unnamed".to_string()
-                        } else {
-                            format!("'{param}'")
-                        };
-                        return Err(self.graph_error(format!(
-                            "{what} has a symbolic dimension {label} at axis {axis}; give its size (--dim NAME=SIZE)"
-                        )));
-                    }
+                Dim::Unnamed => {
+                    return Err(self.graph_error(format!(
+                        "{what} has an unnamed dynamic dimension at axis {axis}; give its size with the input data"
+                    )));
                 }
             };
             if size == 0 {
                 return Err(self.graph_error(format!("{what} has a zero dimension at axis {axis}")));
             }
-            dims.push(size);
+            shape.push(size);
         }
-        let as_i64: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
+        let as_i64: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
         self.check_dims(&as_i64, &what)?;
-        Ok(Fact::new(DType::F32, dims))
+        Ok(shape)
     }
 
     /// The IR node for value `name` read by node `reader`.

@@ -27,9 +27,14 @@ pub struct ImportOptions {
     pub batch: Option<usize>,
     /// Sizes for other symbolic input dimensions, by their `dim_param` name.
     pub dims: BTreeMap<String, usize>,
-    /// The shape of the data that will be fed, with or without the batch axis: symbolic
-    /// dimensions not named in `dims` take their size from it.
+    /// The shape of the data that will be fed to the explained input, with or without the
+    /// batch axis: symbolic dimensions not named in `dims` take their size from it.
     pub input_shape: Option<Vec<usize>>,
+    /// The same for other inputs, by name.
+    pub input_shapes: BTreeMap<String, Vec<usize>>,
+    /// The input to explain (default: the first float input, else the first integer input
+    /// feeding a Gather, else the first input).
+    pub explain_input: Option<String>,
     /// Refuse any tensor with more elements than this (declared dims, folded constants).
     pub max_elements: usize,
     /// Compute the file's SHA-256 on another thread while it is imported (what a saved
@@ -43,6 +48,8 @@ impl Default for ImportOptions {
             batch: None,
             dims: BTreeMap::new(),
             input_shape: None,
+            input_shapes: BTreeMap::new(),
+            explain_input: None,
             max_elements: DEFAULT_MAX_ELEMENTS,
             digest: false,
         }

@@ -12,9 +12,17 @@ pub struct Builder<'g> {
     pub graph: &'g mut Graph,
     /// The layer whose rule is being emitted; prefixes node names.
     pub layer: String,
+    /// The forward nodes that depend on the explained input.
+    pub on_path: &'g std::collections::HashSet<NodeIndex>,
 }
 
 impl Builder<'_> {
+    /// Whether `n` depends on the explained input (else it is fixed: a constant, or data of
+    /// another model input, which relevance treats alike).
+    pub fn on_path(&self, n: NodeIndex) -> bool {
+        self.on_path.contains(&n)
+    }
+
     pub fn add(&mut self, role: &str, op: Op, inputs: &[NodeIndex]) -> NodeIndex {
         let name = format!("{}.{role}", self.layer);
         self.graph.add(name, op, inputs)

@@ -34,10 +34,16 @@ pub enum LayerKind {
     ConstElementwise,
 }
 
-/// Classifies a node, or says why no rule can handle it.
-pub fn layer_kind(graph: &Graph, n: NodeIndex) -> Result<LayerKind, String> {
+/// Classifies a node, or says why no rule can handle it. `on_path` holds the nodes that
+/// depend on the explained input: an operand outside it (a constant, or data of another model
+/// input) is fixed as far as relevance goes.
+pub fn layer_kind(
+    graph: &Graph,
+    n: NodeIndex,
+    on_path: &HashSet<NodeIndex>,
+) -> Result<LayerKind, String> {
     let ins = graph.inputs_of(n);
-    let computed = ins.iter().filter(|&&i| graph.constant(i).is_none()).count();
+    let computed = ins.iter().filter(|i| on_path.contains(i)).count();
     let weight_const = ins.get(1).is_some_and(|&w| graph.constant(w).is_some());
     let bias_const = ins.get(2).is_none_or(|&b| graph.constant(b).is_some());
     Ok(match &graph.node(n).op {
@@ -95,7 +101,7 @@ pub fn assign(
     method: &Method,
     target: NodeIndex,
 ) -> Result<BTreeMap<NodeIndex, Rule>> {
-    let input = graph.inputs[0];
+    let input = graph.explained_input();
     let on_path = path(graph, input, target);
     let order = graph.topo_order().map_err(|_| Error::Graph {
         file: graph.source.clone(),
@@ -113,7 +119,7 @@ pub fn assign(
         .into_iter()
         .filter(|n| on_path.contains(n) && *n != input)
     {
-        let kind = layer_kind(graph, n).map_err(|r| node_error(n, r))?;
+        let kind = layer_kind(graph, n, &on_path).map_err(|r| node_error(n, r))?;
         if kind == LayerKind::Softmax {
             return Err(node_error(
                 n,

@@ -31,7 +31,7 @@ pub fn propagate(
         .iter()
         .copied()
         .enumerate()
-        .filter(|&(_, i)| bl.graph.constant(i).is_none())
+        .filter(|&(_, i)| bl.on_path(i))
         .collect();
     let same_shape = |bl: &Builder, i: NodeIndex| -> OpResult<()> {
         let s = &bl.graph.fact(i).shape;
@@ -128,14 +128,12 @@ fn gradient(
                     Op::Binary(BinaryOp::Add) | Op::Sum => r,
                     Op::Binary(BinaryOp::Sub) if slot == 0 => r,
                     Op::Binary(BinaryOp::Sub) => bl.scale("relevance", r, -1.0),
-                    Op::Binary(BinaryOp::Mul) => {
-                        match other.filter(|&o| bl.graph.constant(o).is_some()) {
-                            Some(c) => bl.mul("relevance", r, c),
-                            None => op_bail!("Mul of two computed tensors has no gradient rule"),
-                        }
-                    }
+                    Op::Binary(BinaryOp::Mul) => match other.filter(|&o| !bl.on_path(o)) {
+                        Some(c) => bl.mul("relevance", r, c),
+                        None => op_bail!("Mul of two computed tensors has no gradient rule"),
+                    },
                     Op::Binary(BinaryOp::Div)
-                        if slot == 0 && other.is_some_and(|o| bl.graph.constant(o).is_some()) =>
+                        if slot == 0 && other.is_some_and(|o| !bl.on_path(o)) =>
                     {
                         bl.div("relevance", r, ins[1])
                     }
@@ -197,7 +195,7 @@ fn gradient(
             let mut out = vec![];
             for (slot, &i) in ins.iter().enumerate() {
                 let len = bl.graph.fact(i).shape[axis] as i64;
-                if bl.graph.constant(i).is_none() {
+                if bl.on_path(i) {
                     let slice = Slice {
                         starts: vec![offset],
                         ends: vec![offset + len],

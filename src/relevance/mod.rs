@@ -94,8 +94,20 @@ fn check_composite_needs(
 pub fn build(forward: &Graph, method: &Method) -> Result<Relevance> {
     let mut graph = forward.clone();
     let logits = explained_node(&graph)?;
+    let explained = graph.explained_input();
+    if graph.fact(explained).dtype != crate::ir::DType::F32 {
+        return Err(Error::Graph {
+            file: graph.source.clone(),
+            reason: format!(
+                "the explained input '{}' holds integers; relevance can stop only at float values (choose another input with --explain-input)",
+                graph.node(explained).name
+            ),
+        });
+    }
     let rules = rules(&graph, method)?;
-    let input = graph.inputs[0];
+    let input = graph.explained_input();
+    let mut on_path = composite::path(&graph, input, logits);
+    on_path.insert(input);
     let seed = graph.add("relevance.seed", Op::Input, &[]);
     let logits_fact = graph.fact(logits).clone();
     graph.node_mut(seed).fact = Some(Fact::new(logits_fact.dtype, logits_fact.shape));
@@ -130,10 +142,11 @@ pub fn build(forward: &Graph, method: &Method) -> Result<Relevance> {
             op: op.clone(),
             reason,
         };
-        let kind = composite::layer_kind(&graph, n).map_err(&node_error)?;
+        let kind = composite::layer_kind(&graph, n, &on_path).map_err(&node_error)?;
         let mut bl = Builder {
             graph: &mut graph,
             layer: name.clone(),
+            on_path: &on_path,
         };
         let r = bl.sum("relevance_in", &parts);
         layers.push(LayerTrace {
@@ -166,6 +179,7 @@ pub fn build(forward: &Graph, method: &Method) -> Result<Relevance> {
     let mut bl = Builder {
         graph: &mut graph,
         layer: "input".into(),
+        on_path: &on_path,
     };
     let mut relevance = bl.sum("relevance_in", &parts);
     if method.kind == MethodKind::Gradient(GradientMethod::GradientXInput) {

@@ -486,6 +486,23 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// Copies a tensor into input port `input`: f32 as it is, integers as the f32 values
+    /// compiled code carries them in (exact below 2^24, which input checks enforce).
+    pub fn write_tensor(&mut self, input: usize, t: &Tensor) -> Result<()> {
+        match t.f32s() {
+            Ok(v) => self.write(input, v),
+            Err(_) => {
+                let v: Vec<f32> = t
+                    .i64s()
+                    .map_err(|e| self.input_error(e.0))?
+                    .iter()
+                    .map(|&x| x as f32)
+                    .collect();
+                self.write(input, &v)
+            }
+        }
+    }
+
     /// Runs the steps that do not need the late inputs.
     pub fn run_first(&mut self) -> Result<()> {
         self.run(0..self.exe.program.split)

@@ -11,7 +11,7 @@ use rand_distr::{Distribution, StandardNormal};
 
 use super::executable::{Executable, Session};
 use crate::error::{Error, Result};
-use crate::ir::{Tensor, numel};
+use crate::ir::{DType, Tensor, numel};
 
 /// Which output to explain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,14 +80,27 @@ pub struct Layer {
     pub rule: String,
 }
 
+/// One input of the model: its name, element type (integers and bools are `I64`) and static
+/// shape (batch included).
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputSpec {
+    pub name: String,
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+}
+
+/// Integer inputs travel through compiled code as f32, exact below this magnitude.
+pub const MAX_EXACT_INT: i64 = 1 << 24;
+
 /// What an explainer takes and gives, independent of how it runs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Spec {
     /// The model it explains (for error messages).
     pub source: String,
-    /// The explained input's name and static shape (batch included).
-    pub input_name: String,
-    pub input_shape: Vec<usize>,
+    /// The model's inputs, in its order (the program's input ports, before the seed).
+    pub inputs: Vec<InputSpec>,
+    /// Which input is explained; the others are data the relevance treats as constants.
+    pub explained: usize,
     /// The explained logits' shape (batch included).
     pub logits_shape: Vec<usize>,
     /// The model's own outputs, readable after the forward phase (ports 2.. of the program).
@@ -100,32 +113,90 @@ pub struct Spec {
 }
 
 impl Spec {
+    /// The explained input.
+    pub fn input(&self) -> &InputSpec {
+        &self.inputs[self.explained]
+    }
+
     /// Logits per sample.
     pub fn classes(&self) -> usize {
         let batch = self.logits_shape.first().copied().unwrap_or(1).max(1);
         numel(&self.logits_shape) / batch
     }
 
-    /// Input values per sample.
+    /// Explained-input values per sample.
     pub fn input_len(&self) -> usize {
-        let batch = self.input_shape.first().copied().unwrap_or(1).max(1);
-        numel(&self.input_shape) / batch
+        per_sample(&self.input().shape)
     }
 
     /// The batch size the explainer was built for.
     pub fn batch(&self) -> usize {
-        self.input_shape.first().copied().unwrap_or(1)
+        self.input().shape.first().copied().unwrap_or(1)
     }
 
-    /// Checks data against the input: the exact shape, or the shape without its leading batch
-    /// axis of 1 (which is then added); every value finite. `what` names the data in errors.
+    /// Checks data for the explained input (see [`check_input`]).
     pub fn check_input(&self, input: Tensor, what: &str) -> Result<Tensor> {
-        check_input(&self.input_shape, &self.source, input, what)
+        check_input(self.input(), &self.source, input, what)
+    }
+
+    /// Checks the explained input `x` and the data given for every other input, by name;
+    /// returns all of them in the model's input order.
+    pub fn check_feeds(&self, x: Tensor, others: &[(&str, Tensor)]) -> Result<Vec<Tensor>> {
+        let mut feeds = Vec::with_capacity(self.inputs.len());
+        for (k, spec) in self.inputs.iter().enumerate() {
+            if k == self.explained {
+                feeds.push(self.check_input(x.clone(), "input")?);
+                continue;
+            }
+            let Some((_, t)) = others.iter().find(|(n, _)| *n == spec.name) else {
+                return Err(Error::Input {
+                    what: format!("input '{}'", spec.name),
+                    reason: format!(
+                        "{} also takes '{}' ({} {:?}); give its data (--input {}=FILE)",
+                        self.source, spec.name, spec.dtype, spec.shape, spec.name
+                    ),
+                });
+            };
+            feeds.push(check_input(
+                spec,
+                &self.source,
+                t.clone(),
+                &format!("input '{}'", spec.name),
+            )?);
+        }
+        if let Some((name, _)) = others
+            .iter()
+            .find(|(n, _)| !self.inputs.iter().any(|i| i.name == *n) || *n == self.input().name)
+        {
+            return Err(Error::Input {
+                what: format!("input '{name}'"),
+                reason: format!(
+                    "{} has no other input of that name (its inputs: {})",
+                    self.source,
+                    self.inputs
+                        .iter()
+                        .map(|i| i.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+        Ok(feeds)
     }
 }
 
-/// Checks `input` against a model input of shape `want` (see [`Spec::check_input`]).
-pub fn check_input(want: &[usize], source: &str, input: Tensor, what: &str) -> Result<Tensor> {
+/// Values per sample of a batched shape.
+fn per_sample(shape: &[usize]) -> usize {
+    let batch = shape.first().copied().unwrap_or(1).max(1);
+    numel(shape) / batch
+}
+
+/// Checks `input` against a model input: the exact shape, or the shape without its leading
+/// batch axis of 1 (which is then added); the element type (float data for a float input,
+/// integer data for an integer one, within what compiled code carries exactly); every value
+/// finite. `what` names the data in errors.
+pub fn check_input(spec: &InputSpec, source: &str, input: Tensor, what: &str) -> Result<Tensor> {
+    let want = spec.shape.as_slice();
     let err = |reason: String| Error::Input {
         what: what.into(),
         reason,
@@ -140,20 +211,40 @@ pub fn check_input(want: &[usize], source: &str, input: Tensor, what: &str) -> R
             input.shape()
         )));
     };
-    let values = input.f32s().map_err(|e| err(e.0))?;
-    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-        return Err(err(format!(
-            "holds a non-finite value ({}) at flat index {i}",
-            values[i]
-        )));
+    match (spec.dtype, input.dtype()) {
+        (DType::F32, DType::F32) => {
+            let values = input.f32s().map_err(|e| err(e.0))?;
+            if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+                return Err(err(format!(
+                    "holds a non-finite value ({}) at flat index {i}",
+                    values[i]
+                )));
+            }
+        }
+        (DType::I64, DType::I64) => {
+            let values = input.i64s().map_err(|e| err(e.0))?;
+            if let Some(i) = values.iter().position(|v| v.abs() >= MAX_EXACT_INT) {
+                return Err(err(format!(
+                    "holds {} at flat index {i}; integer inputs must lie within +-2^24",
+                    values[i]
+                )));
+            }
+        }
+        (want, got) => {
+            return Err(err(format!(
+                "holds {got} values, but input '{}' of {source} takes {want} (integers for ids and masks, floats otherwise)",
+                spec.name
+            )));
+        }
     }
     Ok(input)
 }
 
-/// One evaluation of a two-phase program (the input written, then the seed).
+/// One evaluation of a two-phase program (the inputs written, then the seed).
 pub trait Phases {
-    /// Writes the input and runs everything that does not need the seed.
-    fn forward(&mut self, x: &[f32]) -> Result<()>;
+    /// Writes every model input (in the model's order) and runs everything that does not need
+    /// the seed.
+    fn forward(&mut self, inputs: &[Tensor]) -> Result<()>;
     /// The explained logits after `forward`.
     fn logits(&self) -> Result<Vec<f32>>;
     /// Writes the seed and runs the relevance phase.
@@ -175,22 +266,23 @@ pub trait Evaluator {
 /// Seed of the noise SmoothGrad adds when none is given.
 pub const DEFAULT_NOISE_SEED: u64 = 0;
 
-/// Explains `x` (already checked against the spec) for `target`, or for the class `fixed`
-/// gives a sample (`Some`) where it gives one.
+/// Explains the model inputs `feeds` (checked against the spec, in the model's order) for
+/// `target`, or for the class `fixed` gives a sample (`Some`) where it gives one.
 pub fn explain(
     e: &dyn Evaluator,
     spec: &Spec,
-    x: &Tensor,
+    feeds: &[Tensor],
     target: Target,
     fixed: &[Option<usize>],
 ) -> Result<Explanation> {
+    let x = explained(spec, feeds)?;
     match spec.sampling {
         Sampling::SmoothGrad {
             samples,
             noise_level,
         } => {
             let noise = smoothgrad_noise(x, samples, noise_level, DEFAULT_NOISE_SEED)?;
-            explain_smoothgrad(e, spec, x, target, fixed, &noise)
+            explain_smoothgrad(e, spec, feeds, target, fixed, &noise)
         }
         Sampling::Integrated { steps } => {
             let steps = steps.max(1);
@@ -201,10 +293,20 @@ pub fn explain(
                     values.iter().map(|a| a * alpha).collect()
                 })
                 .collect::<Vec<Vec<f32>>>();
-            average(e, spec, x, target, fixed, &points, Some(values))
+            average(e, spec, feeds, target, fixed, &points, Some(values))
         }
-        Sampling::Once => once(e, spec, x, target, fixed, false),
+        Sampling::Once => once(e, spec, feeds, target, fixed, false),
     }
+}
+
+/// The explained input among the feeds.
+fn explained<'f>(spec: &Spec, feeds: &'f [Tensor]) -> Result<&'f Tensor> {
+    feeds.get(spec.explained).ok_or_else(|| {
+        input_error(
+            "input",
+            format!("{} inputs given for {}", feeds.len(), spec.inputs.len()),
+        )
+    })
 }
 
 /// SmoothGrad with the given noise (`[samples] + input shape`): the mean of the gradients at
@@ -212,11 +314,12 @@ pub fn explain(
 pub fn explain_smoothgrad(
     e: &dyn Evaluator,
     spec: &Spec,
-    x: &Tensor,
+    feeds: &[Tensor],
     target: Target,
     fixed: &[Option<usize>],
     noise: &Tensor,
 ) -> Result<Explanation> {
+    let x = explained(spec, feeds)?;
     let n = x.len();
     let samples = noise.len() / n.max(1);
     if noise.len() != samples * n || samples == 0 {
@@ -239,7 +342,7 @@ pub fn explain_smoothgrad(
                 .collect()
         })
         .collect();
-    average(e, spec, x, target, fixed, &points, None)
+    average(e, spec, feeds, target, fixed, &points, None)
 }
 
 fn f32s<'t>(t: &'t Tensor, what: &str) -> Result<&'t [f32]> {
@@ -251,13 +354,33 @@ fn f32s<'t>(t: &'t Tensor, what: &str) -> Result<&'t [f32]> {
 fn average(
     e: &dyn Evaluator,
     spec: &Spec,
-    x: &Tensor,
+    feeds: &[Tensor],
     target: Target,
     fixed: &[Option<usize>],
     points: &[Vec<f32>],
     times: Option<&[f32]>,
 ) -> Result<Explanation> {
-    let mut base = once(e, spec, x, target, fixed, false)?;
+    let x = explained(spec, feeds)?;
+    let mut base = once(e, spec, feeds, target, fixed, false)?;
+    // The feeds with the explained input replaced by `values` (and every other input repeated
+    // `times` along the batch axis, for the batched program).
+    let with = |values: Vec<f32>, times: usize| -> Result<Vec<Tensor>> {
+        feeds
+            .iter()
+            .enumerate()
+            .map(|(k, t)| {
+                let mut shape = t.shape().to_vec();
+                if let Some(b) = shape.first_mut() {
+                    *b *= times;
+                }
+                if k == spec.explained {
+                    return Tensor::from_f32(shape, values.clone());
+                }
+                t.repeat_outer(times)
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| input_error("input", e.0))
+    };
     let mut sum = vec![0f32; x.len()];
     let mut add = |r: &[f32]| {
         for (s, v) in sum.iter_mut().zip(r) {
@@ -265,12 +388,7 @@ fn average(
         }
     };
     if e.batched() {
-        let stacked: Vec<f32> = points.iter().flatten().copied().collect();
-        let mut shape = x.shape().to_vec();
-        if let Some(b) = shape.first_mut() {
-            *b *= points.len();
-        }
-        let stacked = Tensor::from_f32(shape, stacked).map_err(|e| input_error("input", e.0))?;
+        let stacked = with(points.iter().flatten().copied().collect(), points.len())?;
         let targets: Vec<Option<usize>> = base.targets.iter().map(|&t| Some(t)).collect();
         let r = once(
             e,
@@ -285,8 +403,7 @@ fn average(
             .for_each(&mut add);
     } else {
         for p in points {
-            let point = Tensor::from_f32(x.shape().to_vec(), p.clone())
-                .map_err(|e| input_error("input", e.0))?;
+            let point = with(p.clone(), 1)?;
             let targets: Vec<Option<usize>> = base.targets.iter().map(|&t| Some(t)).collect();
             let r = once(e, spec, &point, Target::Top, &targets, false)?;
             add(f32s(&r.relevance, "relevance")?);
@@ -305,13 +422,14 @@ fn average(
 fn once(
     e: &dyn Evaluator,
     spec: &Spec,
-    x: &Tensor,
+    feeds: &[Tensor],
     target: Target,
     fixed: &[Option<usize>],
     batched: bool,
 ) -> Result<Explanation> {
+    let x = explained(spec, feeds)?;
     let mut run = e.start(batched)?;
-    run.forward(f32s(x, "input")?)?;
+    run.forward(feeds)?;
     let lv = run.logits()?;
     let batch = x.shape().first().copied().unwrap_or(1).max(1);
     let per = lv.len() / batch;
@@ -373,11 +491,9 @@ fn once(
     })
 }
 
-/// Port numbers of an explain program: inputs (model input, seed), outputs (logits,
-/// relevance, then the model's own outputs).
+/// Port numbers of an explain program: inputs (the model's, in its order, then the seed),
+/// outputs (logits, relevance, then the model's own outputs).
 pub mod ports {
-    pub const INPUT: usize = 0;
-    pub const SEED: usize = 1;
     pub const LOGITS: usize = 0;
     pub const RELEVANCE: usize = 1;
     pub const MODEL_OUTPUTS: usize = 2;
@@ -390,25 +506,31 @@ pub struct Compiled {
     pub batched: Option<Arc<Executable>>,
 }
 
-struct CompiledRun<'e>(Session<'e>);
+/// A compiled evaluation; the seed's port follows the model's inputs.
+struct CompiledRun<'e> {
+    session: Session<'e>,
+    seed: usize,
+}
 
 impl Phases for CompiledRun<'_> {
-    fn forward(&mut self, x: &[f32]) -> Result<()> {
-        self.0.write(ports::INPUT, x)?;
-        self.0.run_first()
+    fn forward(&mut self, inputs: &[Tensor]) -> Result<()> {
+        for (port, t) in inputs.iter().enumerate() {
+            self.session.write_tensor(port, t)?;
+        }
+        self.session.run_first()
     }
     fn logits(&self) -> Result<Vec<f32>> {
-        Ok(self.0.output(ports::LOGITS)?.to_vec())
+        Ok(self.session.output(ports::LOGITS)?.to_vec())
     }
     fn backward(&mut self, seed: &[f32]) -> Result<()> {
-        self.0.write(ports::SEED, seed)?;
-        self.0.run_second()
+        self.session.write(self.seed, seed)?;
+        self.session.run_second()
     }
     fn relevance(&self) -> Result<Vec<f32>> {
-        Ok(self.0.output(ports::RELEVANCE)?.to_vec())
+        Ok(self.session.output(ports::RELEVANCE)?.to_vec())
     }
     fn total(&self, k: usize) -> Option<f32> {
-        self.0.total(k)
+        self.session.total(k)
     }
 }
 
@@ -418,7 +540,11 @@ impl Evaluator for Compiled {
             (Some(b), true) => b,
             _ => &self.main,
         };
-        Ok(Box::new(CompiledRun(exe.session()?)))
+        let seed = exe.program().inputs.len().saturating_sub(1);
+        Ok(Box::new(CompiledRun {
+            session: exe.session()?,
+            seed,
+        }))
     }
 
     fn batched(&self) -> bool {
@@ -427,10 +553,13 @@ impl Evaluator for Compiled {
 }
 
 impl Compiled {
-    /// Runs the forward phase only and returns the model's own outputs.
-    pub fn run(&self, spec: &Spec, x: &Tensor) -> Result<Vec<Tensor>> {
+    /// Runs the forward phase only on the model inputs `feeds` (in its order) and returns the
+    /// model's own outputs.
+    pub fn run(&self, spec: &Spec, feeds: &[Tensor]) -> Result<Vec<Tensor>> {
         let mut s = self.main.session()?;
-        s.write(ports::INPUT, f32s(x, "input")?)?;
+        for (port, t) in feeds.iter().enumerate() {
+            s.write_tensor(port, t)?;
+        }
         s.run_first()?;
         (0..spec.outputs.len())
             .map(|k| s.read(ports::MODEL_OUTPUTS + k))

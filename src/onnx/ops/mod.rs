@@ -27,6 +27,7 @@ pub enum Source {
     /// decomposition), named `{node}.{role}`.
     Const(String, Arc<Tensor>),
     /// An earlier node of the same import (`Imported::nodes[k]`).
+    #[allow(dead_code)]
     Node(usize),
 }
 
@@ -65,6 +66,7 @@ impl Imported {
     }
 
     /// An empty import, to build node by node.
+    #[allow(dead_code)]
     pub fn new() -> Self {
         Imported {
             nodes: Vec::new(),
@@ -73,6 +75,7 @@ impl Imported {
     }
 
     /// Adds a node (`role` empty for the one named exactly as the ONNX node); returns its source.
+    #[allow(dead_code)]
     pub fn add(&mut self, role: impl Into<String>, op: Op, inputs: Vec<Source>) -> Source {
         self.nodes.push(ImportedNode {
             role: role.into(),
@@ -83,6 +86,7 @@ impl Imported {
     }
 
     /// Makes `source` (a node of this import) ONNX output `pos`.
+    #[allow(dead_code)]
     pub fn output(&mut self, pos: usize, source: &Source) {
         if let Source::Node(k) = source {
             if self.outputs.len() <= pos {

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use super::proto::{self, operand::Kind as OperandKind, step::Kind as StepKind};
 use super::write::ALIGN;
 use super::{Bytes, MethodInfo, SourceInfo};
+use crate::ir::DType;
 use crate::ir::ops::{Activation, BinaryOp, Lrn, Plane, Pointwise, Softmax};
 use crate::runtime::code::{MachineCode, Patch, Symbol};
 use crate::runtime::elementwise::{Access, Instr, Kernel};
 use crate::runtime::executable::Executable;
-use crate::runtime::explainer::{Layer, Sampling, Spec};
+use crate::runtime::explainer::{InputSpec, Layer, Sampling, Spec};
 use crate::runtime::gemm::ConvShape;
 use crate::runtime::program::{KernelDesc, Operand, Port, Program, Step};
 use crate::runtime::slab::Slab;
@@ -469,8 +470,16 @@ pub fn method_proto(m: &MethodInfo) -> proto::Method {
 
 pub fn spec_proto(s: &Spec) -> proto::Spec {
     proto::Spec {
-        input_name: s.input_name.clone(),
-        input_shape: dims(&s.input_shape),
+        inputs: s
+            .inputs
+            .iter()
+            .map(|i| proto::Input {
+                name: i.name.clone(),
+                dtype: i.dtype.to_string(),
+                shape: dims(&i.shape),
+            })
+            .collect(),
+        explained: s.explained as u64,
         logits_shape: dims(&s.logits_shape),
         outputs: s.outputs.clone(),
         layers: s
@@ -912,8 +921,28 @@ pub fn spec(s: Option<&proto::Spec>, m: &MethodInfo, source: &str) -> Decode<Spe
     };
     Ok(Spec {
         source: source.to_string(),
-        input_name: s.input_name.clone(),
-        input_shape: sizes(&s.input_shape)?,
+        inputs: s
+            .inputs
+            .iter()
+            .map(|i| {
+                Ok(InputSpec {
+                    name: i.name.clone(),
+                    dtype: match i.dtype.as_str() {
+                        "f32" => DType::F32,
+                        "i64" => DType::I64,
+                        other => return Err(format!("input '{}' has dtype '{other}'", i.name)),
+                    },
+                    shape: sizes(&i.shape)?,
+                })
+            })
+            .collect::<Decode<_>>()?,
+        explained: {
+            let k = size(s.explained)?;
+            if k >= s.inputs.len() {
+                return Err(format!("explained input {k} of {} inputs", s.inputs.len()));
+            }
+            k
+        },
         logits_shape: sizes(&s.logits_shape)?,
         outputs: s.outputs.clone(),
         method: m.name.clone(),

@@ -559,8 +559,8 @@ impl Artifact {
                 .map(|(p, _, text)| format!("{p}={text}"))
                 .collect(),
             classes: spec.classes(),
-            input_name: spec.input_name,
-            input_shape: spec.input_shape,
+            input_name: spec.input().name.clone(),
+            input_shape: spec.input().shape.clone(),
             logits_shape: spec.logits_shape,
             outputs: spec.outputs,
             layers_reported: !spec.layers.is_empty(),
