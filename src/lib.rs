@@ -4,6 +4,7 @@
 //! [`ir`] graph, [`interp`] evaluates any op (the oracle), [`passes`] bring the graph to canonical
 //! form, and [`model`] ties them together for users.
 
+pub mod alloc;
 pub mod bench;
 pub mod codegen;
 pub mod error;

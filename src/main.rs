@@ -2,6 +2,9 @@
 
 mod cli;
 
+#[global_allocator]
+static ALLOCATOR: lrpc::alloc::HugePages = lrpc::alloc::HugePages;
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -79,7 +79,7 @@ pub fn read(path: &Path) -> Result<bytes::Bytes> {
     // SAFETY: a read-only private mapping, released once the import has copied the tensors out.
     // Like any mapping it assumes the file is not truncated meanwhile (reads would then fault);
     // the import only reads it.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(io)?;
     Ok(bytes::Bytes::from_owner(map))
 }
 
