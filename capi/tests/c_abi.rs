@@ -28,7 +28,8 @@ fn cc(out: &Path, extra: &[&str], include: &Path) {
     let lib = library_dir();
     assert!(
         lib.join("liblrpc_capi.a").exists(),
-        "no static library in {}",
+        "no static library in {}: `cargo test` builds lrpc-capi only as an rlib; run `cargo build` \
+         first (README's test command does)",
         lib.display()
     );
     let src = root().join("capi/tests/c/explain.c");
