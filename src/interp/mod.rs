@@ -52,7 +52,7 @@ pub fn eval(op: &Op, inputs: &[&Tensor]) -> OpResult<Tensor> {
         Op::Slice(s) => movement::slice(s, x()),
         Op::Shape(s) => s.value(x().shape()),
         Op::Gather(g) => movement::gather(g, x(), inputs[1]),
-        Op::Cast(c) => Ok(x().cast(c.to)),
+        Op::Cast(c) => Ok(if c.boolean { x().nonzero() } else { x().cast(c.to) }),
         Op::ConstantOfShape(c) => movement::constant_of_shape(c, x()),
         Op::Identity => Ok(x().clone()),
         Op::ConvTranspose(c) => backward::conv_transpose(c, x(), inputs[1]),

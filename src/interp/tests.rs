@@ -332,10 +332,20 @@ fn shape_arithmetic() {
     let c = run(
         Op::Cast(Cast {
             to: crate::ir::DType::F32,
+            boolean: false,
         }),
         &[&s],
     );
     assert_eq!(c.f32s().unwrap(), &[3.0, 4.0]);
+    let signs = Tensor::from_f32(vec![3], vec![-0.5, 0.0, 2.0]).unwrap();
+    let b = run(
+        Op::Cast(Cast {
+            to: crate::ir::DType::I64,
+            boolean: true,
+        }),
+        &[&signs],
+    );
+    assert_eq!(b.i64s().unwrap(), &[1, 0, 1]);
     let fill = ConstantOfShape {
         value: Arc::new(Tensor::from_f32(vec![], vec![2.5]).unwrap()),
     };

@@ -183,6 +183,18 @@ impl Tensor {
         }
     }
 
+    /// 1 (as i64) where the element is nonzero, else 0: ONNX's cast to bool.
+    pub fn nonzero(&self) -> Tensor {
+        let data = match &self.data {
+            TensorData::F32(v) => v.iter().map(|&x| i64::from(x != 0.0)).collect(),
+            TensorData::I64(v) => v.iter().map(|&x| i64::from(x != 0)).collect(),
+        };
+        Tensor {
+            shape: self.shape.clone(),
+            data: TensorData::I64(data),
+        }
+    }
+
     /// Gathers elements by flat source index into a new tensor of `shape`.
     pub(crate) fn gather_flat(&self, shape: Vec<usize>, index: &[usize]) -> OpResult<Tensor> {
         let data = match &self.data {

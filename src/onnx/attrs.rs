@@ -44,6 +44,11 @@ impl<'a> Attrs<'a> {
         Ok(Some(a))
     }
 
+    /// A graph attribute (If's branches).
+    pub fn graph(&self, name: &str) -> Result<Option<&'a super::proto::GraphProto>, String> {
+        Ok(self.typed(name, AttributeType::Graph)?.and_then(|a| a.g.as_ref()))
+    }
+
     pub fn has(&self, name: &str) -> bool {
         self.by_name.contains_key(name)
     }

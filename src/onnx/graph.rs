@@ -13,6 +13,7 @@ use super::proto::{GraphProto, ModelProto, NodeProto, ValueInfoProto, tensor_pro
 use super::tensor::to_tensor;
 use crate::error::{Error, Result};
 use crate::ir::{DType, Fact, Graph, NodeIndex, Op, Output, Tensor};
+use crate::passes::Pass;
 
 /// A declared input dimension.
 #[derive(Clone, Debug)]
@@ -36,7 +37,12 @@ struct Importer<'a> {
     values: HashMap<String, NodeIndex>,
     /// Names of node outputs past the first, which lrpc does not support: name -> (node, op, position).
     secondary: HashMap<String, (String, String, usize)>,
+    /// How deep in If branches the import is.
+    depth: usize,
 }
+
+/// If branches nested deeper than this are refused (a hostile model could nest without end).
+const MAX_IF_DEPTH: usize = 32;
 
 pub fn import(
     bytes: bytes::Bytes,
@@ -61,6 +67,7 @@ pub fn import(
         const_nodes: HashMap::new(),
         values: HashMap::new(),
         secondary: HashMap::new(),
+        depth: 0,
     };
     imp.graph.max_elements = options.max_elements;
     imp.initializers(g)?;
@@ -436,6 +443,9 @@ impl Importer<'_> {
             return Err(import_error("has no output".into()));
         };
         let attrs = Attrs::new(n).map_err(import_error)?;
+        if op_type == "If" {
+            return self.inline_if(n, &name, &attrs);
+        }
         let ctx = NodeCtx {
             node: n,
             opset: self.graph.opset,
@@ -503,6 +513,81 @@ impl Importer<'_> {
                 "internal: the importer made no first output".into(),
             ));
         }
+        Ok(())
+    }
+
+    /// An If whose condition is known once shapes are: its condition is evaluated now (the
+    /// graph imported so far, with its inputs' static shapes, is all it can depend on), and the
+    /// taken branch's initializers and nodes are imported in its place, its outputs becoming
+    /// the If's. The branch not taken is never imported (it may hold ops lrpc lacks).
+    fn inline_if(&mut self, n: &NodeProto, name: &str, attrs: &Attrs) -> Result<()> {
+        let import_error = |reason: String| Error::Import {
+            file: self.file.into(),
+            node: name.to_string(),
+            op: "If".into(),
+            reason,
+        };
+        if n.input.len() != 1 {
+            return Err(import_error(format!(
+                "takes 1 input (the condition), got {}",
+                n.input.len()
+            )));
+        }
+        self.depth += 1;
+        if self.depth > MAX_IF_DEPTH {
+            return Err(import_error(format!(
+                "If branches nest more than {MAX_IF_DEPTH} deep"
+            )));
+        }
+        let cond = self.value(&n.input[0], name, "If")?;
+        // Shape inference with constant evaluation over what is imported so far: the one place
+        // import looks ahead to the passes, because the branch to import depends on it.
+        crate::passes::InferFacts.run(&mut self.graph)?;
+        let value = self.graph.fact(cond).value.clone();
+        let taken = match value.as_deref().map(|t| t.cast(DType::I64)) {
+            Some(t) if t.len() == 1 => t.i64s().map(|v| v[0] != 0).unwrap_or(false),
+            Some(t) => {
+                return Err(import_error(format!(
+                    "the condition has {} values; it must be one",
+                    t.len()
+                )));
+            }
+            None => {
+                return Err(import_error(format!(
+                    "the condition '{}' is computed at run time (from the input data); lrpc inlines If only when the condition is known once shapes are (a Shape comparison, a constant)",
+                    n.input[0]
+                )));
+            }
+        };
+        let branch_name = if taken { "then_branch" } else { "else_branch" };
+        let branch = attrs
+            .graph(branch_name)
+            .map_err(&import_error)?
+            .ok_or_else(|| import_error(format!("has no {branch_name}")))?;
+        self.initializers(branch)?;
+        let order = node_order(branch, self.file)?;
+        for (k, i) in order.into_iter().enumerate() {
+            self.node(&branch.node[i], k)?;
+        }
+        let outs: Vec<&str> = n.output.iter().map(String::as_str).collect();
+        if branch.output.len() != outs.len() {
+            return Err(import_error(format!(
+                "the {branch_name} has {} outputs for the If's {}",
+                branch.output.len(),
+                outs.len()
+            )));
+        }
+        for (out, b) in outs.iter().zip(&branch.output) {
+            if out.is_empty() {
+                continue;
+            }
+            let node = self.value(&b.name, name, "If")?;
+            if let Some(t) = self.consts.get(&b.name).cloned() {
+                self.consts.insert(out.to_string(), t);
+            }
+            self.values.insert(out.to_string(), node);
+        }
+        self.depth -= 1;
         Ok(())
     }
 

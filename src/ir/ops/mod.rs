@@ -354,7 +354,7 @@ impl Op {
                 }
             }
             Op::Gather(g) => out.push(("axis", g.axis.to_string())),
-            Op::Cast(c) => out.push(("to", c.to.to_string())),
+            Op::Cast(c) => out.push(("to", if c.boolean { "bool".into() } else { c.to.to_string() })),
             Op::Pointwise(Pointwise::Stabilize { epsilon }) => {
                 out.push(("epsilon", format!("{epsilon:e}")))
             }

@@ -374,10 +374,13 @@ impl Gather {
     }
 }
 
-/// Element type conversion; every integer type maps to i64, every float type to f32.
+/// Element type conversion; every integer type maps to i64, every float type to f32, and BOOL to
+/// i64 holding 0 or 1 (`boolean`: every nonzero value becomes 1, as ONNX casts to bool).
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Cast {
     pub to: DType,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub boolean: bool,
 }
 
 impl Cast {

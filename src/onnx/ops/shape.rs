@@ -160,6 +160,11 @@ pub fn dtype_of(code: i64) -> Result<DType, String> {
 
 pub fn cast(ctx: &NodeCtx) -> Result<Imported, String> {
     let to = ctx.attrs.int("to")?.ok_or("attribute 'to' is required")?;
-    let to = dtype_of(to).map_err(|e| format!("Cast to {e}"))?;
-    Ok(Imported::first(Op::Cast(Cast { to }), 1))
+    let boolean = to == crate::onnx::proto::tensor_proto::DataType::Bool as i64;
+    let to = if boolean {
+        DType::I64
+    } else {
+        dtype_of(to).map_err(|e| format!("Cast to {e}"))?
+    };
+    Ok(Imported::first(Op::Cast(Cast { to, boolean }), 1))
 }
