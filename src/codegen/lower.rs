@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use crate::error::{Error, OpResult, Result};
 use crate::interp;
 use crate::ir::ops::gemm::matmul_dims;
-use crate::ir::ops::{BinaryOp, Concat, Gemm, GlobalPool, Lrn, Op, Plane, Pool, PoolKind};
+use crate::ir::ops::{
+    Activation, BinaryOp, Concat, Gemm, GlobalPool, Lrn, Op, Plane, Pool, PoolKind,
+};
 use crate::ir::{DType, Graph, NodeIndex, Tensor, numel};
 use crate::runtime::elementwise::{Access, Instr, Kernel};
 use crate::runtime::gemm::{ConvGemm, ConvShape};
@@ -134,10 +136,21 @@ fn elementwise_op(op: &Op) -> bool {
         op,
         Op::Binary(_)
             | Op::Sum
+            | Op::Where
             | Op::Pointwise(_)
             | Op::Activation(_)
             | Op::ActivationGrad(_)
             | Op::BatchNorm(_)
+    ) || matches!(op, Op::Cast(c) if c.boolean || c.to == DType::I64)
+}
+
+/// Whether compiled code computes `op` exactly on integer values carried as f32 (integers
+/// below 2^24, as the inputs are checked to be): not integer division, remainders or powers,
+/// which round differently than their f32 forms.
+fn exact_on_integers(op: &Op) -> bool {
+    !matches!(
+        op,
+        Op::Binary(BinaryOp::Div | BinaryOp::Mod | BinaryOp::FMod | BinaryOp::Pow)
     )
 }
 
@@ -265,8 +278,12 @@ impl Lowering<'_> {
         let ins = graph.inputs_of(n);
         let fact = graph.fact(n);
         op_ensure!(
-            fact.dtype == DType::F32,
-            "computes a {:?} value at run time; compiled code handles f32 data only",
+            fact.dtype == DType::F32
+                || (elementwise_op(&node.op) && exact_on_integers(&node.op))
+                || matches!(node.op, Op::Cast(_) | Op::Identity)
+                || node.op.is_data_movement(),
+            "computes a {:?} value at run time; compiled code carries integers as f32 only \
+             through element-wise ops, casts and data movement",
             fact.dtype
         );
         match &node.op {
@@ -800,6 +817,21 @@ impl Lowering<'_> {
             Op::Pointwise(p) => {
                 let a = self.expand_child(ins[0], shape, k)?;
                 k.push(Instr::Pointwise(*p, a))
+            }
+            Op::Where => {
+                let c = self.expand_child(ins[0], shape, k)?;
+                let a = self.expand_child(ins[1], shape, k)?;
+                let b = self.expand_child(ins[2], shape, k)?;
+                k.push(Instr::Select(c, a, b))
+            }
+            Op::Cast(c) => {
+                let a = self.expand_child(ins[0], shape, k)?;
+                let f = if c.boolean {
+                    Activation::NonZero
+                } else {
+                    Activation::Trunc
+                };
+                k.push(Instr::Activation(f, a))
             }
             Op::Activation(f) => {
                 let a = self.expand_child(ins[0], shape, k)?;

@@ -92,19 +92,61 @@ fn zip_with(
 }
 
 pub fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> OpResult<Tensor> {
-    match op {
-        BinaryOp::Add => zip_with(a, b, |x, y| x + y, |x, y| Ok(x.wrapping_add(y))),
-        BinaryOp::Sub => zip_with(a, b, |x, y| x - y, |x, y| Ok(x.wrapping_sub(y))),
-        BinaryOp::Mul => zip_with(a, b, |x, y| x * y, |x, y| Ok(x.wrapping_mul(y))),
-        BinaryOp::Div => zip_with(
-            a,
-            b,
-            |x, y| x / y,
-            |x, y| match x.checked_div(y) {
-                Some(q) => Ok(q),
-                None => op_bail!("integer division by zero"),
-            },
-        ),
+    // The exponent or slope may be of another type than the base: computed in the base's.
+    let converted;
+    let b = match (op, a.data(), b.data()) {
+        (BinaryOp::Pow | BinaryOp::PRelu, TensorData::F32(_), TensorData::I64(_))
+        | (BinaryOp::Pow | BinaryOp::PRelu, TensorData::I64(_), TensorData::F32(_)) => {
+            converted = b.cast(a.dtype());
+            &converted
+        }
+        _ => b,
+    };
+    let out = zip_with(
+        a,
+        b,
+        |x, y| op.f32(x, y),
+        |x, y| match op.i64(x, y) {
+            Some(v) => Ok(v),
+            None => op_bail!(
+                "{} of integers {x} and {y} has no integer result",
+                op.name()
+            ),
+        },
+    )?;
+    Ok(if op.is_predicate() {
+        out.cast(crate::ir::DType::I64)
+    } else {
+        out
+    })
+}
+
+/// Where: x where `cond` is nonzero, else y, all three broadcast to one shape.
+pub fn select(cond: &Tensor, x: &Tensor, y: &Tensor) -> OpResult<Tensor> {
+    let out = broadcast(cond.shape(), &broadcast(x.shape(), y.shape())?)?;
+    let (mc, mx, my) = (
+        broadcast_map(cond.shape(), &out),
+        broadcast_map(x.shape(), &out),
+        broadcast_map(y.shape(), &out),
+    );
+    let truth: Vec<bool> = match cond.data() {
+        TensorData::F32(c) => mc.iter().map(|&i| c[i] != 0.0).collect(),
+        TensorData::I64(c) => mc.iter().map(|&i| c[i] != 0).collect(),
+    };
+    match (x.data(), y.data()) {
+        (TensorData::F32(a), TensorData::F32(b)) => {
+            let v = (0..truth.len())
+                .map(|k| if truth[k] { a[mx[k]] } else { b[my[k]] })
+                .collect();
+            Tensor::from_f32(out, v)
+        }
+        (TensorData::I64(a), TensorData::I64(b)) => {
+            let v = (0..truth.len())
+                .map(|k| if truth[k] { a[mx[k]] } else { b[my[k]] })
+                .collect();
+            Tensor::from_i64(out, v)
+        }
+        _ => op_bail!("x and y have different types"),
     }
 }
 
@@ -117,6 +159,53 @@ pub fn sum(inputs: &[&Tensor]) -> OpResult<Tensor> {
 }
 
 pub fn activation(a: Activation, x: &Tensor) -> OpResult<Tensor> {
-    let v = x.f32s()?.iter().map(|&v| a.apply(v)).collect();
-    Tensor::from_f32(x.shape().to_vec(), v)
+    match x.data() {
+        TensorData::I64(v) => {
+            let Some(out) = v
+                .iter()
+                .map(|&v| a.apply_i64(v))
+                .collect::<Option<Vec<_>>>()
+            else {
+                op_bail!("{} is not defined on integers", a.name());
+            };
+            Tensor::from_i64(x.shape().to_vec(), out)
+        }
+        TensorData::F32(v) => {
+            Tensor::from_f32(x.shape().to_vec(), v.iter().map(|&v| a.apply(v)).collect())
+        }
+    }
+}
+
+/// A Reduce op: every output element the reduction of the input elements that map to it.
+pub fn reduce(r: &crate::ir::ops::Reduce, x: &Tensor) -> OpResult<Tensor> {
+    let shape = x.shape();
+    let axes = r.axes(shape.len())?;
+    let kept: Vec<usize> = shape
+        .iter()
+        .enumerate()
+        .map(|(a, &d)| if axes.contains(&a) { 1 } else { d })
+        .collect();
+    // Each input element's output position: its index with the reduced axes set to 0.
+    let out_strides = strides(&kept);
+    let in_strides = strides(shape);
+    let mut groups: Vec<Vec<f64>> = vec![Vec::new(); numel(&kept)];
+    let values: Vec<f64> = match x.data() {
+        TensorData::F32(v) => v.iter().map(|&v| f64::from(v)).collect(),
+        TensorData::I64(v) => v.iter().map(|&v| v as f64).collect(),
+    };
+    for (i, &v) in values.iter().enumerate() {
+        let mut o = 0;
+        for a in 0..shape.len() {
+            if !axes.contains(&a) {
+                o += (i / in_strides[a]) % shape[a] * out_strides[a];
+            }
+        }
+        groups[o].push(v);
+    }
+    let out_shape = r.output_shape(shape)?;
+    let reduced = groups.into_iter().map(|g| r.kind.apply(g.into_iter()));
+    match x.data() {
+        TensorData::F32(_) => Tensor::from_f32(out_shape, reduced.map(|v| v as f32).collect()),
+        TensorData::I64(_) => Tensor::from_i64(out_shape, reduced.map(|v| v as i64).collect()),
+    }
 }

@@ -34,6 +34,8 @@ pub fn eval(op: &Op, inputs: &[&Tensor]) -> OpResult<Tensor> {
         Op::MatMul => linear::matmul(x(), inputs[1]),
         Op::Binary(b) => elementwise::binary(*b, x(), inputs[1]),
         Op::Sum => elementwise::sum(inputs),
+        Op::Where => elementwise::select(inputs[0], inputs[1], inputs[2]),
+        Op::Reduce(r) => elementwise::reduce(r, x()),
         Op::Activation(a) => elementwise::activation(*a, x()),
         Op::Pool(p) => pool::pool(p, x()),
         Op::GlobalPool(g) => pool::global_pool(*g, x()),
@@ -52,7 +54,11 @@ pub fn eval(op: &Op, inputs: &[&Tensor]) -> OpResult<Tensor> {
         Op::Slice(s) => movement::slice(s, x()),
         Op::Shape(s) => s.value(x().shape()),
         Op::Gather(g) => movement::gather(g, x(), inputs[1]),
-        Op::Cast(c) => Ok(if c.boolean { x().nonzero() } else { x().cast(c.to) }),
+        Op::Cast(c) => Ok(if c.boolean {
+            x().nonzero()
+        } else {
+            x().cast(c.to)
+        }),
         Op::ConstantOfShape(c) => movement::constant_of_shape(c, x()),
         Op::Identity => Ok(x().clone()),
         Op::ConvTranspose(c) => backward::conv_transpose(c, x(), inputs[1]),

@@ -46,7 +46,9 @@ impl<'a> Attrs<'a> {
 
     /// A graph attribute (If's branches).
     pub fn graph(&self, name: &str) -> Result<Option<&'a super::proto::GraphProto>, String> {
-        Ok(self.typed(name, AttributeType::Graph)?.and_then(|a| a.g.as_ref()))
+        Ok(self
+            .typed(name, AttributeType::Graph)?
+            .and_then(|a| a.g.as_ref()))
     }
 
     pub fn has(&self, name: &str) -> bool {

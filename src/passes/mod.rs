@@ -10,6 +10,7 @@ mod fold;
 mod identity;
 mod infer;
 mod linear;
+mod reduce;
 pub mod sign;
 mod softmax;
 
@@ -21,6 +22,7 @@ pub use fold::FoldConstants;
 pub use identity::RemoveIdentity;
 pub use infer::InferFacts;
 pub use linear::CanonicalizeLinear;
+pub use reduce::LowerReduce;
 pub use softmax::MarkTrailingSoftmax;
 
 use crate::error::{Error, Result};
@@ -40,6 +42,7 @@ fn rewrites() -> Vec<Box<dyn Pass>> {
         Box::new(RemoveIdentity),
         Box::new(FoldConstants),
         Box::new(RemoveDeadNodes),
+        Box::new(LowerReduce),
         Box::new(CanonicalizeLinear),
         Box::new(AffineToBatchNorm),
         Box::new(FoldBatchNorm),

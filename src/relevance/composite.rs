@@ -68,6 +68,7 @@ pub fn layer_kind(
         Op::Pool(_) | Op::GlobalPool(GlobalPool::Average) => LayerKind::AvgPool,
         Op::GlobalPool(GlobalPool::Max) => LayerKind::MaxPool,
         Op::Activation(a) => LayerKind::Activation(*a),
+        Op::Where => LayerKind::Movement,
         Op::BatchNorm(_) => LayerKind::BatchNorm,
         Op::Lrn(_) => LayerKind::Lrn,
         Op::Softmax(_) => LayerKind::Softmax,

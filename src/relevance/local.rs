@@ -137,7 +137,23 @@ fn gradient(
                     {
                         bl.div("relevance", r, ins[1])
                     }
-                    _ => op_bail!("{} by a computed divisor has no gradient rule", op.name()),
+                    Op::Binary(
+                        b @ (BinaryOp::Max | BinaryOp::Min | BinaryOp::PRelu | BinaryOp::Pow),
+                    ) if computed.len() == 1
+                        && (slot == 0 || matches!(b, BinaryOp::Max | BinaryOp::Min)) =>
+                    {
+                        elementwise_gradient(bl, *b, slot, ins[0], ins[1], r)?
+                    }
+                    Op::Binary(b) => op_bail!(
+                        "{} with {} has no gradient rule",
+                        b.name(),
+                        if computed.len() > 1 {
+                            "two computed operands"
+                        } else {
+                            "a computed second operand"
+                        }
+                    ),
+                    _ => op_bail!("{} has no gradient rule", op.name()),
                 };
                 out.push((i, g));
             }
@@ -239,6 +255,68 @@ fn gradient(
             vec![(x, g)]
         }
         Op::Identity => vec![(x, r)],
+        Op::Where => {
+            // The condition only selects; relevance flows to the operand it selected.
+            let zero = bl.konst("zero", Tensor::from_f32(vec![], vec![0.0])?);
+            let mut out = vec![];
+            for &(slot, i) in computed.iter().filter(|(slot, _)| *slot > 0) {
+                let shape = &bl.graph.fact(i).shape;
+                op_ensure!(
+                    shape.as_slice() == out_shape,
+                    "input {shape:?} is broadcast to {out_shape:?}; its gradient would need a reduction"
+                );
+                let (t, f) = if slot == 1 { (r, zero) } else { (zero, r) };
+                out.push((
+                    i,
+                    bl.add(&format!("relevance{slot}"), Op::Where, &[ins[0], t, f]),
+                ));
+            }
+            out
+        }
         other => op_bail!("{} has no gradient rule", other.name()),
+    })
+}
+
+/// r times the derivative of `op(a, b)` in operand `slot` (the other operand constant): a
+/// mask for Max/Min (where that operand is the one chosen), the slope for PRelu's negative
+/// part, b a^(b-1) for Pow.
+fn elementwise_gradient(
+    bl: &mut Builder,
+    op: BinaryOp,
+    slot: usize,
+    a: NodeIndex,
+    b: NodeIndex,
+    r: NodeIndex,
+) -> OpResult<NodeIndex> {
+    let zero = bl.konst("zero", Tensor::from_f32(vec![], vec![0.0])?);
+    Ok(match (op, slot) {
+        (BinaryOp::Max, 0) | (BinaryOp::Min, 1) => {
+            let m = bl.bin("chosen", BinaryOp::GreaterOrEqual, a, b);
+            bl.add("relevance", Op::Where, &[m, r, zero])
+        }
+        (BinaryOp::Max, _) | (BinaryOp::Min, _) => {
+            let m = bl.bin("chosen", BinaryOp::GreaterOrEqual, a, b);
+            bl.add("relevance", Op::Where, &[m, zero, r])
+        }
+        (BinaryOp::PRelu, _) => {
+            let m = bl.bin("positive", BinaryOp::GreaterOrEqual, a, zero);
+            let neg = bl.mul("negative", r, b);
+            bl.add("relevance", Op::Where, &[m, r, neg])
+        }
+        (BinaryOp::Pow, _) => {
+            let b = match bl.graph.constant(b) {
+                Some(t) if t.dtype() != crate::ir::DType::F32 => {
+                    let t = t.cast(crate::ir::DType::F32);
+                    bl.konst("exponent_f32", t)
+                }
+                _ => b,
+            };
+            let one = bl.konst("one", Tensor::from_f32(vec![], vec![1.0])?);
+            let e = bl.bin("exponent", BinaryOp::Sub, b, one);
+            let p = bl.bin("power", BinaryOp::Pow, a, e);
+            let d = bl.mul("derivative", p, b);
+            bl.mul("relevance", r, d)
+        }
+        _ => op_bail!("{} has no gradient rule", op.name()),
     })
 }

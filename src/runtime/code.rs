@@ -4,6 +4,7 @@
 
 use super::jit::Jit;
 use super::program::KernelDesc;
+use crate::ir::ops::{Activation, ActivationGrad, BinaryOp};
 
 /// `expf` for kernels: registered with the JIT, patched into stored code, and resolved by the
 /// linker for object files (hence the unmangled name).
@@ -18,25 +19,73 @@ pub extern "C" fn lrpc_tanhf(x: f32) -> f32 {
     x.tanh()
 }
 
+/// Every other pointwise function for kernels: `code` is [`Activation::code`] (plus
+/// [`GRADIENT`] for f'(x)), `p0`/`p1` its parameters. One entry point instead of one symbol per
+/// function keeps the stored-code patch table and the linker's symbol list fixed; these are the
+/// scalar, transcendental cases where a call is paid anyway. The same Rust functions as the
+/// interpreter's, so compiled results equal it.
+#[unsafe(no_mangle)]
+pub extern "C" fn lrpc_unaryf(code: u32, p0: f32, p1: f32, x: f32) -> f32 {
+    match Activation::from_code(code & !GRADIENT, p0, p1) {
+        Some(a) if code & GRADIENT != 0 => ActivationGrad { activation: a }.derivative(x),
+        Some(a) => a.apply(x),
+        None => f32::NAN,
+    }
+}
+
+/// Added to an activation's code to ask [`lrpc_unaryf`] for its derivative.
+pub const GRADIENT: u32 = 0x100;
+
+/// Binary functions without an inline form (Pow, Mod, FMod): `code` is [`BinaryOp::code`].
+#[unsafe(no_mangle)]
+pub extern "C" fn lrpc_binaryf(code: u32, a: f32, b: f32) -> f32 {
+    match BinaryOp::ALL.get(code as usize) {
+        Some(op) => op.f32(a, b),
+        None => f32::NAN,
+    }
+}
+
 /// A function kernels call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Symbol {
     Exp,
     Tanh,
+    Unary,
+    Binary,
 }
 
 impl Symbol {
+    pub const ALL: [Symbol; 4] = [Symbol::Exp, Symbol::Tanh, Symbol::Unary, Symbol::Binary];
+
     pub fn address(self) -> usize {
         match self {
             Symbol::Exp => lrpc_expf as *const () as usize,
             Symbol::Tanh => lrpc_tanhf as *const () as usize,
+            Symbol::Unary => lrpc_unaryf as *const () as usize,
+            Symbol::Binary => lrpc_binaryf as *const () as usize,
         }
     }
 
     pub fn name(self) -> &'static str {
         match self {
-            Symbol::Exp => super::emit::EXP_SYMBOL,
-            Symbol::Tanh => super::emit::TANH_SYMBOL,
+            Symbol::Exp => "lrpc_expf",
+            Symbol::Tanh => "lrpc_tanhf",
+            Symbol::Unary => "lrpc_unaryf",
+            Symbol::Binary => "lrpc_binaryf",
+        }
+    }
+
+    /// The symbol with this name.
+    pub fn from_name(name: &str) -> Option<Symbol> {
+        Symbol::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// Its parameters: the integer code arguments first, then floats; all return one f32.
+    pub fn params(self) -> (usize, usize) {
+        match self {
+            Symbol::Exp | Symbol::Tanh => (0, 1),
+            Symbol::Unary => (1, 3),
+            Symbol::Binary => (1, 2),
         }
     }
 }

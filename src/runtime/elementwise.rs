@@ -18,6 +18,8 @@ pub enum Instr {
     Activation(Activation, u32),
     /// dy * f'(x): (activation, x, dy).
     ActivationGrad(Activation, u32, u32),
+    /// (c, a, b): a where c is nonzero, else b.
+    Select(u32, u32, u32),
 }
 
 /// How element i of the output finds its element in one input.
@@ -93,6 +95,7 @@ impl Kernel {
                 Instr::Const(_) => true,
                 Instr::Binary(_, a, b) | Instr::ActivationGrad(_, a, b) => ok(a) && ok(b),
                 Instr::Pointwise(_, a) | Instr::Activation(_, a) => ok(a),
+                Instr::Select(c, a, b) => ok(c) && ok(a) && ok(b),
             };
             if !valid {
                 op_bail!("instruction {i} ({ins:?}) reads a later value or a missing input");
@@ -101,16 +104,15 @@ impl Kernel {
         Ok(())
     }
 
-    /// Whether every instruction has an f32x4 form (exp-based activations are scalar only) and
-    /// every input a vector access.
+    /// Whether every instruction has an f32x4 form (functions computed by a call are scalar
+    /// only) and every input a vector access.
     pub fn vectorizable(&self) -> bool {
         self.inputs.iter().all(|a| a.vectorizable())
-            && !self.body.iter().any(|i| {
-                matches!(
-                    i,
-                    Instr::Activation(Activation::Sigmoid | Activation::Tanh, _)
-                        | Instr::ActivationGrad(Activation::Sigmoid | Activation::Tanh, _, _)
-                )
+            && self.body.iter().all(|i| match *i {
+                Instr::Activation(a, _) => a.vectorizes(),
+                Instr::ActivationGrad(a, _, _) => native_gradient(a),
+                Instr::Binary(op, _, _) => op.vectorizes(),
+                _ => true,
             })
     }
 
@@ -122,23 +124,31 @@ impl Kernel {
                 v[j] = match *ins {
                     Instr::Load(k) => inputs[k][self.inputs[k].index(i)],
                     Instr::Const(c) => c,
-                    Instr::Binary(op, a, b) => {
-                        let (a, b) = (v[a as usize], v[b as usize]);
-                        match op {
-                            BinaryOp::Add => a + b,
-                            BinaryOp::Sub => a - b,
-                            BinaryOp::Mul => a * b,
-                            BinaryOp::Div => a / b,
-                        }
-                    }
+                    Instr::Binary(op, a, b) => op.f32(v[a as usize], v[b as usize]),
                     Instr::Pointwise(p, a) => p.apply(v[a as usize]),
                     Instr::Activation(f, a) => f.apply(v[a as usize]),
                     Instr::ActivationGrad(f, x, dy) => {
                         v[dy as usize] * ActivationGrad { activation: f }.derivative(v[x as usize])
+                    }
+                    Instr::Select(c, a, b) => {
+                        if v[c as usize] != 0.0 {
+                            v[a as usize]
+                        } else {
+                            v[b as usize]
+                        }
                     }
                 };
             }
             *o = v[self.output as usize];
         }
     }
+}
+
+/// Whether compiled kernels compute f'(x) of `a` inline (the others call
+/// [`crate::runtime::code::lrpc_unaryf`]).
+pub fn native_gradient(a: Activation) -> bool {
+    matches!(
+        a,
+        Activation::Relu | Activation::LeakyRelu { .. } | Activation::Clip { .. }
+    )
 }

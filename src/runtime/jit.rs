@@ -6,9 +6,9 @@ use cranelift_codegen::settings::{self, Configurable};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, default_libcall_names};
 
-use super::code::{lrpc_expf, lrpc_tanhf};
+use super::code::Symbol;
 use super::elementwise::Kernel;
-use super::emit::{EXP_SYMBOL, Emitter, TANH_SYMBOL};
+use super::emit::Emitter;
 
 /// (input pointer array, out, start, end).
 pub type ElementwiseFn = unsafe extern "C" fn(*const *const f32, *mut f32, i64, i64);
@@ -69,8 +69,9 @@ impl Jit {
     pub fn new() -> Result<Jit, String> {
         let isa = host_isa(false)?;
         let mut builder = JITBuilder::with_isa(isa, default_libcall_names());
-        builder.symbol(EXP_SYMBOL, lrpc_expf as *const u8);
-        builder.symbol(TANH_SYMBOL, lrpc_tanhf as *const u8);
+        for symbol in Symbol::ALL {
+            builder.symbol(symbol.name(), symbol.address() as *const u8);
+        }
         Ok(Jit {
             emitter: Emitter::new(JITModule::new(builder))?,
         })

@@ -77,6 +77,37 @@ fn every_instruction_compiles_and_agrees() {
         Activation::Clip { min: 0.0, max: 2.0 },
         Activation::Sigmoid,
         Activation::Tanh,
+        Activation::HardSigmoid {
+            alpha: 0.2,
+            beta: 0.5,
+        },
+        Activation::HardSwish,
+        Activation::Elu { alpha: 0.7 },
+        Activation::Selu {
+            alpha: 1.67,
+            gamma: 1.05,
+        },
+        Activation::Celu { alpha: 2.0 },
+        Activation::Softplus,
+        Activation::Softsign,
+        Activation::Mish,
+        Activation::Gelu { tanh: false },
+        Activation::Gelu { tanh: true },
+        Activation::ThresholdedRelu { alpha: 1.0 },
+        Activation::Erf,
+        Activation::Exp,
+        Activation::Log,
+        Activation::Sqrt,
+        Activation::Abs,
+        Activation::Neg,
+        Activation::Reciprocal,
+        Activation::Floor,
+        Activation::Ceil,
+        Activation::Round,
+        Activation::Trunc,
+        Activation::NonZero,
+        Activation::Not,
+        Activation::Sign,
     ];
     for a in activations {
         check(&mut jit, &unary(Instr::Activation(a, 0)), a.name());
@@ -91,7 +122,7 @@ fn every_instruction_compiles_and_agrees() {
         };
         check(&mut jit, &grad, &format!("{} gradient", a.name()));
     }
-    for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div] {
+    for &op in BinaryOp::ALL {
         let k = Kernel {
             inputs: vec![Access::Full; 2],
             body: vec![Instr::Load(0), Instr::Load(1), Instr::Binary(op, 0, 1)],
@@ -99,6 +130,17 @@ fn every_instruction_compiles_and_agrees() {
         };
         check(&mut jit, &k, op.name());
     }
+    let select = Kernel {
+        inputs: vec![Access::Full; 3],
+        body: vec![
+            Instr::Load(0),
+            Instr::Load(1),
+            Instr::Load(2),
+            Instr::Select(0, 1, 2),
+        ],
+        output: 3,
+    };
+    check(&mut jit, &select, "Select");
 }
 
 #[test]

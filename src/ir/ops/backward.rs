@@ -96,10 +96,13 @@ pub struct ActivationGrad {
 }
 
 impl ActivationGrad {
-    /// f'(x).
+    /// f'(x) (0 for the step functions: Floor, Ceil, Round, Trunc, NonZero, Not, Sign).
     pub fn derivative(self, x: f32) -> f32 {
+        use std::f32::consts::{FRAC_1_SQRT_2, PI};
+        let sigmoid = |x: f32| Activation::Sigmoid.apply(x);
+        let step = |c: bool| f32::from(u8::from(c));
         match self.activation {
-            Activation::Relu => f32::from(x > 0.0),
+            Activation::Relu => step(x > 0.0),
             Activation::LeakyRelu { alpha } => {
                 if x > 0.0 {
                     1.0
@@ -107,12 +110,81 @@ impl ActivationGrad {
                     alpha
                 }
             }
-            Activation::Clip { min, max } => f32::from(x > min && x < max),
+            Activation::Clip { min, max } => step(x > min && x < max),
             Activation::Sigmoid => {
-                let s = Activation::Sigmoid.apply(x);
+                let s = sigmoid(x);
                 s * (1.0 - s)
             }
             Activation::Tanh => 1.0 - x.tanh() * x.tanh(),
+            Activation::HardSigmoid { alpha, beta } => {
+                let z = alpha * x + beta;
+                alpha * step(z > 0.0 && z < 1.0)
+            }
+            Activation::HardSwish => {
+                if x < -3.0 {
+                    0.0
+                } else if x > 3.0 {
+                    1.0
+                } else {
+                    x / 3.0 + 0.5
+                }
+            }
+            Activation::Elu { alpha } => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    alpha * x.exp()
+                }
+            }
+            Activation::Selu { alpha, gamma } => {
+                gamma * if x > 0.0 { 1.0 } else { alpha * x.exp() }
+            }
+            Activation::Celu { alpha } => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    (x / alpha).exp()
+                }
+            }
+            Activation::Softplus => sigmoid(x),
+            Activation::Softsign => 1.0 / ((1.0 + x.abs()) * (1.0 + x.abs())),
+            Activation::Mish => {
+                let t = Activation::Softplus.apply(x).tanh();
+                t + x * (1.0 - t * t) * sigmoid(x)
+            }
+            Activation::Gelu { tanh: false } => {
+                let cdf = 0.5 * (1.0 + super::erf(x * FRAC_1_SQRT_2));
+                let pdf = (-0.5 * x * x).exp() / (2.0 * PI).sqrt();
+                cdf + x * pdf
+            }
+            Activation::Gelu { tanh: true } => {
+                let k = (2.0 / PI).sqrt();
+                let t = (k * (x + 0.044715 * x * x * x)).tanh();
+                0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * k * (1.0 + 3.0 * 0.044715 * x * x)
+            }
+            Activation::ThresholdedRelu { alpha } => step(x > alpha),
+            Activation::Erf => 2.0 / PI.sqrt() * (-x * x).exp(),
+            Activation::Exp => x.exp(),
+            Activation::Log => 1.0 / x,
+            Activation::Sqrt => 0.5 / x.sqrt(),
+            Activation::Abs => {
+                if x > 0.0 {
+                    1.0
+                } else if x < 0.0 {
+                    -1.0
+                } else {
+                    0.0
+                }
+            }
+            Activation::Neg => -1.0,
+            Activation::Reciprocal => -1.0 / (x * x),
+            Activation::Floor
+            | Activation::Ceil
+            | Activation::Round
+            | Activation::Trunc
+            | Activation::NonZero
+            | Activation::Not
+            | Activation::Sign => 0.0,
         }
     }
 

@@ -8,6 +8,7 @@ pub mod elementwise;
 pub mod gemm;
 pub mod norm;
 pub mod pool;
+pub mod reduce;
 pub mod shape;
 pub mod util;
 pub mod window;
@@ -20,10 +21,11 @@ pub use backward::{
     SliceBackward,
 };
 pub use conv::Conv;
-pub use elementwise::{Activation, BinaryOp};
+pub use elementwise::{Activation, BinaryOp, erf};
 pub use gemm::Gemm;
 pub use norm::{BatchNorm, Lrn, Softmax};
 pub use pool::{GlobalPool, Pool, PoolKind};
+pub use reduce::{Reduce, ReduceKind};
 pub use shape::{
     Cast, Concat, ConstantOfShape, Flatten, Gather, Pad, Reshape, ShapeOf, Slice, Squeeze,
     Transpose, Unsqueeze,
@@ -47,6 +49,9 @@ pub enum Op {
     MatMul,
     Binary(BinaryOp),
     Sum,
+    Reduce(Reduce),
+    /// Where(condition, x, y): x where the condition is nonzero, else y (broadcasting).
+    Where,
     Activation(Activation),
     Pool(Pool),
     GlobalPool(GlobalPool),
@@ -88,6 +93,8 @@ impl Op {
             Op::MatMul => "MatMul",
             Op::Binary(b) => b.name(),
             Op::Sum => "Sum",
+            Op::Where => "Where",
+            Op::Reduce(r) => r.kind.name(),
             Op::Activation(a) => a.name(),
             Op::Pool(p) => match p.kind {
                 PoolKind::Max => "MaxPool",
@@ -132,6 +139,7 @@ impl Op {
         match self {
             Op::Input | Op::Const(_) => 0..=0,
             Op::Conv(_) | Op::Gemm(_) => 2..=3,
+            Op::Where => 3..=3,
             Op::MatMul
             | Op::Binary(_)
             | Op::Reshape(_)
@@ -159,6 +167,7 @@ impl Op {
             | Op::ConstantOfShape(_)
             | Op::Identity
             | Op::SliceBackward(_)
+            | Op::Reduce(_)
             | Op::Pointwise(_) => 1..=1,
         }
     }
@@ -194,6 +203,9 @@ impl Op {
                 | Op::Const(_)
                 | Op::Binary(_)
                 | Op::Sum
+                | Op::Where
+                | Op::Reduce(_)
+                | Op::Activation(_)
                 | Op::Gather(_)
                 | Op::Shape(_)
                 | Op::Cast(_)
@@ -224,6 +236,8 @@ impl Op {
             Op::MatMul => gemm::infer_matmul(inputs),
             Op::Binary(b) => b.infer(inputs),
             Op::Sum => elementwise::infer_broadcast(inputs),
+            Op::Where => elementwise::infer_where(inputs),
+            Op::Reduce(r) => r.infer(inputs),
             Op::Activation(a) => a.infer(inputs),
             Op::Pool(p) => p.infer(inputs),
             Op::GlobalPool(p) => p.infer(inputs),
@@ -354,7 +368,14 @@ impl Op {
                 }
             }
             Op::Gather(g) => out.push(("axis", g.axis.to_string())),
-            Op::Cast(c) => out.push(("to", if c.boolean { "bool".into() } else { c.to.to_string() })),
+            Op::Cast(c) => out.push((
+                "to",
+                if c.boolean {
+                    "bool".into()
+                } else {
+                    c.to.to_string()
+                },
+            )),
             Op::Pointwise(Pointwise::Stabilize { epsilon }) => {
                 out.push(("epsilon", format!("{epsilon:e}")))
             }

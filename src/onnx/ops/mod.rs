@@ -27,7 +27,6 @@ pub enum Source {
     /// decomposition), named `{node}.{role}`.
     Const(String, Arc<Tensor>),
     /// An earlier node of the same import (`Imported::nodes[k]`).
-    #[allow(dead_code)]
     Node(usize),
 }
 
@@ -66,7 +65,6 @@ impl Imported {
     }
 
     /// An empty import, to build node by node.
-    #[allow(dead_code)]
     pub fn new() -> Self {
         Imported {
             nodes: Vec::new(),
@@ -75,7 +73,6 @@ impl Imported {
     }
 
     /// Adds a node (`role` empty for the one named exactly as the ONNX node); returns its source.
-    #[allow(dead_code)]
     pub fn add(&mut self, role: impl Into<String>, op: Op, inputs: Vec<Source>) -> Source {
         self.nodes.push(ImportedNode {
             role: role.into(),
@@ -86,7 +83,6 @@ impl Imported {
     }
 
     /// Makes `source` (a node of this import) ONNX output `pos`.
-    #[allow(dead_code)]
     pub fn output(&mut self, pos: usize, source: &Source) {
         if let Source::Node(k) = source {
             if self.outputs.len() <= pos {
@@ -219,6 +215,52 @@ static REGISTRY: &[Importer] = &[
     Importer { op_type: "ConstantOfShape", since: 9, inputs: 1..=1, import: constant::constant_of_shape },
     Importer { op_type: "Dropout", since: 1, inputs: 1..=3, import: constant::dropout },
     Importer { op_type: "Identity", since: 1, inputs: 1..=1, import: constant::identity },
+    Importer { op_type: "ReduceSum", since: 1, inputs: 1..=2, import: norm::reduce_sum },
+    Importer { op_type: "ReduceMean", since: 1, inputs: 1..=2, import: norm::reduce_mean },
+    Importer { op_type: "ReduceMax", since: 1, inputs: 1..=2, import: norm::reduce_max },
+    Importer { op_type: "ReduceMin", since: 1, inputs: 1..=2, import: norm::reduce_min },
+    Importer { op_type: "ReduceProd", since: 1, inputs: 1..=2, import: norm::reduce_prod },
+    Importer { op_type: "ReduceL1", since: 1, inputs: 1..=2, import: norm::reduce_l1 },
+    Importer { op_type: "ReduceL2", since: 1, inputs: 1..=2, import: norm::reduce_l2 },
+    Importer { op_type: "ReduceLogSumExp", since: 1, inputs: 1..=2, import: norm::reduce_log_sum_exp },
+    Importer { op_type: "ReduceSumSquare", since: 1, inputs: 1..=2, import: norm::reduce_sum_square },
+    Importer { op_type: "Max", since: 6, inputs: 1..=MANY, import: elementwise::max },
+    Importer { op_type: "Min", since: 6, inputs: 1..=MANY, import: elementwise::min },
+    Importer { op_type: "Mean", since: 6, inputs: 1..=MANY, import: elementwise::mean },
+    Importer { op_type: "Pow", since: 7, inputs: 2..=2, import: elementwise::pow },
+    Importer { op_type: "PRelu", since: 7, inputs: 2..=2, import: elementwise::prelu },
+    Importer { op_type: "Mod", since: 10, inputs: 2..=2, import: elementwise::modulo },
+    Importer { op_type: "Equal", since: 7, inputs: 2..=2, import: elementwise::equal },
+    Importer { op_type: "Less", since: 7, inputs: 2..=2, import: elementwise::less },
+    Importer { op_type: "LessOrEqual", since: 12, inputs: 2..=2, import: elementwise::less_or_equal },
+    Importer { op_type: "Greater", since: 7, inputs: 2..=2, import: elementwise::greater },
+    Importer { op_type: "GreaterOrEqual", since: 12, inputs: 2..=2, import: elementwise::greater_or_equal },
+    Importer { op_type: "And", since: 7, inputs: 2..=2, import: elementwise::and },
+    Importer { op_type: "Or", since: 7, inputs: 2..=2, import: elementwise::or },
+    Importer { op_type: "Xor", since: 7, inputs: 2..=2, import: elementwise::xor },
+    Importer { op_type: "Not", since: 1, inputs: 1..=1, import: elementwise::not },
+    Importer { op_type: "Where", since: 9, inputs: 3..=3, import: elementwise::where_ },
+    Importer { op_type: "HardSigmoid", since: 6, inputs: 1..=1, import: elementwise::hard_sigmoid },
+    Importer { op_type: "HardSwish", since: 14, inputs: 1..=1, import: elementwise::hard_swish },
+    Importer { op_type: "Elu", since: 6, inputs: 1..=1, import: elementwise::elu },
+    Importer { op_type: "Selu", since: 6, inputs: 1..=1, import: elementwise::selu },
+    Importer { op_type: "Celu", since: 12, inputs: 1..=1, import: elementwise::celu },
+    Importer { op_type: "ThresholdedRelu", since: 10, inputs: 1..=1, import: elementwise::thresholded_relu },
+    Importer { op_type: "Softplus", since: 1, inputs: 1..=1, import: elementwise::softplus },
+    Importer { op_type: "Softsign", since: 1, inputs: 1..=1, import: elementwise::softsign },
+    Importer { op_type: "Mish", since: 18, inputs: 1..=1, import: elementwise::mish },
+    Importer { op_type: "Gelu", since: 20, inputs: 1..=1, import: elementwise::gelu },
+    Importer { op_type: "Erf", since: 9, inputs: 1..=1, import: elementwise::erf },
+    Importer { op_type: "Exp", since: 6, inputs: 1..=1, import: elementwise::exp },
+    Importer { op_type: "Log", since: 6, inputs: 1..=1, import: elementwise::log },
+    Importer { op_type: "Sqrt", since: 6, inputs: 1..=1, import: elementwise::sqrt },
+    Importer { op_type: "Abs", since: 6, inputs: 1..=1, import: elementwise::abs },
+    Importer { op_type: "Neg", since: 6, inputs: 1..=1, import: elementwise::neg },
+    Importer { op_type: "Reciprocal", since: 6, inputs: 1..=1, import: elementwise::reciprocal },
+    Importer { op_type: "Floor", since: 6, inputs: 1..=1, import: elementwise::floor },
+    Importer { op_type: "Ceil", since: 6, inputs: 1..=1, import: elementwise::ceil },
+    Importer { op_type: "Round", since: 11, inputs: 1..=1, import: elementwise::round },
+    Importer { op_type: "Sign", since: 9, inputs: 1..=1, import: elementwise::sign },
 ];
 
 /// Why a node could not be imported.

@@ -167,6 +167,7 @@ fn instr_proto(i: &Instr) -> proto::Instr {
         Instr::ActivationGrad(f, x, dy) => {
             (format!("grad:{}", f.name()), vec![x, dy], f.params(), 0)
         }
+        Instr::Select(c, a, b) => ("select".to_string(), vec![c, a, b], vec![], 0),
     };
     proto::Instr {
         op,
@@ -585,10 +586,13 @@ fn instr(i: &proto::Instr) -> Decode<Instr> {
     Ok(match i.op.as_str() {
         "load" => Instr::Load(size(i.input)?),
         "const" => Instr::Const(*i.params.first().ok_or_else(unknown)?),
-        "add" => binary(BinaryOp::Add)?,
-        "sub" => binary(BinaryOp::Sub)?,
-        "mul" => binary(BinaryOp::Mul)?,
-        "div" => binary(BinaryOp::Div)?,
+        "select" => Instr::Select(arg(0)?, arg(1)?, arg(2)?),
+        op if !op.contains(':') => binary(
+            *BinaryOp::ALL
+                .iter()
+                .find(|b| b.name().to_lowercase() == op)
+                .ok_or_else(unknown)?,
+        )?,
         op => {
             let (family, name) = op.split_once(':').ok_or_else(unknown)?;
             match family {
@@ -855,11 +859,8 @@ pub fn code<'a>(p: &proto::Program, payload: &'a [u8]) -> Decode<Vec<(&'a [u8], 
                 .patches
                 .iter()
                 .map(|x| {
-                    let symbol = match x.symbol.as_str() {
-                        s if s == Symbol::Exp.name() => Symbol::Exp,
-                        s if s == Symbol::Tanh.name() => Symbol::Tanh,
-                        other => return Err(format!("code calls unknown symbol '{other}'")),
-                    };
+                    let symbol = Symbol::from_name(&x.symbol)
+                        .ok_or_else(|| format!("code calls unknown symbol '{}'", x.symbol))?;
                     Ok(Patch {
                         offset: x.offset,
                         symbol,

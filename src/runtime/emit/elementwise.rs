@@ -8,6 +8,7 @@ use cranelift_frontend::FunctionBuilder;
 use super::Imports;
 use super::loops::for_range;
 use crate::ir::ops::{Activation, BinaryOp, Pointwise};
+use crate::runtime::code::{GRADIENT, Symbol};
 use crate::runtime::elementwise::{Access, Instr, Kernel};
 
 /// Parameters: (input pointer array, out, start, end); elements start..end are written, each
@@ -86,13 +87,8 @@ fn select(
     t: Value,
     f: Value,
 ) -> Value {
-    let mask = b.ins().fcmp(cc, a, x);
-    if ty.is_vector() {
-        let mask = b.ins().bitcast(ty, MemFlagsData::new(), mask);
-        b.ins().bitselect(mask, t, f)
-    } else {
-        b.ins().select(mask, t, f)
-    }
+    let m = mask(b, ty, cc, a, x);
+    choose(b, ty, m, t, f)
 }
 
 /// One scalar call per lane (only scalar kernels use the libm functions).
@@ -109,15 +105,7 @@ fn emit(b: &mut FunctionBuilder, k: &Kernel, loads: &[Value], ty: Type, calls: &
         let value = match *ins {
             Instr::Load(i) => loads[i],
             Instr::Const(c) => konst(b, ty, c),
-            Instr::Binary(op, x, y) => {
-                let (x, y) = (v[x as usize], v[y as usize]);
-                match op {
-                    BinaryOp::Add => b.ins().fadd(x, y),
-                    BinaryOp::Sub => b.ins().fsub(x, y),
-                    BinaryOp::Mul => b.ins().fmul(x, y),
-                    BinaryOp::Div => b.ins().fdiv(x, y),
-                }
-            }
+            Instr::Binary(op, x, y) => binary(b, ty, op, v[x as usize], v[y as usize], calls),
             Instr::Pointwise(p, x) => {
                 let x = v[x as usize];
                 match p {
@@ -136,24 +124,7 @@ fn emit(b: &mut FunctionBuilder, k: &Kernel, loads: &[Value], ty: Type, calls: &
                     Pointwise::One => one,
                 }
             }
-            Instr::Activation(a, x) => {
-                let x = v[x as usize];
-                match a {
-                    Activation::Relu => b.ins().fmax(x, zero),
-                    Activation::LeakyRelu { alpha } => {
-                        let s = konst(b, ty, alpha);
-                        let neg = b.ins().fmul(x, s);
-                        select(b, ty, FloatCC::GreaterThanOrEqual, x, zero, x, neg)
-                    }
-                    Activation::Clip { min, max } => {
-                        let (lo, hi) = (konst(b, ty, min), konst(b, ty, max));
-                        let m = b.ins().fmax(x, lo);
-                        b.ins().fmin(m, hi)
-                    }
-                    Activation::Sigmoid => sigmoid(b, x, one, calls),
-                    Activation::Tanh => call1(b, calls.tanh, x),
-                }
-            }
+            Instr::Activation(a, x) => activation(b, ty, a, v[x as usize], calls),
             Instr::ActivationGrad(a, x, dy) => {
                 let (x, dy) = (v[x as usize], v[dy as usize]);
                 match a {
@@ -168,19 +139,16 @@ fn emit(b: &mut FunctionBuilder, k: &Kernel, loads: &[Value], ty: Type, calls: &
                         let above = select(b, ty, FloatCC::GreaterThan, x, lo, dy, zero);
                         select(b, ty, FloatCC::LessThan, x, hi, above, zero)
                     }
-                    Activation::Sigmoid => {
-                        let s = sigmoid(b, x, one, calls);
-                        let t = b.ins().fsub(one, s);
-                        let d = b.ins().fmul(s, t);
-                        b.ins().fmul(dy, d)
-                    }
-                    Activation::Tanh => {
-                        let t = call1(b, calls.tanh, x);
-                        let t2 = b.ins().fmul(t, t);
-                        let d = b.ins().fsub(one, t2);
+                    a => {
+                        let d = unary_call(b, a, x, GRADIENT, calls);
                         b.ins().fmul(dy, d)
                     }
                 }
+            }
+            Instr::Select(c, x, y) => {
+                let (c, x, y) = (v[c as usize], v[x as usize], v[y as usize]);
+                let m = mask(b, ty, FloatCC::NotEqual, c, zero);
+                choose(b, ty, m, x, y)
             }
         };
         v.push(value);
@@ -188,10 +156,159 @@ fn emit(b: &mut FunctionBuilder, k: &Kernel, loads: &[Value], ty: Type, calls: &
     v[k.output as usize]
 }
 
+/// One binary op on two values.
+fn binary(
+    b: &mut FunctionBuilder,
+    ty: Type,
+    op: BinaryOp,
+    x: Value,
+    y: Value,
+    calls: &Imports,
+) -> Value {
+    let (zero, one) = (konst(b, ty, 0.0), konst(b, ty, 1.0));
+    let truth = |b: &mut FunctionBuilder, m: Value| choose(b, ty, m, one, zero);
+    let compare = |b: &mut FunctionBuilder, cc: FloatCC| {
+        let m = mask(b, ty, cc, x, y);
+        choose(b, ty, m, one, zero)
+    };
+    match op {
+        BinaryOp::Add => b.ins().fadd(x, y),
+        BinaryOp::Sub => b.ins().fsub(x, y),
+        BinaryOp::Mul => b.ins().fmul(x, y),
+        BinaryOp::Div => b.ins().fdiv(x, y),
+        BinaryOp::Max => b.ins().fmax(x, y),
+        BinaryOp::Min => b.ins().fmin(x, y),
+        BinaryOp::PRelu => {
+            let neg = b.ins().fmul(x, y);
+            select(b, ty, FloatCC::GreaterThanOrEqual, x, zero, x, neg)
+        }
+        BinaryOp::Equal => compare(b, FloatCC::Equal),
+        BinaryOp::Less => compare(b, FloatCC::LessThan),
+        BinaryOp::LessOrEqual => compare(b, FloatCC::LessThanOrEqual),
+        BinaryOp::Greater => compare(b, FloatCC::GreaterThan),
+        BinaryOp::GreaterOrEqual => compare(b, FloatCC::GreaterThanOrEqual),
+        BinaryOp::And | BinaryOp::Or | BinaryOp::Xor => {
+            let (p, q) = (
+                mask(b, ty, FloatCC::NotEqual, x, zero),
+                mask(b, ty, FloatCC::NotEqual, y, zero),
+            );
+            let m = match op {
+                BinaryOp::And => b.ins().band(p, q),
+                BinaryOp::Or => b.ins().bor(p, q),
+                _ => b.ins().bxor(p, q),
+            };
+            truth(b, m)
+        }
+        BinaryOp::Pow | BinaryOp::Mod | BinaryOp::FMod => {
+            let code = b.ins().iconst(types::I32, i64::from(op.code()));
+            let call = b.ins().call(calls.get(Symbol::Binary), &[code, x, y]);
+            b.inst_results(call)[0]
+        }
+    }
+}
+
+/// One activation on a value: inline where it has a vector form, else a call.
+fn activation(
+    b: &mut FunctionBuilder,
+    ty: Type,
+    a: Activation,
+    x: Value,
+    calls: &Imports,
+) -> Value {
+    let (zero, one) = (konst(b, ty, 0.0), konst(b, ty, 1.0));
+    let clamp01 = |b: &mut FunctionBuilder, z: Value| {
+        let m = b.ins().fmax(z, zero);
+        b.ins().fmin(m, one)
+    };
+    match a {
+        Activation::Relu => b.ins().fmax(x, zero),
+        Activation::LeakyRelu { alpha } => {
+            let s = konst(b, ty, alpha);
+            let neg = b.ins().fmul(x, s);
+            select(b, ty, FloatCC::GreaterThanOrEqual, x, zero, x, neg)
+        }
+        Activation::Clip { min, max } => {
+            let (lo, hi) = (konst(b, ty, min), konst(b, ty, max));
+            let m = b.ins().fmax(x, lo);
+            b.ins().fmin(m, hi)
+        }
+        Activation::HardSigmoid { alpha, beta } => {
+            let (p, q) = (konst(b, ty, alpha), konst(b, ty, beta));
+            let m = b.ins().fmul(p, x);
+            let z = b.ins().fadd(m, q);
+            clamp01(b, z)
+        }
+        Activation::HardSwish => {
+            let (six, half) = (konst(b, ty, 6.0), konst(b, ty, 0.5));
+            let d = b.ins().fdiv(x, six);
+            let z = b.ins().fadd(d, half);
+            let g = clamp01(b, z);
+            b.ins().fmul(x, g)
+        }
+        Activation::ThresholdedRelu { alpha } => {
+            let t = konst(b, ty, alpha);
+            select(b, ty, FloatCC::GreaterThan, x, t, x, zero)
+        }
+        Activation::Abs => b.ins().fabs(x),
+        Activation::Neg => b.ins().fneg(x),
+        Activation::Sqrt => b.ins().sqrt(x),
+        Activation::Reciprocal => b.ins().fdiv(one, x),
+        Activation::Softsign => {
+            let m = b.ins().fabs(x);
+            let d = b.ins().fadd(one, m);
+            b.ins().fdiv(x, d)
+        }
+        Activation::Floor => b.ins().floor(x),
+        Activation::Ceil => b.ins().ceil(x),
+        Activation::Round => b.ins().nearest(x),
+        Activation::Trunc => b.ins().trunc(x),
+        Activation::NonZero => select(b, ty, FloatCC::NotEqual, x, zero, one, zero),
+        Activation::Not => select(b, ty, FloatCC::Equal, x, zero, one, zero),
+        Activation::Sigmoid => sigmoid(b, x, one, calls),
+        Activation::Tanh => call1(b, calls.get(Symbol::Tanh), x),
+        a => unary_call(b, a, x, 0, calls),
+    }
+}
+
+/// `lrpc_unaryf(code | flags, params, x)`: f(x), or f'(x) with [`GRADIENT`].
+fn unary_call(
+    b: &mut FunctionBuilder,
+    a: Activation,
+    x: Value,
+    flags: u32,
+    calls: &Imports,
+) -> Value {
+    let p = a.params();
+    let code = b.ins().iconst(types::I32, i64::from(a.code() | flags));
+    let p0 = b.ins().f32const(p.first().copied().unwrap_or(0.0));
+    let p1 = b.ins().f32const(p.get(1).copied().unwrap_or(0.0));
+    let call = b.ins().call(calls.get(Symbol::Unary), &[code, p0, p1, x]);
+    b.inst_results(call)[0]
+}
+
+/// Lane-wise truth of `cc(a, x)` as a mask (all ones where it holds).
+fn mask(b: &mut FunctionBuilder, ty: Type, cc: FloatCC, a: Value, x: Value) -> Value {
+    let m = b.ins().fcmp(cc, a, x);
+    if ty.is_vector() {
+        b.ins().bitcast(ty, MemFlagsData::new(), m)
+    } else {
+        m
+    }
+}
+
+/// `mask ? t : f` lane-wise, for a mask from [`mask`].
+fn choose(b: &mut FunctionBuilder, ty: Type, m: Value, t: Value, f: Value) -> Value {
+    if ty.is_vector() {
+        b.ins().bitselect(m, t, f)
+    } else {
+        b.ins().select(m, t, f)
+    }
+}
+
 /// 1 / (1 + exp(-x)), scalar.
 fn sigmoid(b: &mut FunctionBuilder, x: Value, one: Value, calls: &Imports) -> Value {
     let neg = b.ins().fneg(x);
-    let e = call1(b, calls.exp, neg);
+    let e = call1(b, calls.get(Symbol::Exp), neg);
     let d = b.ins().fadd(one, e);
     b.ins().fdiv(one, d)
 }

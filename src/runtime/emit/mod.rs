@@ -21,10 +21,6 @@ use super::table::{TableKernel, WindowKernel};
 
 pub use loops::for_range;
 
-/// Names of the libm functions kernels import; a JIT registers them, a linker resolves them.
-pub const EXP_SYMBOL: &str = "lrpc_expf";
-pub const TANH_SYMBOL: &str = "lrpc_tanhf";
-
 /// The kinds of function this module emits, with their parameter lists (all return nothing;
 /// pointers are the target's pointer type, counts and ranges i64).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,10 +49,16 @@ impl Signature {
     }
 }
 
-/// Functions every kernel body may call.
+/// Functions every kernel body may call, in the order of [`Symbol::ALL`].
 pub struct Imports {
-    pub exp: FuncRef,
-    pub tanh: FuncRef,
+    refs: Vec<FuncRef>,
+}
+
+impl Imports {
+    /// The function to call for `symbol`.
+    pub fn get(&self, symbol: Symbol) -> FuncRef {
+        self.refs[symbol as usize]
+    }
 }
 
 /// Builds kernels into a module; owns the reusable contexts (the cranelift-jit-demo pattern).
@@ -64,8 +66,8 @@ pub struct Emitter<M: Module> {
     pub module: M,
     ctx: Context,
     fctx: FunctionBuilderContext,
-    exp: FuncId,
-    tanh: FuncId,
+    /// The imported functions, in the order of [`Symbol::ALL`].
+    imports: Vec<FuncId>,
     count: usize,
     /// Prepended to every function's name (object files give each explainer its own).
     names: String,
@@ -76,22 +78,25 @@ pub struct Emitter<M: Module> {
 impl<M: Module> Emitter<M> {
     /// Declares the imported libm functions in `module`.
     pub fn new(mut module: M) -> Result<Emitter<M>, String> {
-        let mut unary = module.make_signature();
-        unary.params.push(AbiParam::new(types::F32));
-        unary.returns.push(AbiParam::new(types::F32));
-        let mut import = |name: &str| {
-            module
-                .declare_function(name, Linkage::Import, &unary)
-                .map_err(|e| e.to_string())
-        };
-        let exp = import(EXP_SYMBOL)?;
-        let tanh = import(TANH_SYMBOL)?;
+        let mut imports = Vec::new();
+        for symbol in Symbol::ALL {
+            let (ints, floats) = symbol.params();
+            let mut sig = module.make_signature();
+            sig.params
+                .extend(std::iter::repeat_n(AbiParam::new(types::I32), ints));
+            sig.params
+                .extend(std::iter::repeat_n(AbiParam::new(types::F32), floats));
+            sig.returns.push(AbiParam::new(types::F32));
+            let id = module
+                .declare_function(symbol.name(), Linkage::Import, &sig)
+                .map_err(|e| e.to_string())?;
+            imports.push(id);
+        }
         Ok(Emitter {
             ctx: module.make_context(),
             module,
             fctx: FunctionBuilderContext::new(),
-            exp,
-            tanh,
+            imports,
             count: 0,
             names: String::new(),
             captured: None,
@@ -175,8 +180,11 @@ impl<M: Module> Emitter<M> {
         {
             let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
             let imports = Imports {
-                exp: self.module.declare_func_in_func(self.exp, b.func),
-                tanh: self.module.declare_func_in_func(self.tanh, b.func),
+                refs: self
+                    .imports
+                    .iter()
+                    .map(|&id| self.module.declare_func_in_func(id, b.func))
+                    .collect(),
             };
             body(&mut b, ptr, &imports);
             b.seal_all_blocks();
@@ -211,15 +219,11 @@ impl<M: Module> Emitter<M> {
                 .get(*name)
                 .map(|n| n.index)
                 .ok_or("a relocation names an undeclared function")?;
-            if index == self.exp.as_u32() {
-                Ok(Symbol::Exp)
-            } else if index == self.tanh.as_u32() {
-                Ok(Symbol::Tanh)
-            } else {
-                Err(format!(
-                    "a relocation names function {index}, not an import"
-                ))
-            }
+            self.imports
+                .iter()
+                .position(|id| id.as_u32() == index)
+                .map(|k| Symbol::ALL[k])
+                .ok_or_else(|| format!("a relocation names function {index}, not an import"))
         };
         let mut patches = Vec::new();
         for r in code.buffer.relocs() {
