@@ -15,7 +15,8 @@ fn input_error(path: &Path, reason: impl Into<String>) -> Error {
     }
 }
 
-/// Reads a `.npy` file of float32 / float64 values, or integers / bools, in C order.
+/// Reads a `.npy` file of float32 / float64 values, or integers / bools, in C or Fortran order
+/// (numpy saves a transposed array in Fortran order).
 pub fn read(path: &Path) -> Result<Tensor> {
     let bytes = std::fs::read(path).map_err(|cause| Error::Io {
         path: path.to_path_buf(),
@@ -23,13 +24,24 @@ pub fn read(path: &Path) -> Result<Tensor> {
     })?;
     let npy = npyz::NpyFile::new(&bytes[..])
         .map_err(|e| input_error(path, format!("not a .npy file: {e}")))?;
-    if npy.order() != npyz::Order::C {
-        return Err(input_error(
-            path,
-            "Fortran-ordered arrays are not supported; save in C order",
-        ));
+    if npy.order() == npyz::Order::C {
+        return read_elements(path, npy, false);
     }
-    let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+    // Fortran order is C order of the reversed shape: read that, then reverse the axes.
+    let t = read_elements(path, npy, true)?;
+    let rank = t.shape().len();
+    let perm = crate::ir::ops::Transpose {
+        perm: Some((0..rank).rev().collect()),
+    };
+    crate::interp::eval(&crate::ir::Op::Transpose(perm), &[&t]).map_err(|e| input_error(path, e.0))
+}
+
+/// The elements in file order, as a tensor of the header's shape (reversed, if `reversed`).
+fn read_elements(path: &Path, npy: npyz::NpyFile<&[u8]>, reversed: bool) -> Result<Tensor> {
+    let mut shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+    if reversed {
+        shape.reverse();
+    }
     let dtype = npy.dtype();
     let ints = |v: Result<Vec<i64>, std::io::Error>| -> Result<Tensor> {
         let v = v.map_err(|e| input_error(path, e.to_string()))?;
