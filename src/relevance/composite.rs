@@ -32,6 +32,26 @@ pub enum LayerKind {
     Movement,
     /// Add/Sub/Mul/Div of one computed tensor and constants.
     ConstElementwise,
+    /// Mul of two computed tensors: `gate` is the operand slot that is a gate (a Sigmoid or
+    /// HardSigmoid output, possibly reshaped), if exactly one is.
+    Product {
+        gate: Option<usize>,
+    },
+}
+
+/// Whether `n` is a gate: the output of a sigmoid-like activation (values in [0, 1]), seen
+/// through data movement (squeeze-excite gates are reshaped or unsqueezed before the product).
+pub fn is_gate(graph: &Graph, mut n: NodeIndex) -> bool {
+    loop {
+        match &graph.node(n).op {
+            Op::Activation(Activation::Sigmoid | Activation::HardSigmoid { .. }) => return true,
+            op if op.is_data_movement() => match graph.inputs_of(n).first() {
+                Some(&i) => n = i,
+                None => return false,
+            },
+            _ => return false,
+        }
+    }
 }
 
 /// Classifies a node, or says why no rule can handle it. `on_path` holds the nodes that
@@ -57,6 +77,12 @@ pub fn layer_kind(
             );
         }
         Op::Binary(BinaryOp::Add) | Op::Sum if computed >= 2 => LayerKind::Merge,
+        Op::Binary(BinaryOp::Mul) if computed == 2 => {
+            let gates: Vec<usize> = (0..2).filter(|&k| is_gate(graph, ins[k])).collect();
+            LayerKind::Product {
+                gate: (gates.len() == 1).then(|| gates[0]),
+            }
+        }
         Op::Binary(_) | Op::Sum if computed == 1 => LayerKind::ConstElementwise,
         Op::Binary(b) => {
             return Err(format!(
@@ -199,6 +225,8 @@ fn default_rule(method: &Method, kind: LayerKind, first: bool) -> Result<Rule, S
         }
         LayerKind::Activation(_) | LayerKind::BatchNorm | LayerKind::Lrn => Rule::Pass,
         LayerKind::MaxPool | LayerKind::Movement | LayerKind::ConstElementwise => Rule::Gradient,
+        LayerKind::Product { gate: Some(_) } => Rule::Gate,
+        LayerKind::Product { gate: None } => Rule::Uniform,
         LayerKind::Softmax => return Err("Softmax has no relevance rule".into()),
     })
 }
@@ -227,6 +255,8 @@ fn check_applies(rule: &Rule, kind: LayerKind) -> Result<(), String> {
                 | LayerKind::ConstElementwise
         ),
         Rule::Gradient => true,
+        Rule::Gate => matches!(kind, LayerKind::Product { gate: Some(_) }),
+        Rule::Uniform => matches!(kind, LayerKind::Product { .. }),
         _ => kind == LayerKind::Activation(Activation::Relu),
     };
     if ok {

@@ -68,6 +68,26 @@ pub fn propagate(
             let m = bl.point("mask", Pointwise::IsPositive, r);
             vec![(x, bl.mul("relevance", g, m))]
         }
+        (Rule::Gate, Op::Binary(BinaryOp::Mul)) => {
+            let gates: Vec<usize> = (0..2)
+                .filter(|&k| super::composite::is_gate(bl.graph, ins[k]))
+                .collect();
+            op_ensure!(
+                gates.len() == 1,
+                "the gate rule needs exactly one gate operand"
+            );
+            let signal = ins[1 - gates[0]];
+            same_shape(bl, signal)?;
+            vec![(signal, r)]
+        }
+        (Rule::Uniform, Op::Binary(BinaryOp::Mul)) => {
+            let mut out = vec![];
+            for (k, &(_, i)) in computed.iter().enumerate() {
+                same_shape(bl, i)?;
+                out.push((i, bl.scale(&format!("relevance{k}"), r, 0.5)));
+            }
+            out
+        }
         (Rule::Deconvnet, Op::Activation(_)) => {
             vec![(x, bl.point("relevance", Pointwise::Positive, r))]
         }
@@ -128,9 +148,10 @@ fn gradient(
                     Op::Binary(BinaryOp::Add) | Op::Sum => r,
                     Op::Binary(BinaryOp::Sub) if slot == 0 => r,
                     Op::Binary(BinaryOp::Sub) => bl.scale("relevance", r, -1.0),
-                    Op::Binary(BinaryOp::Mul) => match other.filter(|&o| !bl.on_path(o)) {
-                        Some(c) => bl.mul("relevance", r, c),
-                        None => op_bail!("Mul of two computed tensors has no gradient rule"),
+                    // The product rule: d(ab)/da = b, whether b is computed or constant.
+                    Op::Binary(BinaryOp::Mul) => match other {
+                        Some(c) => bl.mul(&format!("relevance{slot}"), r, c),
+                        None => op_bail!("Mul lacks an operand"),
                     },
                     Op::Binary(BinaryOp::Div)
                         if slot == 0 && other.is_some_and(|o| !bl.on_path(o)) =>

@@ -194,9 +194,11 @@ impl Method {
             "norm" => Rule::Norm,
             "pass" => Rule::Pass,
             "gradient" => Rule::Gradient,
+            "gate" => Rule::Gate,
+            "uniform" => Rule::Uniform,
             other => {
                 return Err(format!(
-                    "unknown rule '{other}' in '{spec}' (known: epsilon, zplus, alpha-beta, gamma, zbox, flat, wsquare, norm, pass, gradient)"
+                    "unknown rule '{other}' in '{spec}' (known: epsilon, zplus, alpha-beta, gamma, zbox, flat, wsquare, norm, pass, gradient, gate, uniform)"
                 ));
             }
         };

@@ -52,6 +52,11 @@ pub enum Rule {
     GuidedBackprop,
     /// ReLU in DeconvNet: max(g, 0).
     Deconvnet,
+    /// A gate times a signal (SiLU, squeeze-excite, LSTM gates): all relevance to the signal,
+    /// none to the gate (Arras et al.'s signal-take-all).
+    Gate,
+    /// Any other product of two computed tensors: half the relevance to each operand.
+    Uniform,
 }
 
 /// The stabiliser of every rule but Epsilon (Zennit's `stabilizer` default).
@@ -73,6 +78,8 @@ impl Rule {
             Rule::Gradient => "gradient",
             Rule::GuidedBackprop => "guided-backprop",
             Rule::Deconvnet => "deconvnet",
+            Rule::Gate => "gate",
+            Rule::Uniform => "uniform",
         }
     }
 
