@@ -132,7 +132,7 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
     let explainer = if args.model.is_artifact() {
         let mut given = args.method.given();
         given.extend(args.shapes.given());
-        if let Some(name) = &args.inputs.explain_input {
+        if let Some(name) = &args.inputs.explain_input()? {
             given.push(("--explain-input", name.clone()));
         }
         let e = super::load_artifact(&args.model, &given, &args.engine)?;
@@ -150,7 +150,7 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
             &args.shapes.options_for(
                 Some(input.shape()),
                 &others,
-                args.inputs.explain_input.as_deref(),
+                args.inputs.explain_input()?.as_deref(),
             )?,
         )?;
         let (engine, threads) = args.engine.engine()?;

@@ -15,9 +15,18 @@ pub struct InputArgs {
     #[arg(long = "input", value_name = "[NAME=]FILE", required = true)]
     inputs: Vec<String>,
     /// Which input to explain when the model has several (default: the first float input, else
-    /// the first integer input that feeds a Gather, else the first).
+    /// the first integer input that feeds a Gather, else the first). When every --input is
+    /// NAME=FILE, the explained one is this, else the first float array given, else the first.
     #[arg(long)]
-    pub explain_input: Option<String>,
+    explain_input: Option<String>,
+}
+
+/// The flags resolved: which file is the explained input's, and (when it was given by name)
+/// which input that is.
+struct Split {
+    main: PathBuf,
+    main_name: Option<String>,
+    others: Vec<(String, PathBuf)>,
 }
 
 /// The data of the other inputs, by name.
@@ -25,7 +34,7 @@ pub type Others = Vec<(String, Tensor)>;
 
 impl InputArgs {
     /// The explained input's file, and the other inputs' (name, file).
-    fn split(&self) -> Result<(PathBuf, Vec<(String, PathBuf)>)> {
+    fn split(&self) -> Result<Split> {
         let mut main = None;
         let mut others = Vec::new();
         for spec in &self.inputs {
@@ -47,23 +56,56 @@ impl InputArgs {
                 }
             }
         }
-        let main = main.ok_or_else(|| {
-            anyhow!(
-                "--input FILE is missing: the data of the explained input (others are NAME=FILE)"
-            )
-        })?;
-        Ok((main, others))
+        if let Some(main) = main {
+            return Ok(Split {
+                main,
+                main_name: None,
+                others,
+            });
+        }
+        // Every input named: the explained one is --explain-input's, else the first float array.
+        let pick = match &self.explain_input {
+            Some(name) => others.iter().position(|(n, _)| n == name).ok_or_else(|| {
+                anyhow!("--explain-input {name}: no --input {name}=FILE gives its data")
+            })?,
+            None => {
+                let mut float = None;
+                for (k, (_, file)) in others.iter().enumerate() {
+                    if npy::read(file)?.dtype() == lrpc::ir::DType::F32 {
+                        float = Some(k);
+                        break;
+                    }
+                }
+                // No float data: the first given (an integer input of ids, say).
+                float.unwrap_or(0)
+            }
+        };
+        let (name, main) = others.remove(pick);
+        Ok(Split {
+            main,
+            main_name: Some(name),
+            others,
+        })
     }
 
     /// The explained input's file.
     pub fn main(&self) -> Result<PathBuf> {
-        Ok(self.split()?.0)
+        Ok(self.split()?.main)
+    }
+
+    /// Which input to explain, if the flags say (--explain-input, or the named input the
+    /// explained data came from).
+    pub fn explain_input(&self) -> Result<Option<String>> {
+        Ok(match &self.explain_input {
+            Some(n) => Some(n.clone()),
+            None => self.split()?.main_name,
+        })
     }
 
     /// The other inputs' data, read from their .npy files.
     pub fn others(&self) -> Result<Others> {
         self.split()?
-            .1
+            .others
             .into_iter()
             .map(|(name, file)| Ok((name, npy::read(&file)?)))
             .collect()

@@ -46,7 +46,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     let what = path.display().to_string();
     let (outputs, names) = if args.model.is_artifact() {
         let mut given = args.shapes.given();
-        if let Some(name) = &args.inputs.explain_input {
+        if let Some(name) = &args.inputs.explain_input()? {
             given.push(("--explain-input", name.clone()));
         }
         let e = super::load_artifact(&args.model, &given, &args.engine)?;
@@ -61,7 +61,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             &args.shapes.options_for(
                 Some(input.shape()),
                 &others,
-                args.inputs.explain_input.as_deref(),
+                args.inputs.explain_input()?.as_deref(),
             )?,
         )?;
         let input = model.check_input(input, &what)?;

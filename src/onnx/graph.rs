@@ -341,7 +341,9 @@ impl Importer<'_> {
                 Some(D::DimValue(v)) if *v > 0 => Dim::Fixed(*v as usize),
                 // -1 and other negative sizes are how some exporters write "dynamic".
                 Some(D::DimValue(_)) | None => Dim::Unnamed,
-                Some(D::DimParam(p)) if p.is_empty() => Dim::Unnamed,
+                // paddle2onnx writes "?" for every unknown size: a placeholder, not a name that
+                // ties two axes together.
+                Some(D::DimParam(p)) if p.is_empty() || p == "?" => Dim::Unnamed,
                 Some(D::DimParam(p)) => Dim::Named(p.clone()),
             });
         }

@@ -120,13 +120,12 @@ fn lower(graph: &mut Graph, n: NodeIndex) -> Result<bool> {
         ReduceKind::Min => v = activation(graph, "negate_back", Activation::Neg, v),
         _ => {}
     }
+    // The Reduce node itself becomes the final reshape: whoever refers to it by index (the
+    // relevance pass's layer list, the outputs) still finds its value.
     let shaped = konst(graph, "shape", dims(&out_shape).map_err(error)?);
-    let out = graph.add(
-        name.clone(),
-        Op::Reshape(Reshape { allowzero: false }),
-        &[v, shaped],
-    );
-    graph.replace_uses(n, out);
-    graph.nodes.remove_node(n);
+    let node = graph.node_mut(n);
+    node.op = Op::Reshape(Reshape { allowzero: false });
+    node.fact = None;
+    graph.set_inputs(n, &[v, shaped]);
     Ok(true)
 }

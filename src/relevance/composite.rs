@@ -19,7 +19,7 @@ pub enum LayerKind {
     Conv,
     /// Gemm or MatMul with a constant weight.
     Dense,
-    /// Add or Sum of two or more computed tensors.
+    /// Add, Sub or Sum of two or more computed tensors.
     Merge,
     /// AveragePool or GlobalAveragePool.
     AvgPool,
@@ -37,6 +37,8 @@ pub enum LayerKind {
     Product {
         gate: Option<usize>,
     },
+    /// Div of two computed tensors: a normalisation by a computed scale (LayerNorm written out).
+    Quotient,
 }
 
 /// Whether `n` is a gate: the output of a sigmoid-like activation (values in [0, 1]), seen
@@ -76,7 +78,8 @@ pub fn layer_kind(
                     .into(),
             );
         }
-        Op::Binary(BinaryOp::Add) | Op::Sum if computed >= 2 => LayerKind::Merge,
+        Op::Binary(BinaryOp::Add | BinaryOp::Sub) | Op::Sum if computed >= 2 => LayerKind::Merge,
+        Op::Binary(BinaryOp::Div) if computed == 2 => LayerKind::Quotient,
         Op::Binary(BinaryOp::Mul) if computed == 2 => {
             let gates: Vec<usize> = (0..2).filter(|&k| is_gate(graph, ins[k])).collect();
             LayerKind::Product {
@@ -223,7 +226,9 @@ fn default_rule(method: &Method, kind: LayerKind, first: bool) -> Result<Rule, S
         LayerKind::Activation(_) | LayerKind::BatchNorm if composite == ExcitationBackprop => {
             Rule::Gradient
         }
-        LayerKind::Activation(_) | LayerKind::BatchNorm | LayerKind::Lrn => Rule::Pass,
+        LayerKind::Activation(_) | LayerKind::BatchNorm | LayerKind::Lrn | LayerKind::Quotient => {
+            Rule::Pass
+        }
         LayerKind::MaxPool | LayerKind::Movement | LayerKind::ConstElementwise => Rule::Gradient,
         LayerKind::Product { gate: Some(_) } => Rule::Gate,
         LayerKind::Product { gate: None } => Rule::Uniform,
@@ -253,6 +258,7 @@ fn check_applies(rule: &Rule, kind: LayerKind) -> Result<(), String> {
                 | LayerKind::BatchNorm
                 | LayerKind::Lrn
                 | LayerKind::ConstElementwise
+                | LayerKind::Quotient
         ),
         Rule::Gradient => true,
         Rule::Gate => matches!(kind, LayerKind::Product { gate: Some(_) }),

@@ -11,8 +11,8 @@ use super::rule::{Rule, STABILIZER};
 use crate::error::OpResult;
 use crate::ir::ops::util::norm_axis;
 use crate::ir::ops::{
-    ActivationGrad, BinaryOp, GlobalPoolBackward, LrnBackward, Pointwise, PoolBackward, Reshape,
-    Slice, SliceBackward, Transpose,
+    ActivationGrad, BinaryOp, GlobalPoolBackward, LrnBackward, Pointwise, PoolBackward, Reduce,
+    ReduceKind, Reshape, Slice, SliceBackward, Transpose,
 };
 use crate::ir::{Op, Tensor};
 use crate::{op_bail, op_ensure};
@@ -33,23 +33,22 @@ pub fn propagate(
         .enumerate()
         .filter(|&(_, i)| bl.on_path(i))
         .collect();
-    let same_shape = |bl: &Builder, i: NodeIndex| -> OpResult<()> {
-        let s = &bl.graph.fact(i).shape;
-        op_ensure!(
-            *s == out_shape,
-            "input {s:?} is broadcast to {out_shape:?}; relevance cannot be split over a broadcast"
-        );
-        Ok(())
-    };
     let x = ins[0];
     Ok(match (rule, &op) {
         (Rule::Pass, _) => vec![(computed[0].1, r)],
-        (Rule::Norm, Op::Binary(BinaryOp::Add) | Op::Sum) => {
+        (Rule::Norm, Op::Binary(BinaryOp::Add | BinaryOp::Sub) | Op::Sum) => {
+            // z = sum of the operands' contributions (a - b contributes -b): R_i = c_i R / s(z).
             let q = bl.normalise("q", r, n, STABILIZER);
             let mut out = vec![];
-            for (k, &(_, i)) in computed.iter().enumerate() {
-                same_shape(bl, i)?;
-                out.push((i, bl.mul(&format!("relevance{k}"), i, q)));
+            for (k, &(slot, i)) in computed.iter().enumerate() {
+                let mut c = bl.mul(&format!("contribution{k}"), i, q);
+                if op == Op::Binary(BinaryOp::Sub) && slot == 1 {
+                    c = bl.scale(&format!("negated{k}"), c, -1.0);
+                }
+                out.push((
+                    i,
+                    unbroadcast(bl, &format!("relevance{k}"), c, &out_shape, i)?,
+                ));
             }
             out
         }
@@ -77,14 +76,16 @@ pub fn propagate(
                 "the gate rule needs exactly one gate operand"
             );
             let signal = ins[1 - gates[0]];
-            same_shape(bl, signal)?;
-            vec![(signal, r)]
+            vec![(signal, unbroadcast(bl, "relevance", r, &out_shape, signal)?)]
         }
         (Rule::Uniform, Op::Binary(BinaryOp::Mul)) => {
             let mut out = vec![];
             for (k, &(_, i)) in computed.iter().enumerate() {
-                same_shape(bl, i)?;
-                out.push((i, bl.scale(&format!("relevance{k}"), r, 0.5)));
+                let half = bl.scale(&format!("half{k}"), r, 0.5);
+                out.push((
+                    i,
+                    unbroadcast(bl, &format!("relevance{k}"), half, &out_shape, i)?,
+                ));
             }
             out
         }
@@ -138,11 +139,6 @@ fn gradient(
         Op::Binary(_) | Op::Sum => {
             let mut out = vec![];
             for &(slot, i) in computed {
-                let shape = &bl.graph.fact(i).shape;
-                op_ensure!(
-                    shape.as_slice() == out_shape,
-                    "input {shape:?} is broadcast to {out_shape:?}; its gradient would need a reduction"
-                );
                 let other = ins.get(1 - slot.min(1)).copied();
                 let g = match op {
                     Op::Binary(BinaryOp::Add) | Op::Sum => r,
@@ -153,10 +149,13 @@ fn gradient(
                         Some(c) => bl.mul(&format!("relevance{slot}"), r, c),
                         None => op_bail!("Mul lacks an operand"),
                     },
-                    Op::Binary(BinaryOp::Div)
-                        if slot == 0 && other.is_some_and(|o| !bl.on_path(o)) =>
-                    {
-                        bl.div("relevance", r, ins[1])
+                    Op::Binary(BinaryOp::Div) if slot == 0 => bl.div("relevance", r, ins[1]),
+                    // d(a/b)/db = -a / b^2 = -(a/b) / b.
+                    Op::Binary(BinaryOp::Div) => {
+                        let q = bl.div("quotient", r, ins[1]);
+                        let y = bl.div("ratio", q, ins[1]);
+                        let t = bl.mul("scaled", y, ins[0]);
+                        bl.scale("relevance", t, -1.0)
                     }
                     Op::Binary(
                         b @ (BinaryOp::Max | BinaryOp::Min | BinaryOp::PRelu | BinaryOp::Pow),
@@ -176,7 +175,10 @@ fn gradient(
                     ),
                     _ => op_bail!("{} has no gradient rule", op.name()),
                 };
-                out.push((i, g));
+                out.push((
+                    i,
+                    unbroadcast(bl, &format!("gradient{slot}"), g, &out_shape, i)?,
+                ));
             }
             out
         }
@@ -281,15 +283,11 @@ fn gradient(
             let zero = bl.konst("zero", Tensor::from_f32(vec![], vec![0.0])?);
             let mut out = vec![];
             for &(slot, i) in computed.iter().filter(|(slot, _)| *slot > 0) {
-                let shape = &bl.graph.fact(i).shape;
-                op_ensure!(
-                    shape.as_slice() == out_shape,
-                    "input {shape:?} is broadcast to {out_shape:?}; its gradient would need a reduction"
-                );
                 let (t, f) = if slot == 1 { (r, zero) } else { (zero, r) };
+                let g = bl.add(&format!("selected{slot}"), Op::Where, &[ins[0], t, f]);
                 out.push((
                     i,
-                    bl.add(&format!("relevance{slot}"), Op::Where, &[ins[0], t, f]),
+                    unbroadcast(bl, &format!("relevance{slot}"), g, out_shape, i)?,
                 ));
             }
             out
@@ -340,4 +338,47 @@ fn elementwise_gradient(
         }
         _ => op_bail!("{} has no gradient rule", op.name()),
     })
+}
+
+/// `t` (of the node's output shape `from`; new nodes have no facts yet) summed over the axes along which `operand` was broadcast,
+/// and shaped like `operand`: what a broadcast operand's relevance or gradient is.
+fn unbroadcast(
+    bl: &mut Builder,
+    role: &str,
+    t: NodeIndex,
+    from: &[usize],
+    operand: NodeIndex,
+) -> OpResult<NodeIndex> {
+    let to = bl.graph.fact(operand).shape.clone();
+    if from == to.as_slice() {
+        return Ok(t);
+    }
+    op_ensure!(
+        to.len() <= from.len(),
+        "operand {to:?} has more axes than the output {from:?}"
+    );
+    let offset = from.len() - to.len();
+    let axes: Vec<i64> = (0..from.len())
+        .filter(|&a| a < offset || (to[a - offset] == 1 && from[a] != 1))
+        .map(|a| a as i64)
+        .collect();
+    let summed = bl.add(
+        &format!("{role}_sum"),
+        Op::Reduce(Reduce {
+            kind: ReduceKind::Sum,
+            axes: Some(axes),
+            keepdims: true,
+        }),
+        &[t],
+    );
+    let dims: Vec<i64> = to.iter().map(|&d| d as i64).collect();
+    let shape = bl.konst(
+        &format!("{role}_shape"),
+        Tensor::from_i64(vec![dims.len()], dims)?,
+    );
+    Ok(bl.add(
+        role,
+        Op::Reshape(Reshape { allowzero: false }),
+        &[summed, shape],
+    ))
 }

@@ -223,5 +223,9 @@ fn optimise(graph: &mut Graph) -> Result<()> {
         passes::RemoveDeadNodes.run(graph)?;
         passes::InferFacts.run(graph)?;
     }
+    // Broadcast operands' relevance is a Reduce; compiled code runs it as a pool.
+    while passes::LowerReduce.run(graph)? {
+        passes::InferFacts.run(graph)?;
+    }
     passes::check(graph, "relevance")
 }
