@@ -146,3 +146,90 @@ fn gates_and_products_follow_their_rules() {
         }
     }
 }
+
+/// x -> z = x W1 -> LayerNorm written out (mean, centre, variance, sqrt, divide) -> out = y W2.
+fn layer_norm_model() -> Model {
+    use lrpc::ir::ops::{Reduce, ReduceKind};
+    let mut g = Graph::new("layernorm-test", 17);
+    let x = g.add("x", Op::Input, &[]);
+    g.node_mut(x).fact = Some(Fact::new(DType::F32, vec![1, IN]));
+    g.inputs.push(x);
+    let konst = |g: &mut Graph, name: &str, t: Tensor| g.add(name, Op::Const(Arc::new(t)), &[]);
+    let w1 = konst(
+        &mut g,
+        "w1",
+        Tensor::from_f32(vec![IN, HID], weights(IN, HID, 1)).unwrap(),
+    );
+    let w2 = konst(
+        &mut g,
+        "w2",
+        Tensor::from_f32(vec![HID, OUT], weights(HID, OUT, 2)).unwrap(),
+    );
+    let two = konst(&mut g, "two", Tensor::from_f32(vec![], vec![2.0]).unwrap());
+    let eps = konst(&mut g, "eps", Tensor::from_f32(vec![], vec![1e-5]).unwrap());
+    let mean = |axes| {
+        Op::Reduce(Reduce {
+            kind: ReduceKind::Mean,
+            axes,
+            keepdims: true,
+        })
+    };
+    let z = g.add("fc1", Op::MatMul, &[x, w1]);
+    let m = g.add("mean", mean(Some(vec![-1])), &[z]);
+    let c = g.add("centre", Op::Binary(BinaryOp::Sub), &[z, m]);
+    let sq = g.add("square", Op::Binary(BinaryOp::Pow), &[c, two]);
+    let v = g.add("variance", mean(Some(vec![-1])), &[sq]);
+    let ve = g.add("variance_eps", Op::Binary(BinaryOp::Add), &[v, eps]);
+    let d = g.add("std", Op::Activation(Activation::Sqrt), &[ve]);
+    let y = g.add("normed", Op::Binary(BinaryOp::Div), &[c, d]);
+    let out = g.add("fc2", Op::MatMul, &[y, w2]);
+    g.outputs.push(Output {
+        name: "out".into(),
+        node: out,
+        logits: None,
+    });
+    Model::from_graph(g).unwrap()
+}
+
+#[test]
+fn a_written_out_layer_norm_conserves_and_has_the_right_gradient() {
+    let m = layer_norm_model();
+    let x = input();
+    let out = |x: &[f32]| {
+        m.run_interpreted(Tensor::from_f32(vec![1, IN], x.to_vec()).unwrap())
+            .unwrap()[0]
+            .f32s()
+            .unwrap()
+            .to_vec()
+    };
+    let base = out(&x);
+    let t = (0..OUT)
+        .max_by(|&p, &q| base[p].total_cmp(&base[q]))
+        .unwrap();
+    // Central differences in f32, so a loose tolerance.
+    let h = 1e-2;
+    let fd: Vec<f32> = (0..IN)
+        .map(|j| {
+            let (mut p, mut q) = (x.clone(), x.clone());
+            p[j] += h;
+            q[j] -= h;
+            (out(&p)[t] - out(&q)[t]) / (2.0 * h)
+        })
+        .collect();
+    for engine in [Engine::Interpreter, Engine::Compiled] {
+        let (relevance, _) = explain(&m, "epsilon", engine);
+        let total: f32 = relevance.iter().sum();
+        assert!(
+            (total - base[t]).abs() <= 1e-3 * base[t].abs().max(1.0),
+            "{engine:?}: relevance sums to {total}, the logit is {}",
+            base[t]
+        );
+        let (gradient, _) = explain(&m, "gradient", engine);
+        for (g, f) in gradient.iter().zip(&fd) {
+            assert!(
+                (g - f).abs() <= 2e-2 * f.abs().max(0.1),
+                "{engine:?}: {gradient:?} vs {fd:?}"
+            );
+        }
+    }
+}
