@@ -408,9 +408,14 @@ impl Lowering<'_> {
             Op::Lrn(lrn) => self.lrn(n, lrn, &ins, false),
             Op::LrnBackward(b) => self.lrn(n, &b.lrn, &ins, true),
             Op::Concat(c) => self.concat(n, c, &ins),
-            Op::Transpose(_) | Op::Slice(_) | Op::Pad(_) | Op::Gather(_) | Op::SliceBackward(_) => {
-                self.movement(n, &ins)
-            }
+            Op::Transpose(_)
+            | Op::Slice(_)
+            | Op::SplitPart(_)
+            | Op::Expand
+            | Op::Tile
+            | Op::Pad(_)
+            | Op::Gather(_)
+            | Op::SliceBackward(_) => self.movement(n, &ins),
             Op::Shape(_) | Op::ConstantOfShape(_) => {
                 op_bail!("depends on run-time data; compiled code needs it folded to a constant")
             }

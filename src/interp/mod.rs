@@ -52,6 +52,10 @@ pub fn eval(op: &Op, inputs: &[&Tensor]) -> OpResult<Tensor> {
         Op::Squeeze(s) => movement::reshape_to(x(), s.output_shape(x().shape())?),
         Op::Unsqueeze(u) => movement::reshape_to(x(), u.output_shape(x().shape())?),
         Op::Slice(s) => movement::slice(s, x()),
+        Op::SplitPart(p) => movement::slice(&p.to_slice(x().shape())?, x()),
+        Op::Expand => movement::expand(x(), inputs[1]),
+        Op::Tile => movement::tile(x(), inputs[1]),
+        Op::Range => movement::range(inputs[0], inputs[1], inputs[2]),
         Op::Shape(s) => s.value(x().shape()),
         Op::Gather(g) => movement::gather(g, x(), inputs[1]),
         Op::Cast(c) => Ok(if c.boolean {

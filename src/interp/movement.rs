@@ -152,3 +152,45 @@ pub fn reshape_to(x: &Tensor, shape: Vec<usize>) -> OpResult<Tensor> {
     }
     x.clone().reshape(shape)
 }
+
+/// Expand: each output element reads the input element numpy broadcasting pairs it with.
+pub fn expand(x: &Tensor, shape: &Tensor) -> OpResult<Tensor> {
+    let out = crate::ir::ops::Expand::output_shape(x.shape(), shape)?;
+    let map = super::elementwise::broadcast_map(x.shape(), &out);
+    x.gather_flat(out, &map)
+}
+
+/// Tile: output index i reads input index i mod dim on every axis.
+pub fn tile(x: &Tensor, repeats: &Tensor) -> OpResult<Tensor> {
+    let r = crate::ir::ops::Tile::repeats(x.shape(), repeats)?;
+    let shape = x.shape();
+    let out: Vec<usize> = shape.iter().zip(&r).map(|(d, r)| d * r).collect();
+    let st = strides(shape);
+    let mut index = Vec::with_capacity(numel(&out));
+    for_each_index(&out, |i| {
+        index.push(
+            i.iter()
+                .zip(shape)
+                .zip(&st)
+                .map(|((&v, &d), &s)| (v % d) * s)
+                .sum(),
+        );
+    });
+    x.gather_flat(out, &index)
+}
+
+/// Range(start, limit, delta) in the inputs' type.
+pub fn range(start: &Tensor, limit: &Tensor, delta: &Tensor) -> OpResult<Tensor> {
+    match (start.data(), limit.data(), delta.data()) {
+        (TensorData::I64(s), TensorData::I64(l), TensorData::I64(d)) => {
+            let n = crate::ir::ops::Range::count(s[0] as f64, l[0] as f64, d[0] as f64)?;
+            Tensor::from_i64(vec![n], (0..n as i64).map(|k| s[0] + k * d[0]).collect())
+        }
+        (TensorData::F32(s), TensorData::F32(l), TensorData::F32(d)) => {
+            let n =
+                crate::ir::ops::Range::count(f64::from(s[0]), f64::from(l[0]), f64::from(d[0]))?;
+            Tensor::from_f32(vec![n], (0..n).map(|k| s[0] + k as f32 * d[0]).collect())
+        }
+        _ => crate::op_bail!("start, limit and delta must have one type"),
+    }
+}

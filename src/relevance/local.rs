@@ -261,9 +261,14 @@ fn gradient(
             let g = bl.add("relevance", Op::Slice(slice), &[r]);
             vec![(x, g)]
         }
-        Op::Slice(s) => {
+        Op::Slice(_) | Op::SplitPart(_) => {
+            let slice = match op {
+                Op::SplitPart(p) => p.to_slice(&x_shape)?,
+                Op::Slice(s) => s.clone(),
+                _ => unreachable!("matched above"),
+            };
             let back = SliceBackward {
-                slice: s.clone(),
+                slice,
                 input_shape: x_shape.clone(),
             };
             let g = bl.add("relevance", Op::SliceBackward(back), &[r]);
@@ -278,6 +283,24 @@ fn gradient(
             vec![(x, g)]
         }
         Op::Identity => vec![(x, r)],
+        // Every input element is read wherever it was broadcast to: the sum over those places.
+        Op::Expand => vec![(x, unbroadcast(bl, "relevance", r, out_shape, x)?)],
+        Op::Tile => {
+            // View the output as [r0, d0, r1, d1, ...] and sum over the repeats.
+            let mut view = vec![];
+            for (&o, &d) in out_shape.iter().zip(&x_shape) {
+                view.extend([(o / d.max(1)) as i64, d as i64]);
+            }
+            let v = bl.konst("tiles", Tensor::from_i64(vec![view.len()], view)?);
+            let t = bl.add("tiled", Op::Reshape(Reshape { allowzero: false }), &[r, v]);
+            let axes = (0..x_shape.len()).map(|a| 2 * a as i64).collect();
+            let reduce = Reduce {
+                kind: ReduceKind::Sum,
+                axes: Some(axes),
+                keepdims: false,
+            };
+            vec![(x, bl.add("relevance", Op::Reduce(reduce), &[t]))]
+        }
         Op::Where => {
             // The condition only selects; relevance flows to the operand it selected.
             let zero = bl.konst("zero", Tensor::from_f32(vec![], vec![0.0])?);

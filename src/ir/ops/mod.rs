@@ -27,8 +27,8 @@ pub use norm::{BatchNorm, Lrn, Softmax};
 pub use pool::{GlobalPool, Pool, PoolKind};
 pub use reduce::{Reduce, ReduceKind};
 pub use shape::{
-    Cast, Concat, ConstantOfShape, Flatten, Gather, Pad, Reshape, ShapeOf, Slice, Squeeze,
-    Transpose, Unsqueeze,
+    Cast, Concat, ConstantOfShape, Expand, Flatten, Gather, Pad, Range, Reshape, ShapeOf, Slice,
+    SplitPart, Squeeze, Tile, Transpose, Unsqueeze,
 };
 pub use window::{AutoPad, Geometry, Plane, Window};
 
@@ -50,6 +50,13 @@ pub enum Op {
     Binary(BinaryOp),
     Sum,
     Reduce(Reduce),
+    SplitPart(SplitPart),
+    /// Expand(x, shape).
+    Expand,
+    /// Tile(x, repeats).
+    Tile,
+    /// Range(start, limit, delta).
+    Range,
     /// Where(condition, x, y): x where the condition is nonzero, else y (broadcasting).
     Where,
     Activation(Activation),
@@ -95,6 +102,10 @@ impl Op {
             Op::Sum => "Sum",
             Op::Where => "Where",
             Op::Reduce(r) => r.kind.name(),
+            Op::SplitPart(_) => "Split",
+            Op::Expand => "Expand",
+            Op::Tile => "Tile",
+            Op::Range => "Range",
             Op::Activation(a) => a.name(),
             Op::Pool(p) => match p.kind {
                 PoolKind::Max => "MaxPool",
@@ -139,7 +150,8 @@ impl Op {
         match self {
             Op::Input | Op::Const(_) => 0..=0,
             Op::Conv(_) | Op::Gemm(_) => 2..=3,
-            Op::Where => 3..=3,
+            Op::Where | Op::Range => 3..=3,
+            Op::Expand | Op::Tile => 2..=2,
             Op::MatMul
             | Op::Binary(_)
             | Op::Reshape(_)
@@ -168,6 +180,7 @@ impl Op {
             | Op::Identity
             | Op::SliceBackward(_)
             | Op::Reduce(_)
+            | Op::SplitPart(_)
             | Op::Pointwise(_) => 1..=1,
         }
     }
@@ -184,6 +197,9 @@ impl Op {
                 | Op::Squeeze(_)
                 | Op::Unsqueeze(_)
                 | Op::Slice(_)
+                | Op::SplitPart(_)
+                | Op::Expand
+                | Op::Tile
                 | Op::Identity
         )
     }
@@ -205,6 +221,10 @@ impl Op {
                 | Op::Sum
                 | Op::Where
                 | Op::Reduce(_)
+                | Op::SplitPart(_)
+                | Op::Expand
+                | Op::Tile
+                | Op::Range
                 | Op::Activation(_)
                 | Op::Gather(_)
                 | Op::Shape(_)
@@ -238,6 +258,10 @@ impl Op {
             Op::Sum => elementwise::infer_broadcast(inputs),
             Op::Where => elementwise::infer_where(inputs),
             Op::Reduce(r) => r.infer(inputs),
+            Op::SplitPart(p) => p.infer(inputs),
+            Op::Expand => Expand.infer(inputs),
+            Op::Tile => Tile.infer(inputs),
+            Op::Range => Range.infer(inputs),
             Op::Activation(a) => a.infer(inputs),
             Op::Pool(p) => p.infer(inputs),
             Op::GlobalPool(p) => p.infer(inputs),

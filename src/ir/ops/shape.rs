@@ -414,3 +414,151 @@ impl ConstantOfShape {
         Ok(Fact::new(self.value.dtype(), Self::output_shape(shape)?))
     }
 }
+
+/// One output of a Split: part `index` of `x` cut along `axis` into pieces of `sizes` (or, when
+/// absent, `parts` pieces of ceil(dim / parts), the last smaller). The `LowerSplit` pass turns it
+/// into the equivalent Slice once shapes are known.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct SplitPart {
+    pub axis: i64,
+    pub sizes: Option<Vec<usize>>,
+    pub parts: usize,
+    pub index: usize,
+}
+
+impl SplitPart {
+    /// The Slice that takes this part of an input of `shape`.
+    pub fn to_slice(&self, shape: &[usize]) -> OpResult<Slice> {
+        let axis = norm_axis(self.axis, shape.len())?;
+        let dim = shape[axis];
+        let sizes = match &self.sizes {
+            Some(s) => {
+                op_ensure!(
+                    s.iter().sum::<usize>() == dim,
+                    "split sizes {s:?} do not add up to the axis size {dim}"
+                );
+                s.clone()
+            }
+            None => {
+                op_ensure!(self.parts > 0, "a split into 0 parts");
+                let chunk = dim.div_ceil(self.parts);
+                (0..self.parts)
+                    .map(|k| chunk.min(dim.saturating_sub(k * chunk)))
+                    .collect()
+            }
+        };
+        op_ensure!(
+            self.index < sizes.len(),
+            "output {} of a split into {} parts",
+            self.index,
+            sizes.len()
+        );
+        let start: usize = sizes[..self.index].iter().sum();
+        Ok(Slice {
+            starts: vec![start as i64],
+            ends: vec![(start + sizes[self.index]) as i64],
+            axes: Some(vec![axis as i64]),
+            steps: None,
+        })
+    }
+
+    pub fn infer(&self, inputs: &[&Fact]) -> OpResult<Fact> {
+        self.to_slice(&inputs[0].shape)?.infer(inputs)
+    }
+}
+
+/// Expand: broadcast `x` against the (constant) shape input, numpy-style.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Expand;
+
+impl Expand {
+    pub fn output_shape(x: &[usize], shape: &Tensor) -> OpResult<Vec<usize>> {
+        let dims = to_sizes(shape.i64s()?, "Expand shape")?;
+        super::util::broadcast(x, &dims)
+    }
+
+    pub fn infer(&self, inputs: &[&Fact]) -> OpResult<Fact> {
+        let Some(shape) = &inputs[1].value else {
+            op_bail!("the shape is computed at run time; lrpc needs it constant");
+        };
+        Ok(Fact::new(
+            inputs[0].dtype,
+            Expand::output_shape(&inputs[0].shape, shape)?,
+        ))
+    }
+}
+
+/// Tile: `x` repeated along each axis by the (constant) repeats input.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Tile;
+
+impl Tile {
+    pub fn repeats(x: &[usize], repeats: &Tensor) -> OpResult<Vec<usize>> {
+        let r = to_sizes(repeats.i64s()?, "Tile repeats")?;
+        op_ensure!(
+            r.len() == x.len(),
+            "{} repeats for an input of rank {}",
+            r.len(),
+            x.len()
+        );
+        Ok(r)
+    }
+
+    pub fn infer(&self, inputs: &[&Fact]) -> OpResult<Fact> {
+        let Some(repeats) = &inputs[1].value else {
+            op_bail!("the repeats are computed at run time; lrpc needs them constant");
+        };
+        let r = Tile::repeats(&inputs[0].shape, repeats)?;
+        let shape = inputs[0]
+            .shape
+            .iter()
+            .zip(&r)
+            .map(|(d, r)| d.saturating_mul(*r))
+            .collect();
+        Ok(Fact::new(inputs[0].dtype, shape))
+    }
+}
+
+/// Range(start, limit, delta): scalars in, a 1-D tensor out (shape arithmetic only: its inputs
+/// must be constant, so it always folds).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Range;
+
+/// At most this many elements: a Range is index arithmetic, not data.
+const RANGE_LIMIT: f64 = (1u64 << 31) as f64;
+
+impl Range {
+    /// The number of elements, max(ceil((limit - start) / delta), 0).
+    pub fn count(start: f64, limit: f64, delta: f64) -> OpResult<usize> {
+        op_ensure!(
+            delta != 0.0 && delta.is_finite(),
+            "delta must be finite and nonzero"
+        );
+        let n = ((limit - start) / delta).ceil().max(0.0);
+        op_ensure!(n.is_finite() && n < RANGE_LIMIT, "a range of {n} elements");
+        Ok(n as usize)
+    }
+
+    pub fn infer(&self, inputs: &[&Fact]) -> OpResult<Fact> {
+        let scalar = |f: &Fact, what: &str| -> OpResult<f64> {
+            let Some(v) = &f.value else {
+                op_bail!("{what} is computed at run time; lrpc needs Range's inputs constant");
+            };
+            op_ensure!(v.len() == 1, "{what} must be a scalar");
+            Ok(match v.data() {
+                crate::ir::TensorData::F32(x) => f64::from(x[0]),
+                crate::ir::TensorData::I64(x) => x[0] as f64,
+            })
+        };
+        let (s, l, d) = (
+            scalar(inputs[0], "start")?,
+            scalar(inputs[1], "limit")?,
+            scalar(inputs[2], "delta")?,
+        );
+        op_ensure!(
+            inputs[1].dtype == inputs[0].dtype && inputs[2].dtype == inputs[0].dtype,
+            "start, limit and delta must have one type"
+        );
+        Ok(Fact::new(inputs[0].dtype, vec![Range::count(s, l, d)?]))
+    }
+}

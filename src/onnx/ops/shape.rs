@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use super::{Imported, NodeCtx, Source};
+use crate::ir::ops::SplitPart;
 use crate::ir::ops::{
     Cast, Concat, Flatten, Gather, Pad, Reshape, ShapeOf, Slice, Squeeze, Transpose, Unsqueeze,
 };
@@ -167,4 +168,60 @@ pub fn cast(ctx: &NodeCtx) -> Result<Imported, String> {
         dtype_of(to).map_err(|e| format!("Cast to {e}"))?
     };
     Ok(Imported::first(Op::Cast(Cast { to, boolean }), 1))
+}
+
+/// Split: sizes from the `split` attribute (opset < 13) or input 1, else `num_outputs` pieces
+/// (opset 18) or one piece per output; every output is one SplitPart node.
+pub fn split(ctx: &NodeCtx) -> Result<Imported, String> {
+    let axis = ctx.attrs.int("axis")?.unwrap_or(0);
+    let sizes = if ctx.opset < 13 {
+        ctx.attrs.ints("split")?
+    } else {
+        ctx.const_ints(1, "split")?
+    };
+    let sizes = sizes
+        .map(|s| {
+            s.iter()
+                .map(|&v| usize::try_from(v).map_err(|_| format!("split size {v} is negative")))
+                .collect::<Result<Vec<usize>, String>>()
+        })
+        .transpose()?;
+    let outputs = ctx.node.output.len();
+    let parts = match (&sizes, ctx.attrs.int("num_outputs")?) {
+        (Some(s), _) => s.len(),
+        (None, Some(n)) => usize::try_from(n).map_err(|_| format!("num_outputs {n}"))?,
+        (None, None) => outputs,
+    };
+    if parts != outputs {
+        return Err(format!("{parts} parts for {outputs} outputs"));
+    }
+    let mut out = Imported::new();
+    for index in 0..outputs {
+        let part = SplitPart {
+            axis,
+            sizes: sizes.clone(),
+            parts,
+            index,
+        };
+        let role = if index == 0 {
+            String::new()
+        } else {
+            format!("part{index}")
+        };
+        let node = out.add(role, Op::SplitPart(part), vec![Source::Input(0)]);
+        out.output(index, &node);
+    }
+    Ok(out)
+}
+
+pub fn expand(_: &NodeCtx) -> Result<Imported, String> {
+    Ok(Imported::first(Op::Expand, 2))
+}
+
+pub fn tile(_: &NodeCtx) -> Result<Imported, String> {
+    Ok(Imported::first(Op::Tile, 2))
+}
+
+pub fn range(_: &NodeCtx) -> Result<Imported, String> {
+    Ok(Imported::first(Op::Range, 3))
 }
