@@ -177,7 +177,7 @@ fn gradient(
                 };
                 out.push((
                     i,
-                    unbroadcast(bl, &format!("gradient{slot}"), g, &out_shape, i)?,
+                    unbroadcast(bl, &format!("gradient{slot}"), g, out_shape, i)?,
                 ));
             }
             out
