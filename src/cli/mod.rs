@@ -50,6 +50,10 @@ pub struct ShapeArgs {
     /// Refuse models with a tensor of more elements than this (declared or computed).
     #[arg(long, default_value_t = lrpc::onnx::DEFAULT_MAX_ELEMENTS)]
     max_elements: usize,
+    /// Fix a model input to the data in a .npy file, as NAME=FILE (repeatable): it becomes a
+    /// constant, so what depends only on it folds (a sample rate choosing an If branch).
+    #[arg(long = "const", value_name = "NAME=FILE")]
+    constants: Vec<String>,
 }
 
 impl ShapeArgs {
@@ -85,6 +89,13 @@ impl ShapeArgs {
                 .parse()
                 .map_err(|_| anyhow!("--dim '{d}': '{size}' is not a size"))?;
             options.dims.insert(name.to_string(), size);
+        }
+        for c in &self.constants {
+            let (name, file) = c
+                .split_once('=')
+                .ok_or_else(|| anyhow!("--const '{c}' should be NAME=FILE"))?;
+            let t = lrpc::io::npy::read(std::path::Path::new(file))?;
+            options.constants.insert(name.to_string(), t);
         }
         Ok(options)
     }
@@ -154,6 +165,9 @@ impl ShapeArgs {
         }
         for d in &self.dims {
             v.push(("--dim", d.clone()));
+        }
+        for c in &self.constants {
+            v.push(("--const", c.clone()));
         }
         if self.max_elements != lrpc::onnx::DEFAULT_MAX_ELEMENTS {
             v.push(("--max-elements", self.max_elements.to_string()));

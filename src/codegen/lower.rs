@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use crate::error::{Error, OpResult, Result};
 use crate::interp;
 use crate::ir::ops::gemm::matmul_dims;
+use crate::ir::ops::resize::Interpolation;
 use crate::ir::ops::{
     Activation, BinaryOp, Concat, Gemm, GlobalPool, Lrn, Op, Plane, Pool, PoolKind,
 };
@@ -130,6 +131,10 @@ pub fn lower(graph: &Graph, request: &Request) -> Result<Program> {
     }
     Ok(l.p)
 }
+
+/// The most terms one element of a weighted gather sums (a linear Resize adds 2^axes; its
+/// adjoint, for an upsampling by s, about (2s)^axes).
+const MAX_TERMS: usize = 64;
 
 fn elementwise_op(op: &Op) -> bool {
     matches!(
@@ -416,6 +421,31 @@ impl Lowering<'_> {
             | Op::Pad(_)
             | Op::Gather(_)
             | Op::SliceBackward(_) => self.movement(n, &ins),
+            Op::Resize(r) => {
+                let second = ins.get(1).and_then(|&i| graph.constant(i)).map(|t| &**t);
+                let r = r.resolve(second)?;
+                if matches!(r.interpolation, Interpolation::Nearest(_)) {
+                    return self.movement(n, &ins);
+                }
+                let taps: Vec<(usize, usize, f32)> = r
+                    .taps(self.shape(ins[0]))?
+                    .into_iter()
+                    .map(|t| (t.dst, t.src, t.weight))
+                    .collect();
+                let src = self.operand(ins[0])?;
+                self.weighted_gathers(n, src, taps)
+            }
+            Op::ResizeBackward(b) => {
+                // The forward taps transposed: each input element sums the outputs it fed.
+                let taps: Vec<(usize, usize, f32)> = b
+                    .resize
+                    .taps(&b.input_shape)?
+                    .into_iter()
+                    .map(|t| (t.src, t.dst, t.weight))
+                    .collect();
+                let src = self.operand(ins[0])?;
+                self.weighted_gathers(n, src, taps)
+            }
             Op::Shape(_) | Op::ConstantOfShape(_) => {
                 op_bail!("depends on run-time data; compiled code needs it folded to a constant")
             }
@@ -687,6 +717,71 @@ impl Lowering<'_> {
         let table: Vec<i32> = out.f32s()?.iter().map(|&v| v as i32 - 1).collect();
         let src = self.operand(ins[0])?;
         self.gather(n, src, table, fill)
+    }
+
+    /// out[d] = sum of w * src[s] over the (d, s, w) terms: one gather per term slot (the k-th
+    /// term of every output element), then one element-wise weighted sum.
+    fn weighted_gathers(
+        &mut self,
+        n: NodeIndex,
+        src: Operand,
+        terms: Vec<(usize, usize, f32)>,
+    ) -> OpResult<()> {
+        let len = numel(self.shape(n));
+        let mut count = vec![0usize; len];
+        for &(d, _, _) in &terms {
+            op_ensure!(d < len, "internal: a term for element {d} of {len}");
+            count[d] += 1;
+        }
+        let slots = count.iter().copied().max().unwrap_or(0).max(1);
+        op_ensure!(
+            slots <= MAX_TERMS,
+            "an output element sums {slots} input elements; compiled code takes at most {MAX_TERMS}"
+        );
+        op_ensure!(
+            len < TABLE_LIMIT,
+            "output of {len} elements is too large for a table"
+        );
+        let mut tables = vec![vec![-1i32; len]; slots];
+        let mut weights = vec![vec![0f32; len]; slots];
+        count.iter_mut().for_each(|c| *c = 0);
+        for (d, s, w) in terms {
+            let k = count[d];
+            tables[k][d] = s as i32;
+            weights[k][d] = w;
+            count[d] += 1;
+        }
+        let mut k = KernelBuilder::default();
+        let mut acc = None;
+        for (table, w) in tables.into_iter().zip(weights) {
+            let gathered = self.buffer(len);
+            self.table_step(n, TableKernel::Gather { fill: 0.0 }, src, table, gathered)?;
+            let g = k.load(Operand::Buffer(gathered), Access::Full);
+            let c = Operand::Const(self.constant(w));
+            let c = k.load(c, Access::Full);
+            let term = k.push(Instr::Binary(BinaryOp::Mul, g, c));
+            acc = Some(match acc {
+                None => term,
+                Some(a) => k.push(Instr::Binary(BinaryOp::Add, a, term)),
+            });
+        }
+        let kernel = Kernel {
+            inputs: k.accesses,
+            body: k.body,
+            output: acc.unwrap_or(0),
+        };
+        let kernel = self.kernel(KernelDesc::Elementwise(kernel))?;
+        let out = self.define(n);
+        self.push(
+            n,
+            Step::Elementwise {
+                kernel,
+                inputs: k.operands,
+                out,
+                len,
+            },
+        );
+        Ok(())
     }
 
     /// out = gather(src, table) into a new buffer for `n`.

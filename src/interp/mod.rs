@@ -54,6 +54,8 @@ pub fn eval(op: &Op, inputs: &[&Tensor]) -> OpResult<Tensor> {
         Op::Slice(s) => movement::slice(s, x()),
         Op::SplitPart(p) => movement::slice(&p.to_slice(x().shape())?, x()),
         Op::Expand => movement::expand(x(), inputs[1]),
+        Op::Resize(r) => movement::resize(r, x(), inputs.get(1).copied()),
+        Op::ResizeBackward(b) => movement::resize_backward(b, x()),
         Op::Tile => movement::tile(x(), inputs[1]),
         Op::Range => movement::range(inputs[0], inputs[1], inputs[2]),
         Op::Shape(s) => s.value(x().shape()),

@@ -194,3 +194,25 @@ pub fn range(start: &Tensor, limit: &Tensor, delta: &Tensor) -> OpResult<Tensor>
         _ => crate::op_bail!("start, limit and delta must have one type"),
     }
 }
+
+/// Resize: every output element the weighted sum of its taps.
+pub fn resize(r: &crate::ir::ops::Resize, x: &Tensor, second: Option<&Tensor>) -> OpResult<Tensor> {
+    let r = r.resolve(second)?;
+    let v = x.f32s()?;
+    let out = r.output_shape(x.shape())?;
+    let mut y = vec![0f32; numel(&out)];
+    for t in r.taps(x.shape())? {
+        y[t.dst] += t.weight * v[t.src];
+    }
+    Tensor::from_f32(out, y)
+}
+
+/// The adjoint of a Resize: every input element the weighted sum of the outputs it fed.
+pub fn resize_backward(b: &crate::ir::ops::ResizeBackward, dy: &Tensor) -> OpResult<Tensor> {
+    let g = dy.f32s()?;
+    let mut dx = vec![0f32; numel(&b.input_shape)];
+    for t in b.resize.taps(&b.input_shape)? {
+        dx[t.src] += t.weight * g[t.dst];
+    }
+    Tensor::from_f32(b.input_shape.clone(), dx)
+}

@@ -71,6 +71,7 @@ pub fn import(
     };
     imp.graph.max_elements = options.max_elements;
     imp.initializers(g)?;
+    imp.bind_constants(g)?;
     imp.inputs(g)?;
     let order = node_order(g, file)?;
     for i in order {
@@ -191,6 +192,32 @@ impl Importer<'_> {
             {
                 return Err(self.graph_error(format!("initializer '{}' is defined twice", t.name)));
             }
+        }
+        Ok(())
+    }
+
+    /// Inputs the caller fixed (`ImportOptions::constants`) become constants: their data must
+    /// match the declared type and the declared fixed sizes.
+    fn bind_constants(&mut self, g: &GraphProto) -> Result<()> {
+        for (name, t) in &self.options.constants {
+            let Some(v) = g.input.iter().find(|v| &v.name == name) else {
+                return Err(self.graph_error(format!("--const {name}: not a graph input")));
+            };
+            let (dtype, dims) = self.input_type(v)?;
+            let fits = dims.len() == t.shape().len()
+                && dims.iter().zip(t.shape()).all(|(d, &n)| match d {
+                    Dim::Fixed(f) => *f == n,
+                    _ => true,
+                });
+            if dtype != t.dtype() || !fits {
+                return Err(self.graph_error(format!(
+                    "--const {name}: the data is {} {:?}, the input is declared {dtype} of rank {}",
+                    t.dtype(),
+                    t.shape(),
+                    dims.len()
+                )));
+            }
+            self.consts.insert(name.clone(), Arc::new(t.clone()));
         }
         Ok(())
     }

@@ -37,6 +37,10 @@ pub struct ImportOptions {
     pub explain_input: Option<String>,
     /// Refuse any tensor with more elements than this (declared dims, folded constants).
     pub max_elements: usize,
+    /// Inputs fixed to these values at import, by name: they become constants, so whatever
+    /// depends only on them folds (a sample rate that picks an If branch, the scales of a
+    /// Resize given as an input).
+    pub constants: BTreeMap<String, crate::ir::Tensor>,
     /// Compute the file's SHA-256 on another thread while it is imported (what a saved
     /// artifact records of its source; `Model::source_info` computes it otherwise).
     pub digest: bool,
@@ -51,6 +55,7 @@ impl Default for ImportOptions {
             input_shapes: BTreeMap::new(),
             explain_input: None,
             max_elements: DEFAULT_MAX_ELEMENTS,
+            constants: BTreeMap::new(),
             digest: false,
         }
     }

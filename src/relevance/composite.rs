@@ -98,6 +98,10 @@ pub fn layer_kind(
         Op::GlobalPool(GlobalPool::Max) => LayerKind::MaxPool,
         Op::Activation(a) => LayerKind::Activation(*a),
         Op::Where => LayerKind::Movement,
+        Op::Resize(r) => match r.interpolation {
+            crate::ir::ops::resize::Interpolation::Nearest(_) => LayerKind::Movement,
+            crate::ir::ops::resize::Interpolation::Linear => LayerKind::AvgPool,
+        },
         Op::BatchNorm(_) => LayerKind::BatchNorm,
         Op::Lrn(_) => LayerKind::Lrn,
         Op::Softmax(_) => LayerKind::Softmax,

@@ -52,6 +52,12 @@ pub fn propagate(
             }
             out
         }
+        (Rule::Norm, Op::Resize(_)) => {
+            // Linear interpolation is a pool with fixed weights: the same norm rule.
+            let q = bl.normalise("q", r, n, STABILIZER);
+            let g = resize_adjoint(bl, &op, &ins, q)?;
+            vec![(x, bl.mul("relevance", x, g))]
+        }
         (Rule::Norm, Op::Pool(_) | Op::GlobalPool(_)) => {
             let q = bl.normalise("q", r, n, STABILIZER);
             let g = pool_adjoint(bl, &op, x, q);
@@ -283,6 +289,7 @@ fn gradient(
             vec![(x, g)]
         }
         Op::Identity => vec![(x, r)],
+        Op::Resize(_) => vec![(x, resize_adjoint(bl, op, ins, r)?)],
         // Every input element is read wherever it was broadcast to: the sum over those places.
         Op::Expand => vec![(x, unbroadcast(bl, "relevance", r, out_shape, x)?)],
         Op::Tile => {
@@ -403,5 +410,28 @@ fn unbroadcast(
         role,
         Op::Reshape(Reshape { allowzero: false }),
         &[summed, shape],
+    ))
+}
+
+/// A^T g for the Resize `op` (its scales or sizes read from the constant second input).
+fn resize_adjoint(
+    bl: &mut Builder,
+    op: &Op,
+    ins: &[NodeIndex],
+    g: NodeIndex,
+) -> OpResult<NodeIndex> {
+    let Op::Resize(r) = op else {
+        op_bail!("internal: not a Resize");
+    };
+    let second = ins.get(1).and_then(|&i| bl.graph.constant(i)).cloned();
+    let resize = r.resolve(second.as_deref())?;
+    let input_shape = bl.graph.fact(ins[0]).shape.clone();
+    Ok(bl.add(
+        "adjoint",
+        Op::ResizeBackward(crate::ir::ops::ResizeBackward {
+            resize,
+            input_shape,
+        }),
+        &[g],
     ))
 }

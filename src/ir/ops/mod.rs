@@ -9,6 +9,7 @@ pub mod gemm;
 pub mod norm;
 pub mod pool;
 pub mod reduce;
+pub mod resize;
 pub mod shape;
 pub mod util;
 pub mod window;
@@ -26,6 +27,7 @@ pub use gemm::Gemm;
 pub use norm::{BatchNorm, Lrn, Softmax};
 pub use pool::{GlobalPool, Pool, PoolKind};
 pub use reduce::{Reduce, ReduceKind};
+pub use resize::{Resize, ResizeBackward};
 pub use shape::{
     Cast, Concat, ConstantOfShape, Expand, Flatten, Gather, Pad, Range, Reshape, ShapeOf, Slice,
     SplitPart, Squeeze, Tile, Transpose, Unsqueeze,
@@ -51,6 +53,8 @@ pub enum Op {
     Sum,
     Reduce(Reduce),
     SplitPart(SplitPart),
+    Resize(Resize),
+    ResizeBackward(ResizeBackward),
     /// Expand(x, shape).
     Expand,
     /// Tile(x, repeats).
@@ -103,6 +107,8 @@ impl Op {
             Op::Where => "Where",
             Op::Reduce(r) => r.kind.name(),
             Op::SplitPart(_) => "Split",
+            Op::Resize(_) => "Resize",
+            Op::ResizeBackward(_) => "ResizeBackward",
             Op::Expand => "Expand",
             Op::Tile => "Tile",
             Op::Range => "Range",
@@ -181,7 +187,9 @@ impl Op {
             | Op::SliceBackward(_)
             | Op::Reduce(_)
             | Op::SplitPart(_)
+            | Op::ResizeBackward(_)
             | Op::Pointwise(_) => 1..=1,
+            Op::Resize(_) => 1..=2,
         }
     }
 
@@ -221,6 +229,7 @@ impl Op {
                 | Op::Sum
                 | Op::Where
                 | Op::Reduce(_)
+                | Op::Resize(_)
                 | Op::SplitPart(_)
                 | Op::Expand
                 | Op::Tile
@@ -259,6 +268,8 @@ impl Op {
             Op::Where => elementwise::infer_where(inputs),
             Op::Reduce(r) => r.infer(inputs),
             Op::SplitPart(p) => p.infer(inputs),
+            Op::Resize(r) => r.infer(inputs),
+            Op::ResizeBackward(r) => r.infer(inputs),
             Op::Expand => Expand.infer(inputs),
             Op::Tile => Tile.infer(inputs),
             Op::Range => Range.infer(inputs),

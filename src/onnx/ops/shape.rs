@@ -225,3 +225,94 @@ pub fn tile(_: &NodeCtx) -> Result<Imported, String> {
 pub fn range(_: &NodeCtx) -> Result<Imported, String> {
     Ok(Imported::first(Op::Range, 3))
 }
+
+/// Resize (opset 10: scales, asymmetric; 11+: roi, scales, sizes and the coordinate modes) and
+/// Upsample (scales as attribute to opset 8, input from 9).
+pub fn resize(ctx: &NodeCtx) -> Result<Imported, String> {
+    use crate::ir::ops::resize::{CoordMode, Interpolation, NearestMode, Target};
+    let a = &ctx.attrs;
+    let upsample = ctx.node.op_type == "Upsample";
+    let legacy = upsample || ctx.opset < 11;
+    let mode = a.string("mode")?.unwrap_or_else(|| "nearest".into());
+    let interpolation = match mode.as_str() {
+        "nearest" if legacy => Interpolation::Nearest(NearestMode::Floor),
+        "nearest" => Interpolation::Nearest(
+            match a
+                .string("nearest_mode")?
+                .as_deref()
+                .unwrap_or("round_prefer_floor")
+            {
+                "round_prefer_floor" => NearestMode::RoundPreferFloor,
+                "round_prefer_ceil" => NearestMode::RoundPreferCeil,
+                "floor" => NearestMode::Floor,
+                "ceil" => NearestMode::Ceil,
+                other => return Err(format!("unknown nearest_mode '{other}'")),
+            },
+        ),
+        "linear" | "bilinear" => Interpolation::Linear,
+        other => return Err(format!("mode '{other}' is not supported (nearest, linear)")),
+    };
+    let coord = if legacy {
+        CoordMode::Asymmetric
+    } else {
+        match a
+            .string("coordinate_transformation_mode")?
+            .as_deref()
+            .unwrap_or("half_pixel")
+        {
+            "half_pixel" => CoordMode::HalfPixel,
+            "half_pixel_symmetric" => CoordMode::HalfPixelSymmetric,
+            "pytorch_half_pixel" => CoordMode::PytorchHalfPixel,
+            "align_corners" => CoordMode::AlignCorners,
+            "asymmetric" => CoordMode::Asymmetric,
+            other => {
+                return Err(format!(
+                    "coordinate_transformation_mode '{other}' is not supported"
+                ));
+            }
+        }
+    };
+    if a.int("antialias")?.unwrap_or(0) != 0 {
+        return Err("antialias=1 is not supported".into());
+    }
+    if a.has("axes") {
+        return Err(
+            "the 'axes' attribute is not supported (give scales or sizes for every axis)".into(),
+        );
+    }
+    if a.string("keep_aspect_ratio_policy")?
+        .is_some_and(|p| p != "stretch")
+    {
+        return Err("keep_aspect_ratio_policy other than 'stretch' is not supported".into());
+    }
+    // Scales or sizes are read once they fold to constants (they are often computed from the
+    // input's shape); an empty constant marks an input as absent.
+    let empty = |i: usize| {
+        ctx.consts
+            .get(&ctx.node.input[i])
+            .is_some_and(|t| t.len() == 0)
+    };
+    let given = |i: usize| ctx.has_input(i) && !empty(i);
+    let (target, second) = if upsample && ctx.opset < 9 {
+        let s = a
+            .floats("scales")?
+            .ok_or("attribute 'scales' is required")?;
+        (Target::Scales(s), None)
+    } else if legacy {
+        (Target::ScalesInput, Some(1))
+    } else if given(3) {
+        (Target::SizesInput, Some(3))
+    } else if given(2) {
+        (Target::ScalesInput, Some(2))
+    } else {
+        return Err("give scales or sizes".into());
+    };
+    let op = Op::Resize(crate::ir::ops::Resize {
+        interpolation,
+        coord,
+        target,
+    });
+    let mut inputs = vec![Source::Input(0)];
+    inputs.extend(second.map(Source::Input));
+    Ok(Imported::op(op, inputs))
+}
