@@ -50,6 +50,9 @@ pub struct Resize {
     pub target: Target,
 }
 
+/// The (input index, weight) pairs of one output coordinate on one axis.
+type AxisTaps = Vec<(usize, f64)>;
+
 /// One term of an output element: input element `src` times `weight`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Tap {
@@ -100,7 +103,10 @@ impl Resize {
                     .map(|(&s, &d)| {
                         op_ensure!(s > 0.0 && s.is_finite(), "scale {s} must be positive");
                         let out = (d as f64 * f64::from(s)).floor();
-                        op_ensure!(out >= 1.0 && out < 1e9, "output size {out} from scale {s}");
+                        op_ensure!(
+                            (1.0..1e9).contains(&out),
+                            "output size {out} from scale {s}"
+                        );
                         Ok((out as usize, f64::from(s)))
                     })
                     .collect()
@@ -152,7 +158,7 @@ impl Resize {
     }
 
     /// Per axis and output coordinate, the (input index, weight) pairs.
-    fn axis_taps(&self, x: &[usize]) -> OpResult<Vec<Vec<Vec<(usize, f64)>>>> {
+    fn axis_taps(&self, x: &[usize]) -> OpResult<Vec<Vec<AxisTaps>>> {
         let axes = self.axes(x)?;
         Ok(axes
             .iter()

@@ -290,7 +290,7 @@ pub fn resize(ctx: &NodeCtx) -> Result<Imported, String> {
     let empty = |i: usize| {
         ctx.consts
             .get(&ctx.node.input[i])
-            .is_some_and(|t| t.len() == 0)
+            .is_some_and(|t| t.is_empty())
     };
     let given = |i: usize| ctx.has_input(i) && !empty(i);
     let (target, second) = if upsample && ctx.opset < 9 {
