@@ -475,11 +475,17 @@ impl Importer<'_> {
         if op_type == "If" {
             return self.inline_if(n, &name, &attrs);
         }
+        let rank = if ops::NEEDS_RANK.contains(&op_type) {
+            self.rank_of(n, &name, op_type)?
+        } else {
+            None
+        };
         let ctx = NodeCtx {
             node: n,
             opset: self.graph.opset,
             attrs,
             consts: &self.consts,
+            rank,
         };
         let imported = match ops::import(&ctx) {
             Ok(i) => i,
@@ -543,6 +549,17 @@ impl Importer<'_> {
             ));
         }
         Ok(())
+    }
+
+    /// The rank of node `n`'s first input, from shape inference over the graph imported so far
+    /// (as for If conditions, the importer's one look-ahead to the passes).
+    fn rank_of(&mut self, n: &NodeProto, name: &str, op: &str) -> Result<Option<usize>> {
+        let Some(first) = n.input.first() else {
+            return Ok(None);
+        };
+        let x = self.value(first, name, op)?;
+        crate::passes::InferFacts.run(&mut self.graph)?;
+        Ok(Some(self.graph.fact(x).shape.len()))
     }
 
     /// An If whose condition is known once shapes are: its condition is evaluated now (the

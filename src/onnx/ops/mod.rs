@@ -7,6 +7,7 @@ mod conv;
 mod elementwise;
 mod gemm;
 mod norm;
+mod normalization;
 mod pool;
 mod shape;
 
@@ -106,7 +107,17 @@ pub struct NodeCtx<'a> {
     pub attrs: Attrs<'a>,
     /// Initializers and outputs of `Constant` nodes, by name.
     pub consts: &'a HashMap<String, Arc<Tensor>>,
+    /// The rank of input 0, for the ops in [`NEEDS_RANK`] (None for the others).
+    pub rank: Option<usize>,
 }
+
+/// Ops whose import needs the rank of their first input (their decomposition depends on it);
+/// the importer infers shapes over the graph so far to give it.
+pub const NEEDS_RANK: &[&str] = &[
+    "LayerNormalization",
+    "InstanceNormalization",
+    "GroupNormalization",
+];
 
 impl NodeCtx<'_> {
     /// Whether input `i` is present (ONNX marks an absent optional input with an empty name).
@@ -215,6 +226,9 @@ static REGISTRY: &[Importer] = &[
     Importer { op_type: "ConstantOfShape", since: 9, inputs: 1..=1, import: constant::constant_of_shape },
     Importer { op_type: "Dropout", since: 1, inputs: 1..=3, import: constant::dropout },
     Importer { op_type: "Identity", since: 1, inputs: 1..=1, import: constant::identity },
+    Importer { op_type: "LayerNormalization", since: 17, inputs: 2..=3, import: normalization::layer_norm },
+    Importer { op_type: "InstanceNormalization", since: 6, inputs: 3..=3, import: normalization::instance_norm },
+    Importer { op_type: "GroupNormalization", since: 18, inputs: 3..=3, import: normalization::group_norm },
     Importer { op_type: "Resize", since: 10, inputs: 1..=4, import: shape::resize },
     Importer { op_type: "Upsample", since: 7, inputs: 1..=2, import: shape::resize },
     Importer { op_type: "Split", since: 2, inputs: 1..=2, import: shape::split },
