@@ -435,6 +435,16 @@ impl Lowering<'_> {
                 let src = self.operand(ins[0])?;
                 self.weighted_gathers(n, src, taps)
             }
+            Op::MovementAdjoint(m) => {
+                let table = interp::movement_table(&m.forward, &m.args, &m.input_shape)?;
+                let taps = table
+                    .into_iter()
+                    .enumerate()
+                    .filter_map(|(j, src)| src.map(|i| (i, j, 1.0)))
+                    .collect();
+                let src = self.operand(ins[0])?;
+                self.weighted_gathers(n, src, taps)
+            }
             Op::ResizeBackward(b) => {
                 // The forward taps transposed: each input element sums the outputs it fed.
                 let taps: Vec<(usize, usize, f32)> = b

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use elementwise::broadcast_map;
-pub use movement::for_each_index;
+pub use movement::{for_each_index, movement_table};
 
 use crate::error::{Error, OpResult, Result};
 use crate::ir::{Graph, NodeIndex, Op, Tensor};
@@ -55,6 +55,7 @@ pub fn eval(op: &Op, inputs: &[&Tensor]) -> OpResult<Tensor> {
         Op::SplitPart(p) => movement::slice(&p.to_slice(x().shape())?, x()),
         Op::Expand => movement::expand(x(), inputs[1]),
         Op::Resize(r) => movement::resize(r, x(), inputs.get(1).copied()),
+        Op::MovementAdjoint(m) => movement::movement_adjoint(m, x()),
         Op::ResizeBackward(b) => movement::resize_backward(b, x()),
         Op::Tile => movement::tile(x(), inputs[1]),
         Op::Range => movement::range(inputs[0], inputs[1], inputs[2]),

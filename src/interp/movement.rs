@@ -65,22 +65,39 @@ fn interleave<T: Copy>(parts: &[&[T]], inputs: &[&Tensor], axis: usize, outer: u
 
 pub fn pad(p: &Pad, x: &Tensor) -> OpResult<Tensor> {
     let out = p.output_shape(x.shape())?;
+    let shape = x.shape();
     let n = x.rank();
-    let st = strides(&out);
-    let mut y = vec![p.value; numel(&out)];
-    let xs = x.f32s()?;
-    let mut k = 0;
-    for_each_index(x.shape(), |i| {
-        let at: usize = i
-            .iter()
-            .enumerate()
-            .map(|(a, &v)| (v + p.pads[a]) * st[a])
+    if p.mode != crate::ir::ops::PadMode::Constant {
+        op_ensure!(
+            shape.iter().all(|&d| d > 0),
+            "{:?} padding of an empty axis",
+            p.mode
+        );
+    }
+    let st = strides(shape);
+    let mut sources = Vec::with_capacity(numel(&out));
+    for_each_index(&out, |i| {
+        let src: Option<usize> = (0..n)
+            .map(|a| p.source(i[a], p.pads[a], shape[a]).map(|s| s * st[a]))
             .sum();
-        y[at] = xs[k];
-        k += 1;
+        sources.push(src);
     });
-    let _ = n;
-    Tensor::from_f32(out, y)
+    match x.data() {
+        TensorData::F32(v) => Tensor::from_f32(
+            out,
+            sources
+                .iter()
+                .map(|s| s.map_or(p.value, |s| v[s]))
+                .collect(),
+        ),
+        TensorData::I64(v) => Tensor::from_i64(
+            out,
+            sources
+                .iter()
+                .map(|s| s.map_or(p.value as i64, |s| v[s]))
+                .collect(),
+        ),
+    }
 }
 
 /// For each element of the slice of an input of `shape`, in row-major order, its flat index in
@@ -215,4 +232,58 @@ pub fn resize_backward(b: &crate::ir::ops::ResizeBackward, dy: &Tensor) -> OpRes
         dx[t.src] += t.weight * g[t.dst];
     }
     Tensor::from_f32(b.input_shape.clone(), dx)
+}
+
+/// For each output element of the movement op `op` (with its constant `args`) on an input of
+/// `shape`, the flat input index it reads, or None where it is filled: the op run on the
+/// input's indices (+1, so 0 marks a filled position).
+pub fn movement_table(
+    op: &crate::ir::Op,
+    args: &[std::sync::Arc<Tensor>],
+    shape: &[usize],
+) -> OpResult<Vec<Option<usize>>> {
+    let len = numel(shape);
+    op_ensure!(
+        len < 1 << 24,
+        "input of {len} elements is too large for a movement table"
+    );
+    let encoded = Tensor::from_f32(shape.to_vec(), (1..=len).map(|i| i as f32).collect())?;
+    let mut inputs = vec![&encoded];
+    inputs.extend(args.iter().map(|a| &**a));
+    let op = match op {
+        // The fill value would read as an index.
+        crate::ir::Op::Pad(p) => crate::ir::Op::Pad(Pad {
+            value: 0.0,
+            ..p.clone()
+        }),
+        op => op.clone(),
+    };
+    let out = super::eval(&op, &inputs)?;
+    Ok(out
+        .f32s()?
+        .iter()
+        .map(|&v| (v >= 1.0).then(|| v as usize - 1))
+        .collect())
+}
+
+/// The adjoint of a movement op: every input element sums the output elements that read it.
+pub fn movement_adjoint(
+    m: &crate::ir::ops::backward::MovementAdjoint,
+    dy: &Tensor,
+) -> OpResult<Tensor> {
+    let table = movement_table(&m.forward, &m.args, &m.input_shape)?;
+    let g = dy.f32s()?;
+    op_ensure!(
+        g.len() == table.len(),
+        "dy has {} elements for {}",
+        g.len(),
+        table.len()
+    );
+    let mut dx = vec![0f32; numel(&m.input_shape)];
+    for (j, src) in table.into_iter().enumerate() {
+        if let Some(i) = src {
+            dx[i] += g[j];
+        }
+    }
+    Tensor::from_f32(m.input_shape.clone(), dx)
 }

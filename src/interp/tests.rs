@@ -285,6 +285,7 @@ fn data_movement() {
         Op::Pad(Pad {
             pads: vec![0, 1, 1, 0],
             value: -1.0,
+            mode: PadMode::Constant,
         }),
         &[&x],
     );

@@ -475,6 +475,9 @@ impl Importer<'_> {
         if op_type == "If" {
             return self.inline_if(n, &name, &attrs);
         }
+        if ops::FOLDED_INPUTS.contains(&op_type) {
+            self.fold_inputs(n, &name, op_type)?;
+        }
         let rank = if ops::NEEDS_RANK.contains(&op_type) {
             self.rank_of(n, &name, op_type)?
         } else {
@@ -547,6 +550,29 @@ impl Importer<'_> {
             return Err(import_error(
                 "internal: the importer made no first output".into(),
             ));
+        }
+        Ok(())
+    }
+
+    /// Inputs past the first that are not constants in the file but fold to constants once
+    /// shapes are known (pads, axes, split sizes computed from the input's shape): inferred
+    /// over the graph so far and recorded as constants, so the importer can read them.
+    fn fold_inputs(&mut self, n: &NodeProto, name: &str, op: &str) -> Result<()> {
+        let pending: Vec<&String> = n
+            .input
+            .iter()
+            .skip(1)
+            .filter(|i| !i.is_empty() && !self.consts.contains_key(*i))
+            .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        crate::passes::InferFacts.run(&mut self.graph)?;
+        for input in pending {
+            let v = self.value(input, name, op)?;
+            if let Some(t) = self.graph.fact(v).value.clone() {
+                self.consts.insert(input.clone(), t);
+            }
         }
         Ok(())
     }

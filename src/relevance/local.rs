@@ -256,6 +256,18 @@ fn gradient(
             }
             out
         }
+        Op::Pad(p) if p.mode != crate::ir::ops::PadMode::Constant => {
+            let g = bl.add(
+                "relevance",
+                Op::MovementAdjoint(crate::ir::ops::backward::MovementAdjoint {
+                    forward: Box::new(op.clone()),
+                    args: vec![],
+                    input_shape: x_shape.clone(),
+                }),
+                &[r],
+            );
+            vec![(x, g)]
+        }
         Op::Pad(p) => {
             let n = x_shape.len();
             let slice = Slice {

@@ -289,3 +289,19 @@ impl LrnBackward {
         adjoint_of(self.lrn.infer(&inputs[..1])?, inputs)
     }
 }
+
+/// The adjoint of a data-movement op that reads input elements more than once (Pad in
+/// reflect, edge or wrap mode): each input element gets the sum of the output elements that
+/// read it. `forward` is the op with its constant arguments; inputs [dy].
+#[derive(Clone, Debug, PartialEq)]
+pub struct MovementAdjoint {
+    pub forward: Box<super::super::Op>,
+    pub args: Vec<std::sync::Arc<crate::ir::Tensor>>,
+    pub input_shape: Vec<usize>,
+}
+
+impl MovementAdjoint {
+    pub fn infer(&self, _inputs: &[&Fact]) -> OpResult<Fact> {
+        Ok(Fact::new(DType::F32, self.input_shape.clone()))
+    }
+}

@@ -29,8 +29,8 @@ pub use pool::{GlobalPool, Pool, PoolKind};
 pub use reduce::{Reduce, ReduceKind};
 pub use resize::{Resize, ResizeBackward};
 pub use shape::{
-    Cast, Concat, ConstantOfShape, Expand, Flatten, Gather, Pad, Range, Reshape, ShapeOf, Slice,
-    SplitPart, Squeeze, Tile, Transpose, Unsqueeze,
+    Cast, Concat, ConstantOfShape, Expand, Flatten, Gather, Pad, PadMode, Range, Reshape, ShapeOf,
+    Slice, SplitPart, Squeeze, Tile, Transpose, Unsqueeze,
 };
 pub use window::{AutoPad, Geometry, Plane, Window};
 
@@ -90,6 +90,7 @@ pub enum Op {
     SliceBackward(SliceBackward),
     ActivationGrad(ActivationGrad),
     LrnBackward(LrnBackward),
+    MovementAdjoint(backward::MovementAdjoint),
     Pointwise(Pointwise),
 }
 
@@ -147,6 +148,10 @@ impl Op {
             Op::SliceBackward(_) => "SliceBackward",
             Op::ActivationGrad(_) => "ActivationGrad",
             Op::LrnBackward(_) => "LRNBackward",
+            Op::MovementAdjoint(m) => match m.forward.name() {
+                "Pad" => "PadBackward",
+                _ => "MovementAdjoint",
+            },
             Op::Pointwise(p) => p.name(),
         }
     }
@@ -188,6 +193,7 @@ impl Op {
             | Op::Reduce(_)
             | Op::SplitPart(_)
             | Op::ResizeBackward(_)
+            | Op::MovementAdjoint(_)
             | Op::Pointwise(_) => 1..=1,
             Op::Resize(_) => 1..=2,
         }
@@ -230,6 +236,7 @@ impl Op {
                 | Op::Where
                 | Op::Reduce(_)
                 | Op::Resize(_)
+                | Op::Pad(_)
                 | Op::SplitPart(_)
                 | Op::Expand
                 | Op::Tile
@@ -298,6 +305,7 @@ impl Op {
             Op::SliceBackward(s) => s.infer(inputs),
             Op::ActivationGrad(a) => a.infer(inputs),
             Op::LrnBackward(l) => l.infer(inputs),
+            Op::MovementAdjoint(m) => m.infer(inputs),
             Op::Pointwise(_) => Ok(Fact::new(DType::F32, inputs[0].shape.clone())),
         }
     }

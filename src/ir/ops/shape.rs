@@ -150,14 +150,49 @@ impl Concat {
     }
 }
 
-/// Constant padding: `pads` is all begins then all ends, one pair per axis.
+/// What Pad puts in the border.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum PadMode {
+    /// `value`.
+    Constant,
+    /// The input mirrored at its edge, the edge itself not repeated.
+    Reflect,
+    /// The edge element repeated.
+    Edge,
+    /// The input repeated as if periodic.
+    Wrap,
+}
+
+/// Padding: `pads` is all begins then all ends, one pair per axis.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Pad {
     pub pads: Vec<usize>,
     pub value: f32,
+    pub mode: PadMode,
 }
 
 impl Pad {
+    /// The input index output index `o` of an axis reads (`len` input elements, `before`
+    /// padded in front), or None for a constant border.
+    pub fn source(&self, o: usize, before: usize, len: usize) -> Option<usize> {
+        let i = o as i64 - before as i64;
+        let n = len as i64;
+        if (0..n).contains(&i) {
+            return Some(i as usize);
+        }
+        Some(match self.mode {
+            PadMode::Constant => return None,
+            PadMode::Edge => i.clamp(0, n - 1) as usize,
+            PadMode::Wrap => i.rem_euclid(n) as usize,
+            PadMode::Reflect if n == 1 => 0,
+            PadMode::Reflect => {
+                let period = 2 * (n - 1);
+                let m = i.rem_euclid(period);
+                (if m < n { m } else { period - m }) as usize
+            }
+        })
+    }
+
     pub fn output_shape(&self, x: &[usize]) -> OpResult<Vec<usize>> {
         let n = x.len();
         op_ensure!(

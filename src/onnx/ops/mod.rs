@@ -111,6 +111,26 @@ pub struct NodeCtx<'a> {
     pub rank: Option<usize>,
 }
 
+/// Ops whose later inputs the importer reads as constants (pads, axes, sizes, bounds): when
+/// one is computed (from the input's shape, typically), the importer folds it first.
+pub const FOLDED_INPUTS: &[&str] = &[
+    "Pad",
+    "Split",
+    "Clip",
+    "Slice",
+    "Squeeze",
+    "Unsqueeze",
+    "ReduceSum",
+    "ReduceMean",
+    "ReduceMax",
+    "ReduceMin",
+    "ReduceProd",
+    "ReduceL1",
+    "ReduceL2",
+    "ReduceLogSumExp",
+    "ReduceSumSquare",
+];
+
 /// Ops whose import needs the rank of their first input (their decomposition depends on it);
 /// the importer infers shapes over the graph so far to give it.
 pub const NEEDS_RANK: &[&str] = &[
@@ -226,6 +246,7 @@ static REGISTRY: &[Importer] = &[
     Importer { op_type: "ConstantOfShape", since: 9, inputs: 1..=1, import: constant::constant_of_shape },
     Importer { op_type: "Dropout", since: 1, inputs: 1..=3, import: constant::dropout },
     Importer { op_type: "Identity", since: 1, inputs: 1..=1, import: constant::identity },
+    Importer { op_type: "Size", since: 1, inputs: 1..=1, import: shape::size },
     Importer { op_type: "LayerNormalization", since: 17, inputs: 2..=3, import: normalization::layer_norm },
     Importer { op_type: "InstanceNormalization", since: 6, inputs: 3..=3, import: normalization::instance_norm },
     Importer { op_type: "GroupNormalization", since: 18, inputs: 3..=3, import: normalization::group_norm },

@@ -7,10 +7,10 @@
 use std::sync::Arc;
 
 use super::{Imported, NodeCtx, Source};
-use crate::ir::ops::SplitPart;
 use crate::ir::ops::{
     Cast, Concat, Flatten, Gather, Pad, Reshape, ShapeOf, Slice, Squeeze, Transpose, Unsqueeze,
 };
+use crate::ir::ops::{PadMode, SplitPart};
 use crate::ir::{DType, Op, Tensor};
 
 pub fn flatten(ctx: &NodeCtx) -> Result<Imported, String> {
@@ -58,12 +58,13 @@ pub fn concat(ctx: &NodeCtx) -> Result<Imported, String> {
 
 pub fn pad(ctx: &NodeCtx) -> Result<Imported, String> {
     let a = &ctx.attrs;
-    let mode = a.string("mode")?.unwrap_or_else(|| "constant".into());
-    if mode != "constant" {
-        return Err(format!(
-            "Pad mode '{mode}' is not supported (only 'constant')"
-        ));
-    }
+    let mode = match a.string("mode")?.as_deref().unwrap_or("constant") {
+        "constant" => PadMode::Constant,
+        "reflect" => PadMode::Reflect,
+        "edge" => PadMode::Edge,
+        "wrap" => PadMode::Wrap,
+        other => return Err(format!("Pad mode '{other}' is not supported")),
+    };
     let (pads, value) = if ctx.opset < 11 {
         let name = if ctx.opset < 2 { "paddings" } else { "pads" };
         let pads = a
@@ -86,7 +87,7 @@ pub fn pad(ctx: &NodeCtx) -> Result<Imported, String> {
         ));
     }
     let pads = pads.into_iter().map(|p| p as usize).collect();
-    Ok(Imported::first(Op::Pad(Pad { pads, value }), 1))
+    Ok(Imported::first(Op::Pad(Pad { pads, value, mode }), 1))
 }
 
 /// Axes from the attribute (old opsets) or the constant input 1 (new opsets).
@@ -315,4 +316,25 @@ pub fn resize(ctx: &NodeCtx) -> Result<Imported, String> {
     let mut inputs = vec![Source::Input(0)];
     inputs.extend(second.map(Source::Input));
     Ok(Imported::op(op, inputs))
+}
+
+/// Size: the element count, as the product of the Shape (both fold once shapes are known).
+pub fn size(_: &NodeCtx) -> Result<Imported, String> {
+    let mut out = Imported::new();
+    let shape = out.add(
+        "shape",
+        Op::Shape(ShapeOf {
+            start: 0,
+            end: None,
+        }),
+        vec![Source::Input(0)],
+    );
+    let count = crate::ir::ops::Reduce {
+        kind: crate::ir::ops::ReduceKind::Prod,
+        axes: None,
+        keepdims: false,
+    };
+    let n = out.add("", Op::Reduce(count), vec![shape]);
+    out.output(0, &n);
+    Ok(out)
 }

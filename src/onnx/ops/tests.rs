@@ -257,6 +257,7 @@ fn parameters_moved_from_attributes_to_inputs() {
     let pad = Op::Pad(Pad {
         pads: vec![0, 1, 0, 2],
         value: 0.0,
+        mode: PadMode::Constant,
     });
     assert_eq!(
         op(node("Pad", &["x"], &[("pads", A::Is(&[0, 1, 0, 2]))]), 2),
