@@ -176,6 +176,8 @@ fn movement_and_resampling_gradients_match_differences() {
         ),
     );
     check("tile", &model(Op::Tile, vec![ints(&[1, 2, 1, 3])]));
+    let gather = Op::Gather(lrpc::ir::ops::Gather { axis: 3 });
+    check("gather", &model(gather, vec![ints(&[3, 0, 0, 2, 3])]));
     let part = SplitPart {
         axis: 3,
         sizes: Some(vec![1, 3]),

@@ -98,6 +98,10 @@ pub fn layer_kind(
         Op::GlobalPool(GlobalPool::Max) => LayerKind::MaxPool,
         Op::Activation(a) => LayerKind::Activation(*a),
         Op::Where => LayerKind::Movement,
+        // Gathering with constant indices moves data; a computed index would select by data.
+        Op::Gather(_) if ins.get(1).is_some_and(|&i| graph.constant(i).is_some()) => {
+            LayerKind::Movement
+        }
         Op::Resize(r) => match r.interpolation {
             crate::ir::ops::resize::Interpolation::Nearest(_) => LayerKind::Movement,
             crate::ir::ops::resize::Interpolation::Linear => LayerKind::AvgPool,

@@ -256,6 +256,21 @@ fn gradient(
             }
             out
         }
+        Op::Gather(_) => {
+            let Some(indices) = ins.get(1).and_then(|&i| bl.graph.constant(i)).cloned() else {
+                op_bail!("Gather with computed indices has no gradient rule");
+            };
+            let g = bl.add(
+                "relevance",
+                Op::MovementAdjoint(crate::ir::ops::backward::MovementAdjoint {
+                    forward: Box::new(op.clone()),
+                    args: vec![indices],
+                    input_shape: x_shape.clone(),
+                }),
+                &[r],
+            );
+            vec![(x, g)]
+        }
         Op::Pad(p) if p.mode != crate::ir::ops::PadMode::Constant => {
             let g = bl.add(
                 "relevance",
