@@ -176,6 +176,33 @@ fn movement_and_resampling_gradients_match_differences() {
         ),
     );
     check("tile", &model(Op::Tile, vec![ints(&[1, 2, 1, 3])]));
+    // ConvTranspose is linear in x with a constant weight: its LRP rules (through the Conv
+    // that is its adjoint) and its gradient.
+    let conv = lrpc::ir::ops::Conv {
+        kernel_shape: Some(vec![2, 3]),
+        window: lrpc::ir::ops::Window {
+            strides: vec![2, 1],
+            dilations: vec![],
+            pads: vec![0, 1, 0, 1],
+            auto_pad: lrpc::ir::ops::AutoPad::NotSet,
+            ceil_mode: false,
+        },
+        group: 1,
+    };
+    let w: Vec<f32> = (0..2 * 3 * 2 * 3)
+        .map(|i| ((i * 13 % 17) as f32 - 8.0) / 6.0)
+        .collect();
+    let transpose = Op::ConvTranspose(lrpc::ir::ops::backward::ConvTranspose {
+        conv,
+        input_shape: vec![1, 3, 6, 4],
+    });
+    check(
+        "conv_transpose",
+        &model(
+            transpose,
+            vec![Tensor::from_f32(vec![2, 3, 2, 3], w).unwrap()],
+        ),
+    );
     let gather = Op::Gather(lrpc::ir::ops::Gather { axis: 3 });
     check("gather", &model(gather, vec![ints(&[3, 0, 0, 2, 3])]));
     let part = SplitPart {

@@ -478,8 +478,8 @@ impl Importer<'_> {
         if ops::FOLDED_INPUTS.contains(&op_type) {
             self.fold_inputs(n, &name, op_type)?;
         }
-        let rank = if ops::NEEDS_RANK.contains(&op_type) {
-            self.rank_of(n, &name, op_type)?
+        let input_shape = if ops::NEEDS_SHAPE.contains(&op_type) {
+            self.shape_of(n, &name, op_type)?
         } else {
             None
         };
@@ -488,7 +488,7 @@ impl Importer<'_> {
             opset: self.graph.opset,
             attrs,
             consts: &self.consts,
-            rank,
+            input_shape,
         };
         let imported = match ops::import(&ctx) {
             Ok(i) => i,
@@ -577,15 +577,15 @@ impl Importer<'_> {
         Ok(())
     }
 
-    /// The rank of node `n`'s first input, from shape inference over the graph imported so far
-    /// (as for If conditions, the importer's one look-ahead to the passes).
-    fn rank_of(&mut self, n: &NodeProto, name: &str, op: &str) -> Result<Option<usize>> {
+    /// The shape of node `n`'s first input, from shape inference over the graph imported so
+    /// far (as for If conditions, the importer's one look-ahead to the passes).
+    fn shape_of(&mut self, n: &NodeProto, name: &str, op: &str) -> Result<Option<Vec<usize>>> {
         let Some(first) = n.input.first() else {
             return Ok(None);
         };
         let x = self.value(first, name, op)?;
         crate::passes::InferFacts.run(&mut self.graph)?;
-        Ok(Some(self.graph.fact(x).shape.len()))
+        Ok(Some(self.graph.fact(x).shape.clone()))
     }
 
     /// An If whose condition is known once shapes are: its condition is evaluated now (the

@@ -1,4 +1,5 @@
-//! The rules of linear layers (Conv, canonical Gemm, MatMul with a constant weight). Each rule is
+//! The rules of linear layers (Conv, ConvTranspose, canonical Gemm, MatMul with a constant
+//! weight). Each rule is
 //! written as Zennit's hooks compute it: forward passes of the layer with modified inputs and
 //! parameters, R divided by the stabilised sum of those outputs, then the layer's adjoint (what
 //! autograd computes) with the same modified parameters, multiplied by the modified inputs.
@@ -63,6 +64,8 @@ impl Linear {
                 }),
                 &[q, w],
             ),
+            // ConvTranspose is the adjoint of its Conv, so its adjoint is that Conv.
+            Op::ConvTranspose(t) => bl.add(role, Op::Conv(t.conv.clone()), &[q, w]),
             Op::Gemm(g) => {
                 let adj = Gemm {
                     alpha: g.alpha,

@@ -107,8 +107,8 @@ pub struct NodeCtx<'a> {
     pub attrs: Attrs<'a>,
     /// Initializers and outputs of `Constant` nodes, by name.
     pub consts: &'a HashMap<String, Arc<Tensor>>,
-    /// The rank of input 0, for the ops in [`NEEDS_RANK`] (None for the others).
-    pub rank: Option<usize>,
+    /// The shape of input 0, for the ops in [`NEEDS_SHAPE`] (None for the others).
+    pub input_shape: Option<Vec<usize>>,
 }
 
 /// Ops whose later inputs the importer reads as constants (pads, axes, sizes, bounds): when
@@ -131,12 +131,13 @@ pub const FOLDED_INPUTS: &[&str] = &[
     "ReduceSumSquare",
 ];
 
-/// Ops whose import needs the rank of their first input (their decomposition depends on it);
-/// the importer infers shapes over the graph so far to give it.
-pub const NEEDS_RANK: &[&str] = &[
+/// Ops whose import needs the shape of their first input (their decomposition depends on its
+/// rank, ConvTranspose on its sizes); the importer infers shapes over the graph so far.
+pub const NEEDS_SHAPE: &[&str] = &[
     "LayerNormalization",
     "InstanceNormalization",
     "GroupNormalization",
+    "ConvTranspose",
 ];
 
 impl NodeCtx<'_> {
@@ -246,6 +247,7 @@ static REGISTRY: &[Importer] = &[
     Importer { op_type: "ConstantOfShape", since: 9, inputs: 1..=1, import: constant::constant_of_shape },
     Importer { op_type: "Dropout", since: 1, inputs: 1..=3, import: constant::dropout },
     Importer { op_type: "Identity", since: 1, inputs: 1..=1, import: constant::identity },
+    Importer { op_type: "ConvTranspose", since: 1, inputs: 2..=3, import: conv::conv_transpose },
     Importer { op_type: "Size", since: 1, inputs: 1..=1, import: shape::size },
     Importer { op_type: "LayerNormalization", since: 17, inputs: 2..=3, import: normalization::layer_norm },
     Importer { op_type: "InstanceNormalization", since: 6, inputs: 3..=3, import: normalization::instance_norm },

@@ -81,7 +81,9 @@ impl Parts<'_> {
 }
 
 fn rank(ctx: &NodeCtx) -> Result<usize, String> {
-    ctx.rank
+    ctx.input_shape
+        .as_ref()
+        .map(Vec::len)
         .ok_or_else(|| "the input's rank is not known at import".to_string())
 }
 

@@ -71,7 +71,7 @@ fn run(n: &NodeProto, opset: i64) -> Result<Imported, String> {
         opset,
         attrs: Attrs::new(n)?,
         consts: &consts,
-        rank: Some(4),
+        input_shape: Some(vec![1, 3, 8, 8]),
     };
     import(&ctx).map_err(|e| match e {
         ImportError::Unsupported => "unsupported".to_string(),
