@@ -76,12 +76,12 @@ pub fn conv_transpose(ctx: &NodeCtx) -> Result<Imported, String> {
         return Err("auto_pad SAME_UPPER/SAME_LOWER is not supported for ConvTranspose".into());
     }
     let kernel: Vec<usize> = w[2..].to_vec();
-    if let Some(k) = a.sizes("kernel_shape", 1)? {
-        if k != kernel {
-            return Err(format!(
-                "kernel_shape {k:?} disagrees with the weight {w:?}"
-            ));
-        }
+    if let Some(k) = a.sizes("kernel_shape", 1)?
+        && k != kernel
+    {
+        return Err(format!(
+            "kernel_shape {k:?} disagrees with the weight {w:?}"
+        ));
     }
     let at = |v: &Vec<usize>, i: usize, default: usize| v.get(i).copied().unwrap_or(default);
     let output_padding = a.sizes("output_padding", 0)?.unwrap_or_default();
