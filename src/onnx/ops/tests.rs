@@ -330,9 +330,9 @@ fn refusals_name_the_problem() {
             "must be 0 or 1",
         ),
         (
-            node("Pad", &["x", "pads"], &[("mode", A::S("reflect"))]),
+            node("Pad", &["x", "pads"], &[("mode", A::S("mirror"))]),
             17,
-            "'reflect' is not supported",
+            "'mirror' is not supported",
         ),
         (
             node("Squeeze", &["x", "computed"], &[]),
