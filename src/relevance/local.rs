@@ -453,12 +453,18 @@ fn resize_adjoint(
     let second = ins.get(1).and_then(|&i| bl.graph.constant(i)).cloned();
     let resize = r.resolve(second.as_deref())?;
     let input_shape = bl.graph.fact(ins[0]).shape.clone();
-    Ok(bl.add(
-        "adjoint",
-        Op::ResizeBackward(crate::ir::ops::ResizeBackward {
-            resize,
-            input_shape,
-        }),
-        &[g],
-    ))
+    // One axis at a time, last axis first: the adjoint of the separable chain.
+    let mut g = g;
+    let chain = resize.per_axis(&input_shape)?;
+    for (k, (step, shape)) in chain.into_iter().enumerate().rev() {
+        g = bl.add(
+            &format!("adjoint{k}"),
+            Op::ResizeBackward(crate::ir::ops::ResizeBackward {
+                resize: step,
+                input_shape: shape,
+            }),
+            &[g],
+        );
+    }
+    Ok(g)
 }

@@ -132,6 +132,39 @@ impl Resize {
         }
     }
 
+    /// The same resampling as a chain of resizes that each change one axis (linear and nearest
+    /// interpolation are separable), with each one's input shape: an adjoint of a large
+    /// upsampling then sums (2 scale) terms per axis instead of (2 scale)^axes.
+    pub fn per_axis(&self, x: &[usize]) -> OpResult<Vec<(Resize, Vec<usize>)>> {
+        let axes = self.axes(x)?;
+        let mut shape = x.to_vec();
+        let mut chain = Vec::new();
+        for (a, &(out, scale)) in axes.iter().enumerate() {
+            if out == x[a] && (scale - 1.0).abs() < 1e-12 {
+                continue;
+            }
+            let target = match &self.target {
+                Target::Scales(s) => Target::Scales(
+                    (0..x.len())
+                        .map(|i| if i == a { s[a] } else { 1.0 })
+                        .collect(),
+                ),
+                _ => {
+                    let mut sizes = shape.clone();
+                    sizes[a] = out;
+                    Target::Sizes(sizes)
+                }
+            };
+            let step = Resize {
+                target,
+                ..self.clone()
+            };
+            chain.push((step, shape.clone()));
+            shape[a] = out;
+        }
+        Ok(chain)
+    }
+
     pub fn output_shape(&self, x: &[usize]) -> OpResult<Vec<usize>> {
         Ok(self.axes(x)?.into_iter().map(|(o, _)| o).collect())
     }
