@@ -416,6 +416,7 @@ impl Lowering<'_> {
             Op::Transpose(_)
             | Op::Slice(_)
             | Op::SplitPart(_)
+            | Op::DepthSpace(_)
             | Op::Expand
             | Op::Tile
             | Op::Pad(_)

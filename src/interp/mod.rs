@@ -54,6 +54,9 @@ pub fn eval(op: &Op, inputs: &[&Tensor]) -> OpResult<Tensor> {
         Op::Slice(s) => movement::slice(s, x()),
         Op::SplitPart(p) => movement::slice(&p.to_slice(x().shape())?, x()),
         Op::Expand => movement::expand(x(), inputs[1]),
+        Op::DepthSpace(d) => {
+            x().gather_flat(d.output_shape(x().shape())?, &d.sources(x().shape())?)
+        }
         Op::Resize(r) => movement::resize(r, x(), inputs.get(1).copied()),
         Op::MovementAdjoint(m) => movement::movement_adjoint(m, x()),
         Op::ResizeBackward(b) => movement::resize_backward(b, x()),

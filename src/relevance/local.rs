@@ -271,6 +271,18 @@ fn gradient(
             );
             vec![(x, g)]
         }
+        Op::DepthSpace(_) => {
+            let g = bl.add(
+                "relevance",
+                Op::MovementAdjoint(crate::ir::ops::backward::MovementAdjoint {
+                    forward: Box::new(op.clone()),
+                    args: vec![],
+                    input_shape: x_shape.clone(),
+                }),
+                &[r],
+            );
+            vec![(x, g)]
+        }
         Op::Pad(p) if p.mode != crate::ir::ops::PadMode::Constant => {
             let g = bl.add(
                 "relevance",

@@ -29,8 +29,8 @@ pub use pool::{GlobalPool, Pool, PoolKind};
 pub use reduce::{Reduce, ReduceKind};
 pub use resize::{Resize, ResizeBackward};
 pub use shape::{
-    Cast, Concat, ConstantOfShape, Expand, Flatten, Gather, Pad, PadMode, Range, Reshape, ShapeOf,
-    Slice, SplitPart, Squeeze, Tile, Transpose, Unsqueeze,
+    Cast, Concat, ConstantOfShape, DepthSpace, Expand, Flatten, Gather, Pad, PadMode, Range,
+    Reshape, ShapeOf, Slice, SplitPart, Squeeze, Tile, Transpose, Unsqueeze,
 };
 pub use window::{AutoPad, Geometry, Plane, Window};
 
@@ -53,6 +53,7 @@ pub enum Op {
     Sum,
     Reduce(Reduce),
     SplitPart(SplitPart),
+    DepthSpace(DepthSpace),
     Resize(Resize),
     ResizeBackward(ResizeBackward),
     /// Expand(x, shape).
@@ -108,6 +109,8 @@ impl Op {
             Op::Where => "Where",
             Op::Reduce(r) => r.kind.name(),
             Op::SplitPart(_) => "Split",
+            Op::DepthSpace(d) if d.to_depth => "SpaceToDepth",
+            Op::DepthSpace(_) => "DepthToSpace",
             Op::Resize(_) => "Resize",
             Op::ResizeBackward(_) => "ResizeBackward",
             Op::Expand => "Expand",
@@ -192,6 +195,7 @@ impl Op {
             | Op::SliceBackward(_)
             | Op::Reduce(_)
             | Op::SplitPart(_)
+            | Op::DepthSpace(_)
             | Op::ResizeBackward(_)
             | Op::MovementAdjoint(_)
             | Op::Pointwise(_) => 1..=1,
@@ -212,6 +216,7 @@ impl Op {
                 | Op::Unsqueeze(_)
                 | Op::Slice(_)
                 | Op::SplitPart(_)
+                | Op::DepthSpace(_)
                 | Op::Expand
                 | Op::Tile
                 | Op::Identity
@@ -238,6 +243,7 @@ impl Op {
                 | Op::Resize(_)
                 | Op::Pad(_)
                 | Op::SplitPart(_)
+                | Op::DepthSpace(_)
                 | Op::Expand
                 | Op::Tile
                 | Op::Range
@@ -275,6 +281,7 @@ impl Op {
             Op::Where => elementwise::infer_where(inputs),
             Op::Reduce(r) => r.infer(inputs),
             Op::SplitPart(p) => p.infer(inputs),
+            Op::DepthSpace(d) => d.infer(inputs),
             Op::Resize(r) => r.infer(inputs),
             Op::ResizeBackward(r) => r.infer(inputs),
             Op::Expand => Expand.infer(inputs),

@@ -597,3 +597,85 @@ impl Range {
         Ok(Fact::new(inputs[0].dtype, vec![Range::count(s, l, d)?]))
     }
 }
+
+/// DepthToSpace (`blocksize`, mode DCR or CRD) and its inverse SpaceToDepth: pure permutations
+/// of an N x C x H x W tensor.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct DepthSpace {
+    pub blocksize: usize,
+    /// DepthToSpace's CRD mode (channel-major blocks); false is DCR.
+    pub crd: bool,
+    /// SpaceToDepth rather than DepthToSpace.
+    pub to_depth: bool,
+}
+
+impl DepthSpace {
+    pub fn output_shape(&self, x: &[usize]) -> OpResult<Vec<usize>> {
+        let b = self.blocksize;
+        op_ensure!(x.len() == 4, "input {x:?} must be N x C x H x W");
+        op_ensure!(b > 0, "blocksize must be positive");
+        if self.to_depth {
+            op_ensure!(
+                x[2] % b == 0 && x[3] % b == 0,
+                "H and W of {x:?} must be multiples of the blocksize {b}"
+            );
+            Ok(vec![x[0], x[1] * b * b, x[2] / b, x[3] / b])
+        } else {
+            op_ensure!(
+                x[1] % (b * b) == 0,
+                "channels of {x:?} must be a multiple of blocksize^2 = {}",
+                b * b
+            );
+            Ok(vec![x[0], x[1] / (b * b), x[2] * b, x[3] * b])
+        }
+    }
+
+    /// For each output element, the flat input index it copies.
+    pub fn sources(&self, x: &[usize]) -> OpResult<Vec<usize>> {
+        let out = self.output_shape(x)?;
+        let b = self.blocksize;
+        let mut index = Vec::with_capacity(numel(&out));
+        // Walk the DepthToSpace direction: (n, c, h, w) of the deep tensor <-> (n, c', h', w')
+        // of the spatial one; SpaceToDepth is the same map read the other way.
+        let (deep, wide): (&[usize], &[usize]) = if self.to_depth { (&out, x) } else { (x, &out) };
+        let c_wide = wide[1];
+        let mut pairs = vec![0usize; numel(deep)];
+        let ds = crate::ir::strides(deep);
+        let ws = crate::ir::strides(wide);
+        for n in 0..wide[0] {
+            for c in 0..c_wide {
+                for h in 0..wide[2] {
+                    for w in 0..wide[3] {
+                        let (bh, bw) = (h % b, w % b);
+                        let dc = if self.crd {
+                            c * b * b + bh * b + bw
+                        } else {
+                            (bh * b + bw) * c_wide + c
+                        };
+                        let d = n * ds[0] + dc * ds[1] + (h / b) * ds[2] + (w / b) * ds[3];
+                        let wi = n * ws[0] + c * ws[1] + h * ws[2] + w * ws[3];
+                        // pairs[deep index] = wide index
+                        pairs[d] = wi;
+                    }
+                }
+            }
+        }
+        if self.to_depth {
+            index.extend(pairs);
+        } else {
+            let mut inverse = vec![0usize; pairs.len()];
+            for (d, &wi) in pairs.iter().enumerate() {
+                inverse[wi] = d;
+            }
+            index.extend(inverse);
+        }
+        Ok(index)
+    }
+
+    pub fn infer(&self, inputs: &[&Fact]) -> OpResult<Fact> {
+        Ok(Fact::new(
+            inputs[0].dtype,
+            self.output_shape(&inputs[0].shape)?,
+        ))
+    }
+}

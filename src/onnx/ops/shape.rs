@@ -338,3 +338,33 @@ pub fn size(_: &NodeCtx) -> Result<Imported, String> {
     out.output(0, &n);
     Ok(out)
 }
+
+fn depth_space(ctx: &NodeCtx, to_depth: bool) -> Result<Imported, String> {
+    let b = ctx
+        .attrs
+        .int("blocksize")?
+        .ok_or("attribute 'blocksize' is required")?;
+    let blocksize = usize::try_from(b)
+        .ok()
+        .filter(|&b| b > 0)
+        .ok_or_else(|| format!("blocksize {b} must be positive"))?;
+    let crd = match ctx.attrs.string("mode")?.as_deref() {
+        None | Some("DCR") => false,
+        Some("CRD") if !to_depth => true,
+        Some(other) => return Err(format!("mode '{other}' is not supported")),
+    };
+    let op = Op::DepthSpace(crate::ir::ops::DepthSpace {
+        blocksize,
+        crd,
+        to_depth,
+    });
+    Ok(Imported::first(op, 1))
+}
+
+pub fn depth_to_space(ctx: &NodeCtx) -> Result<Imported, String> {
+    depth_space(ctx, false)
+}
+
+pub fn space_to_depth(ctx: &NodeCtx) -> Result<Imported, String> {
+    depth_space(ctx, true)
+}
