@@ -616,13 +616,13 @@ impl DepthSpace {
         op_ensure!(b > 0, "blocksize must be positive");
         if self.to_depth {
             op_ensure!(
-                x[2] % b == 0 && x[3] % b == 0,
+                x[2].is_multiple_of(b) && x[3].is_multiple_of(b),
                 "H and W of {x:?} must be multiples of the blocksize {b}"
             );
             Ok(vec![x[0], x[1] * b * b, x[2] / b, x[3] / b])
         } else {
             op_ensure!(
-                x[1] % (b * b) == 0,
+                x[1].is_multiple_of(b * b),
                 "channels of {x:?} must be a multiple of blocksize^2 = {}",
                 b * b
             );
