@@ -54,6 +54,7 @@ pub fn eval(op: &Op, inputs: &[&Tensor]) -> OpResult<Tensor> {
         Op::Slice(s) => movement::slice(s, x()),
         Op::SplitPart(p) => movement::slice(&p.to_slice(x().shape())?, x()),
         Op::Expand => movement::expand(x(), inputs[1]),
+        Op::ScatterNd(s) => movement::scatter_nd(s, x(), inputs[1], inputs[2]),
         Op::DepthSpace(d) => {
             x().gather_flat(d.output_shape(x().shape())?, &d.sources(x().shape())?)
         }

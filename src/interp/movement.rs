@@ -287,3 +287,66 @@ pub fn movement_adjoint(
     }
     Tensor::from_f32(m.input_shape.clone(), dx)
 }
+
+/// ScatterND on f32 or i64 data.
+pub fn scatter_nd(
+    s: &crate::ir::ops::ScatterNd,
+    data: &Tensor,
+    indices: &Tensor,
+    updates: &Tensor,
+) -> OpResult<Tensor> {
+    let shape = data.shape();
+    let idx = indices.i64s()?;
+    let k = *indices.shape().last().unwrap_or(&0);
+    let st = strides(shape);
+    let slice: usize = numel(&shape[k..]);
+    // One index tuple per element of indices' leading axes.
+    let count = numel(&indices.shape()[..indices.rank().saturating_sub(1)]);
+    let mut starts = Vec::with_capacity(count);
+    for t in 0..count {
+        let mut at = 0usize;
+        for a in 0..k {
+            let d = shape[a] as i64;
+            let i = idx[t * k + a];
+            let i = if i < 0 { i + d } else { i };
+            op_ensure!(
+                (0..d).contains(&i),
+                "index {} out of range for axis {a} of size {d}",
+                idx[t * k + a]
+            );
+            at += i as usize * st[a];
+        }
+        starts.push(at);
+    }
+    let combine = |old: f64, new: f64| -> f64 {
+        match s.reduction {
+            None => new,
+            Some(op) => op.f32(old as f32, new as f32) as f64,
+        }
+    };
+    match (data.data(), updates.data()) {
+        (TensorData::F32(d), TensorData::F32(u)) => {
+            let mut out = d.clone();
+            for (t, &at) in starts.iter().enumerate() {
+                for j in 0..slice {
+                    out[at + j] =
+                        combine(f64::from(out[at + j]), f64::from(u[t * slice + j])) as f32;
+                }
+            }
+            Tensor::from_f32(shape.to_vec(), out)
+        }
+        (TensorData::I64(d), TensorData::I64(u)) => {
+            let mut out = d.clone();
+            for (t, &at) in starts.iter().enumerate() {
+                for j in 0..slice {
+                    out[at + j] = match s.reduction {
+                        None => u[t * slice + j],
+                        Some(op) => op.i64(out[at + j], u[t * slice + j]).unwrap_or(0),
+                    };
+                }
+            }
+            Tensor::from_i64(shape.to_vec(), out)
+        }
+        _ => op_bail!("data and updates differ in type"),
+    }
+}

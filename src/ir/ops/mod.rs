@@ -30,7 +30,7 @@ pub use reduce::{Reduce, ReduceKind};
 pub use resize::{Resize, ResizeBackward};
 pub use shape::{
     Cast, Concat, ConstantOfShape, DepthSpace, Expand, Flatten, Gather, Pad, PadMode, Range,
-    Reshape, ShapeOf, Slice, SplitPart, Squeeze, Tile, Transpose, Unsqueeze,
+    Reshape, ScatterNd, ShapeOf, Slice, SplitPart, Squeeze, Tile, Transpose, Unsqueeze,
 };
 pub use window::{AutoPad, Geometry, Plane, Window};
 
@@ -53,6 +53,7 @@ pub enum Op {
     Sum,
     Reduce(Reduce),
     SplitPart(SplitPart),
+    ScatterNd(ScatterNd),
     DepthSpace(DepthSpace),
     Resize(Resize),
     ResizeBackward(ResizeBackward),
@@ -109,6 +110,7 @@ impl Op {
             Op::Where => "Where",
             Op::Reduce(r) => r.kind.name(),
             Op::SplitPart(_) => "Split",
+            Op::ScatterNd(_) => "ScatterND",
             Op::DepthSpace(d) if d.to_depth => "SpaceToDepth",
             Op::DepthSpace(_) => "DepthToSpace",
             Op::Resize(_) => "Resize",
@@ -164,7 +166,7 @@ impl Op {
         match self {
             Op::Input | Op::Const(_) => 0..=0,
             Op::Conv(_) | Op::Gemm(_) => 2..=3,
-            Op::Where | Op::Range => 3..=3,
+            Op::Where | Op::Range | Op::ScatterNd(_) => 3..=3,
             Op::Expand | Op::Tile => 2..=2,
             Op::MatMul
             | Op::Binary(_)
@@ -244,6 +246,7 @@ impl Op {
                 | Op::Pad(_)
                 | Op::SplitPart(_)
                 | Op::DepthSpace(_)
+                | Op::ScatterNd(_)
                 | Op::Expand
                 | Op::Tile
                 | Op::Range
@@ -281,6 +284,7 @@ impl Op {
             Op::Where => elementwise::infer_where(inputs),
             Op::Reduce(r) => r.infer(inputs),
             Op::SplitPart(p) => p.infer(inputs),
+            Op::ScatterNd(s) => s.infer(inputs),
             Op::DepthSpace(d) => d.infer(inputs),
             Op::Resize(r) => r.infer(inputs),
             Op::ResizeBackward(r) => r.infer(inputs),

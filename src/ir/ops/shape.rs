@@ -679,3 +679,38 @@ impl DepthSpace {
         ))
     }
 }
+
+/// ScatterND(data, indices, updates): data with the slices `indices` names replaced by (or
+/// combined with, by `reduction`) `updates`. Evaluated where it folds (attention masks built from
+/// constants); compiled code does not run it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ScatterNd {
+    /// None (replace), or the BinaryOp combining old and new: Add, Mul, Max, Min.
+    pub reduction: Option<super::BinaryOp>,
+}
+
+impl ScatterNd {
+    pub fn infer(&self, inputs: &[&Fact]) -> OpResult<Fact> {
+        let (data, indices, updates) = (inputs[0], inputs[1], inputs[2]);
+        op_ensure!(indices.dtype == DType::I64, "indices must be integers");
+        op_ensure!(
+            updates.dtype == data.dtype,
+            "updates and data differ in type"
+        );
+        let k = *indices.shape.last().unwrap_or(&0);
+        op_ensure!(
+            !indices.shape.is_empty() && k <= data.shape.len(),
+            "indices {:?} do not index data {:?}",
+            indices.shape,
+            data.shape
+        );
+        let mut want = indices.shape[..indices.shape.len() - 1].to_vec();
+        want.extend(&data.shape[k..]);
+        op_ensure!(
+            updates.shape == want,
+            "updates {:?} should be {want:?}",
+            updates.shape
+        );
+        Ok(Fact::new(data.dtype, data.shape.clone()))
+    }
+}

@@ -247,6 +247,7 @@ static REGISTRY: &[Importer] = &[
     Importer { op_type: "ConstantOfShape", since: 9, inputs: 1..=1, import: constant::constant_of_shape },
     Importer { op_type: "Dropout", since: 1, inputs: 1..=3, import: constant::dropout },
     Importer { op_type: "Identity", since: 1, inputs: 1..=1, import: constant::identity },
+    Importer { op_type: "ScatterND", since: 11, inputs: 3..=3, import: shape::scatter_nd },
     Importer { op_type: "DepthToSpace", since: 1, inputs: 1..=1, import: shape::depth_to_space },
     Importer { op_type: "SpaceToDepth", since: 1, inputs: 1..=1, import: shape::space_to_depth },
     Importer { op_type: "ConvTranspose", since: 1, inputs: 2..=3, import: conv::conv_transpose },

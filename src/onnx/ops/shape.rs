@@ -368,3 +368,19 @@ pub fn depth_to_space(ctx: &NodeCtx) -> Result<Imported, String> {
 pub fn space_to_depth(ctx: &NodeCtx) -> Result<Imported, String> {
     depth_space(ctx, true)
 }
+
+pub fn scatter_nd(ctx: &NodeCtx) -> Result<Imported, String> {
+    use crate::ir::ops::BinaryOp;
+    let reduction = match ctx.attrs.string("reduction")?.as_deref() {
+        None | Some("none") => None,
+        Some("add") => Some(BinaryOp::Add),
+        Some("mul") => Some(BinaryOp::Mul),
+        Some("max") => Some(BinaryOp::Max),
+        Some("min") => Some(BinaryOp::Min),
+        Some(other) => return Err(format!("reduction '{other}' is not supported")),
+    };
+    Ok(Imported::first(
+        Op::ScatterNd(crate::ir::ops::ScatterNd { reduction }),
+        3,
+    ))
+}
