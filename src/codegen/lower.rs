@@ -701,31 +701,24 @@ impl Lowering<'_> {
     /// what the reference op does.
     fn movement(&mut self, n: NodeIndex, ins: &[NodeIndex]) -> OpResult<()> {
         let graph = self.graph;
-        let (op, fill) = match &graph.node(n).op {
-            Op::Pad(p) => {
-                let mut zero = p.clone();
-                zero.value = 0.0;
-                (Op::Pad(zero), p.value)
-            }
-            op => (op.clone(), 0.0),
+        let op = &graph.node(n).op;
+        let fill = match op {
+            Op::Pad(p) => p.value,
+            _ => 0.0,
         };
+        // movement_table refuses inputs beyond the table limit.
         let shape = self.shape(ins[0]).to_vec();
-        let len = numel(&shape);
-        op_ensure!(
-            len < TABLE_LIMIT,
-            "input of {len} elements is too large for a movement table (limit {TABLE_LIMIT})"
-        );
-        let encoded = Tensor::from_f32(shape, (1..=len).map(|i| i as f32).collect())?;
-        let mut args = vec![encoded];
+        let mut args = Vec::with_capacity(ins.len() - 1);
         for &i in &ins[1..] {
             let Some(c) = graph.constant(i) else {
                 op_bail!("input {i:?} must be a constant for compiled code");
             };
-            args.push(Tensor::clone(c));
+            args.push(c.clone());
         }
-        let refs: Vec<&Tensor> = args.iter().collect();
-        let out = interp::eval(&op, &refs)?;
-        let table: Vec<i32> = out.f32s()?.iter().map(|&v| v as i32 - 1).collect();
+        let table = interp::movement_table(op, &args, &shape)?
+            .into_iter()
+            .map(|src| src.map_or(-1, |i| i as i32))
+            .collect();
         let src = self.operand(ins[0])?;
         self.gather(n, src, table, fill)
     }

@@ -260,40 +260,11 @@ fn gradient(
             let Some(indices) = ins.get(1).and_then(|&i| bl.graph.constant(i)).cloned() else {
                 op_bail!("Gather with computed indices has no gradient rule");
             };
-            let g = bl.add(
-                "relevance",
-                Op::MovementAdjoint(crate::ir::ops::backward::MovementAdjoint {
-                    forward: Box::new(op.clone()),
-                    args: vec![indices],
-                    input_shape: x_shape.clone(),
-                }),
-                &[r],
-            );
-            vec![(x, g)]
+            vec![(x, movement_adjoint(bl, op, vec![indices], &x_shape, r))]
         }
-        Op::DepthSpace(_) => {
-            let g = bl.add(
-                "relevance",
-                Op::MovementAdjoint(crate::ir::ops::backward::MovementAdjoint {
-                    forward: Box::new(op.clone()),
-                    args: vec![],
-                    input_shape: x_shape.clone(),
-                }),
-                &[r],
-            );
-            vec![(x, g)]
-        }
+        Op::DepthSpace(_) => vec![(x, movement_adjoint(bl, op, vec![], &x_shape, r))],
         Op::Pad(p) if p.mode != crate::ir::ops::PadMode::Constant => {
-            let g = bl.add(
-                "relevance",
-                Op::MovementAdjoint(crate::ir::ops::backward::MovementAdjoint {
-                    forward: Box::new(op.clone()),
-                    args: vec![],
-                    input_shape: x_shape.clone(),
-                }),
-                &[r],
-            );
-            vec![(x, g)]
+            vec![(x, movement_adjoint(bl, op, vec![], &x_shape, r))]
         }
         Op::Pad(p) => {
             let n = x_shape.len();
@@ -479,4 +450,21 @@ fn resize_adjoint(
         );
     }
     Ok(g)
+}
+
+/// The adjoint of the movement op `op` (with its constant `args`) applied to `r`: each input
+/// element sums the output elements that read it.
+fn movement_adjoint(
+    bl: &mut Builder,
+    op: &Op,
+    args: Vec<Arc<Tensor>>,
+    x_shape: &[usize],
+    r: NodeIndex,
+) -> NodeIndex {
+    let adjoint = crate::ir::ops::backward::MovementAdjoint {
+        forward: Box::new(op.clone()),
+        args,
+        input_shape: x_shape.to_vec(),
+    };
+    bl.add("relevance", Op::MovementAdjoint(adjoint), &[r])
 }

@@ -74,10 +74,27 @@ impl Parts<'_> {
         Ok((y, m, sd))
     }
 
+    /// y * Scale + B with Scale and B (inputs 1 and 2) reshaped to `dims` (the last node is
+    /// named `last_role`).
+    fn affine(&mut self, y: Source, dims: &[i64], last_role: &str) -> Result<Source, String> {
+        let shape = self.dims("affine_shape", dims)?;
+        let scale = self.reshape("scale", Source::Input(1), shape.clone());
+        let bias = self.reshape("bias", Source::Input(2), shape);
+        let y = self.binary("scaled", BinaryOp::Mul, y, scale);
+        Ok(self.binary(last_role, BinaryOp::Add, y, bias))
+    }
+
     fn finish(mut self, y: Source) -> Imported {
         self.out.output(0, &y);
         self.out
     }
+}
+
+/// [-1, 1, ..., 1] of rank `r - 1`: a per-channel vector broadcast over N x C x D1... .
+fn per_channel(r: usize) -> Vec<i64> {
+    let mut dims = vec![-1i64];
+    dims.extend(std::iter::repeat_n(1, r - 2));
+    dims
 }
 
 fn rank(ctx: &NodeCtx) -> Result<usize, String> {
@@ -145,13 +162,7 @@ pub fn instance_norm(ctx: &NodeCtx) -> Result<Imported, String> {
         epsilon(ctx)?,
         "normalised",
     )?;
-    let mut per_channel = vec![-1i64];
-    per_channel.extend(std::iter::repeat_n(1, r - 2));
-    let shape = p.dims("channel_shape", &per_channel)?;
-    let scale = p.reshape("scale", Source::Input(1), shape.clone());
-    let bias = p.reshape("bias", Source::Input(2), shape);
-    let y = p.binary("scaled", BinaryOp::Mul, y, scale);
-    let y = p.binary("", BinaryOp::Add, y, bias);
+    let y = p.affine(y, &per_channel(r), "")?;
     Ok(p.finish(y))
 }
 
@@ -180,11 +191,7 @@ pub fn group_norm(ctx: &NodeCtx) -> Result<Imported, String> {
     let (mut y, _, _) = p.normalise(grouped, vec![2], epsilon(ctx)?, "normalised")?;
     let per_group = ctx.opset < 21;
     if per_group {
-        let shape = p.dims("group_shape", &[-1, 1])?;
-        let scale = p.reshape("scale", Source::Input(1), shape.clone());
-        let bias = p.reshape("bias", Source::Input(2), shape);
-        y = p.binary("scaled", BinaryOp::Mul, y, scale);
-        y = p.binary("shifted", BinaryOp::Add, y, bias);
+        y = p.affine(y, &[-1, 1], "shifted")?;
     }
     let x_shape = p.add(
         "input_shape",
@@ -197,13 +204,7 @@ pub fn group_norm(ctx: &NodeCtx) -> Result<Imported, String> {
     let role = if per_group { "" } else { "ungrouped" };
     y = p.reshape(role, y, x_shape);
     if !per_group {
-        let mut per_channel = vec![-1i64];
-        per_channel.extend(std::iter::repeat_n(1, r - 2));
-        let shape = p.dims("channel_shape", &per_channel)?;
-        let scale = p.reshape("scale", Source::Input(1), shape.clone());
-        let bias = p.reshape("bias", Source::Input(2), shape);
-        y = p.binary("scaled", BinaryOp::Mul, y, scale);
-        y = p.binary("", BinaryOp::Add, y, bias);
+        y = p.affine(y, &per_channel(r), "")?;
     }
     Ok(p.finish(y))
 }
