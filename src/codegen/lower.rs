@@ -11,7 +11,7 @@ use crate::interp;
 use crate::ir::ops::gemm::matmul_dims;
 use crate::ir::ops::resize::Interpolation;
 use crate::ir::ops::{
-    Activation, BinaryOp, Concat, Gemm, GlobalPool, Lrn, Op, Plane, Pool, PoolKind,
+    Activation, BinaryOp, Concat, Gemm, GlobalPool, Lrn, Op, Plane, Pool, PoolIndices, PoolKind,
 };
 use crate::ir::{DType, Graph, NodeIndex, Tensor, numel};
 use crate::runtime::elementwise::{Access, Instr, Kernel};
@@ -392,6 +392,7 @@ impl Lowering<'_> {
                 Ok(())
             }
             Op::Pool(p) => self.pool(n, p, &ins, false),
+            Op::PoolIndices(p) => self.pool_indices(n, p, &ins),
             Op::PoolBackward(p) => self.pool(n, &p.pool, &ins, true),
             Op::GlobalPool(g) => self.global_pool(n, *g, &ins, false),
             Op::GlobalPoolBackward(g) => self.global_pool(n, g.pool, &ins, true),
@@ -490,7 +491,8 @@ impl Lowering<'_> {
         let Some(wt) = self.graph.constant(w) else {
             return Ok(None);
         };
-        if !fits || c.direct() {
+        // The flip below is per plane; a 3-D Conv's adjoint takes the general path.
+        if !fits || c.direct() || !p.depth.is_flat() {
             // A 1x1 unpadded Conv's adjoint is already one GEMM per tile.
             return Ok(None);
         }
@@ -620,7 +622,39 @@ impl Lowering<'_> {
         Ok(())
     }
 
+    /// MaxPool's indices (and lowered ArgMax): the max pool's table with an Indices reduction.
+    fn pool_indices(&mut self, n: NodeIndex, p: &PoolIndices, ins: &[NodeIndex]) -> OpResult<()> {
+        let x = self.shape(ins[0]).to_vec();
+        let pl = Plane::new(&p.pool.geometry(&x)?)?;
+        let largest = if p.whole_tensor {
+            numel(&x)
+        } else {
+            pl.ih * pl.iw
+        };
+        op_ensure!(
+            largest <= 1 << 24,
+            "indices into {largest} elements are not exact in the f32 that compiled code carries integers in (at most 2^24); run with --backend interp"
+        );
+        let reduce = Reduce::Indices {
+            whole_tensor: p.whole_tensor,
+            last: p.last,
+            column_height: if p.column_major { pl.ih } else { 0 },
+        };
+        self.pool_with(n, &p.pool, ins, false, Some(reduce))
+    }
+
     fn pool(&mut self, n: NodeIndex, p: &Pool, ins: &[NodeIndex], backward: bool) -> OpResult<()> {
+        self.pool_with(n, p, ins, backward, None)
+    }
+
+    fn pool_with(
+        &mut self,
+        n: NodeIndex,
+        p: &Pool,
+        ins: &[NodeIndex],
+        backward: bool,
+        indices: Option<Reduce>,
+    ) -> OpResult<()> {
         let x = self.shape(ins[0]).to_vec();
         let pl = Plane::new(&p.geometry(&x)?)?;
         let taps = pl.kh * pl.kw;
@@ -652,10 +686,10 @@ impl Lowering<'_> {
                 counts.push(count.max(1) as f32);
             }
         }
-        let reduce = match p.kind {
+        let reduce = indices.unwrap_or(match p.kind {
             PoolKind::Max => Reduce::Max,
             PoolKind::Average { .. } => Reduce::Average,
-        };
+        });
         let kernel = WindowKernel {
             reduce,
             in_plane: pl.ih * pl.iw,

@@ -209,3 +209,29 @@ pub fn reduce(r: &crate::ir::ops::Reduce, x: &Tensor) -> OpResult<Tensor> {
         TensorData::I64(_) => Tensor::from_i64(out_shape, reduced.map(|v| v as i64).collect()),
     }
 }
+
+/// ArgMax / ArgMin along one axis of a float or integer tensor.
+pub fn arg_extremum(a: &crate::ir::ops::ArgExtremum, x: &Tensor) -> OpResult<Tensor> {
+    let shape = x.shape();
+    let (axis, out_shape) = a.output_shape(shape)?;
+    let values: Vec<f64> = match x.data() {
+        TensorData::F32(v) => v.iter().map(|&v| f64::from(v)).collect(),
+        TensorData::I64(v) => v.iter().map(|&v| v as f64).collect(),
+    };
+    let (len, inner) = (shape[axis], numel(&shape[axis + 1..]));
+    let outer = numel(&shape[..axis]);
+    let mut out = Vec::with_capacity(outer * inner);
+    for o in 0..outer {
+        for i in 0..inner {
+            let at = |k: usize| values[(o * len + k) * inner + i];
+            let mut best = 0;
+            for k in 1..len {
+                if a.better(at(k), at(best)) {
+                    best = k;
+                }
+            }
+            out.push(best as i64);
+        }
+    }
+    Tensor::from_i64(out_shape, out)
+}

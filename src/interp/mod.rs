@@ -38,6 +38,8 @@ pub fn eval(op: &Op, inputs: &[&Tensor]) -> OpResult<Tensor> {
         Op::Reduce(r) => elementwise::reduce(r, x()),
         Op::Activation(a) => elementwise::activation(*a, x()),
         Op::Pool(p) => pool::pool(p, x()),
+        Op::PoolIndices(p) => pool::pool_indices(p, x()),
+        Op::ArgExtremum(a) => elementwise::arg_extremum(a, x()),
         Op::GlobalPool(g) => pool::global_pool(*g, x()),
         Op::BatchNorm(b) => norm::batch_norm(b, inputs),
         Op::Lrn(l) => norm::lrn(l, x()),

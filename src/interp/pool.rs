@@ -1,7 +1,7 @@
 //! MaxPool, AveragePool, and the global pools.
 
 use crate::error::OpResult;
-use crate::ir::ops::{GlobalPool, Plane, Pool, PoolKind};
+use crate::ir::ops::{GlobalPool, Plane, Pool, PoolIndices, PoolKind};
 use crate::ir::{Tensor, numel};
 
 pub fn pool(p: &Pool, x: &Tensor) -> OpResult<Tensor> {
@@ -60,4 +60,51 @@ pub fn global_pool(kind: GlobalPool, x: &Tensor) -> OpResult<Tensor> {
     let mut out = shape.to_vec();
     out[2..].iter_mut().for_each(|d| *d = 1);
     Tensor::from_f32(out, y)
+}
+
+/// The flat index of each window's first (or last) maximum; see [`PoolIndices`].
+pub fn pool_indices(p: &PoolIndices, x: &Tensor) -> OpResult<Tensor> {
+    let g = p.pool.geometry(x.shape())?;
+    let pl = Plane::new(&g)?;
+    let xs = x.f32s()?;
+    let planes = x.shape()[0] * x.shape()[1];
+    let mut out_shape = x.shape()[..2].to_vec();
+    out_shape.extend(&g.output);
+    let in_plane = pl.ih * pl.iw;
+    let mut y = Vec::with_capacity(numel(&out_shape));
+    for plane in 0..planes {
+        let xi = &xs[plane * in_plane..][..in_plane];
+        for oh in 0..pl.oh {
+            for ow in 0..pl.ow {
+                let mut best: Option<usize> = None;
+                for kh in 0..pl.kh {
+                    for kw in 0..pl.kw {
+                        if let (Some(ih), Some(iw)) = (pl.row(oh, kh), pl.col(ow, kw)) {
+                            let t = ih * pl.iw + iw;
+                            let take = best.is_none_or(|b| {
+                                if p.last {
+                                    xi[t] >= xi[b]
+                                } else {
+                                    xi[t] > xi[b]
+                                }
+                            });
+                            if take {
+                                best = Some(t);
+                            }
+                        }
+                    }
+                }
+                y.push(best.map_or(-1, |t| {
+                    let t = if p.column_major {
+                        (t % pl.iw) * pl.ih + t / pl.iw
+                    } else {
+                        t
+                    };
+                    let offset = if p.whole_tensor { plane * in_plane } else { 0 };
+                    (offset + t) as i64
+                }));
+            }
+        }
+    }
+    Tensor::from_i64(out_shape, y)
 }

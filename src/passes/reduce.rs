@@ -5,11 +5,15 @@
 //! count, sqrt or ln after; negation around the max for ReduceMin), then the output shape.
 //! Relevance then flows through the pool's rule like any average or max pool. ReduceProd, and
 //! reductions of integers or over no elements, stay as they are (the interpreter evaluates them;
-//! compiled code refuses them by name).
+//! compiled code refuses them by name). ArgMax/ArgMin become the same view and a MaxPool's
+//! indices over the last axis (negated first for ArgMin).
 
 use super::Pass;
 use crate::error::Result;
-use crate::ir::ops::{Activation, BinaryOp, GlobalPool, ReduceKind, Reshape, Transpose};
+use crate::ir::ops::{
+    Activation, AutoPad, BinaryOp, GlobalPool, Pool, PoolIndices, PoolKind, ReduceKind, Reshape,
+    Transpose, Window,
+};
 use crate::ir::{DType, Graph, NodeIndex, Op, Tensor};
 
 /// Rewrites computed Reduce nodes into pools.
@@ -26,7 +30,8 @@ impl Pass for LowerReduce {
             .node_indices()
             .filter(|&n| {
                 let node = graph.node(n);
-                matches!(&node.op, Op::Reduce(r) if r.kind != ReduceKind::Prod)
+                (matches!(&node.op, Op::Reduce(r) if r.kind != ReduceKind::Prod)
+                    || matches!(node.op, Op::ArgExtremum(_)))
                     && node.fact.as_ref().is_some_and(|f| f.value.is_none())
             })
             .collect();
@@ -39,6 +44,9 @@ impl Pass for LowerReduce {
 }
 
 fn lower(graph: &mut Graph, n: NodeIndex) -> Result<bool> {
+    if let Op::ArgExtremum(a) = graph.node(n).op.clone() {
+        return lower_arg(graph, n, &a);
+    }
     let Op::Reduce(r) = graph.node(n).op.clone() else {
         return Ok(false);
     };
@@ -123,6 +131,77 @@ fn lower(graph: &mut Graph, n: NodeIndex) -> Result<bool> {
     // The Reduce node itself becomes the final reshape: whoever refers to it by index (the
     // relevance pass's layer list, the outputs) still finds its value.
     let shaped = konst(graph, "shape", dims(&out_shape).map_err(error)?);
+    let node = graph.node_mut(n);
+    node.op = Op::Reshape(Reshape { allowzero: false });
+    node.fact = None;
+    graph.set_inputs(n, &[v, shaped]);
+    Ok(true)
+}
+
+/// ArgMax/ArgMin of computed floats: the axis moved last, viewed as [outer, 1, len], and the
+/// indices of one MaxPool window spanning it.
+fn lower_arg(graph: &mut Graph, n: NodeIndex, a: &crate::ir::ops::ArgExtremum) -> Result<bool> {
+    let Some(&x) = graph.inputs_of(n).first() else {
+        return Ok(false);
+    };
+    let fact = graph.fact(x);
+    if fact.dtype != DType::F32 {
+        return Ok(false);
+    }
+    let shape = fact.shape.clone();
+    let (file, name) = (graph.source.clone(), graph.node(n).name.clone());
+    let error = |e: crate::error::OpError| crate::error::Error::Graph {
+        file: file.clone(),
+        reason: format!("{name}: {}", e.0),
+    };
+    let (axis, out_shape) = a.output_shape(&shape).map_err(error)?;
+    let len = shape[axis];
+    let outer = shape.iter().product::<usize>() / len.max(1);
+    let dims = |d: &[usize]| {
+        let v: Vec<i64> = d.iter().map(|&d| d as i64).collect();
+        Tensor::from_i64(vec![v.len()], v)
+    };
+    let mut v = x;
+    if axis + 1 != shape.len() {
+        let mut perm: Vec<usize> = (0..shape.len()).filter(|&d| d != axis).collect();
+        perm.push(axis);
+        let t = Op::Transpose(Transpose { perm: Some(perm) });
+        v = graph.add(format!("{name}.transpose"), t, &[v]);
+    }
+    let viewed = dims(&[outer, 1, len]).map_err(error)?;
+    let viewed = graph.add(format!("{name}.view_shape"), Op::Const(viewed.into()), &[]);
+    v = graph.add(
+        format!("{name}.view"),
+        Op::Reshape(Reshape { allowzero: false }),
+        &[v, viewed],
+    );
+    if a.min {
+        v = graph.add(
+            format!("{name}.negate"),
+            Op::Activation(Activation::Neg),
+            &[v],
+        );
+    }
+    let pool = Pool {
+        kind: PoolKind::Max,
+        kernel_shape: vec![len],
+        window: Window {
+            strides: vec![],
+            dilations: vec![],
+            pads: vec![],
+            auto_pad: AutoPad::NotSet,
+            ceil_mode: false,
+        },
+    };
+    let indices = PoolIndices {
+        pool,
+        column_major: false,
+        whole_tensor: false,
+        last: a.last,
+    };
+    v = graph.add(format!("{name}.indices"), Op::PoolIndices(indices), &[v]);
+    let shaped = dims(&out_shape).map_err(error)?;
+    let shaped = graph.add(format!("{name}.shape"), Op::Const(shaped.into()), &[]);
     let node = graph.node_mut(n);
     node.op = Op::Reshape(Reshape { allowzero: false });
     node.fact = None;

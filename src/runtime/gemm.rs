@@ -176,6 +176,10 @@ impl ConvShape {
             && p.pl == 0
             && p.pb == 0
             && p.pr == 0
+            && p.depth.k == 1
+            && p.depth.s == 1
+            && p.depth.pb == 0
+            && p.depth.pe == 0
     }
 
     /// Multiply-adds of the Conv (its adjoint has as many).

@@ -37,6 +37,33 @@ pub enum Reduce {
     Max,
     /// The sum of the taps divided by the window's count.
     Average,
+    /// The index of the first (`last`: last) largest tap, stored as an f32 integer: within the
+    /// plane, or counted from the tensor's start (`whole_tensor`), and column-major within the
+    /// plane when `column_height` is not 0 (its rows). Forward only.
+    Indices {
+        whole_tensor: bool,
+        last: bool,
+        column_height: usize,
+    },
+}
+
+impl Reduce {
+    /// The index an Indices reduction stores for tap `t` (an index into plane `p`).
+    pub fn index(self, in_plane: usize, p: usize, t: usize) -> usize {
+        let Reduce::Indices {
+            whole_tensor,
+            column_height,
+            ..
+        } = self
+        else {
+            return t;
+        };
+        let t = match in_plane.checked_div(column_height) {
+            Some(width) if width > 0 => (t % width) * column_height + t / width,
+            _ => t,
+        };
+        if whole_tensor { p * in_plane + t } else { t }
+    }
 }
 
 /// A pooling kernel over planes: every plane of `in_plane` inputs has `outputs` outputs, each
@@ -67,6 +94,17 @@ impl WindowKernel {
                 out[p * self.outputs + o] = match self.reduce {
                     Reduce::Max => valid.fold(f32::NEG_INFINITY, |m, t| m.max(x[t])),
                     Reduce::Average => valid.fold(0.0, |s, t| s + x[t]) / counts[o],
+                    Reduce::Indices { last, .. } => {
+                        let mut best: Option<usize> = None;
+                        for t in valid {
+                            let take =
+                                best.is_none_or(|b| if last { x[t] >= x[b] } else { x[t] > x[b] });
+                            if take {
+                                best = Some(t);
+                            }
+                        }
+                        best.map_or(-1.0, |t| self.reduce.index(self.in_plane, p, t) as f32)
+                    }
                 };
             }
         }
@@ -103,6 +141,8 @@ impl WindowKernel {
                         }
                     }
                     Reduce::Average => valid.for_each(|t| dxs[t] += d / counts[o]),
+                    // Integer outputs carry no gradient; lowering never asks for this.
+                    Reduce::Indices { .. } => {}
                 }
             }
         }

@@ -6,7 +6,7 @@
 use super::elementwise::{Access, Kernel};
 use super::gemm::ConvShape;
 use super::program::{KernelDesc, Operand, Program, Step};
-use super::table::{NONE, TableKernel, WindowKernel};
+use super::table::{NONE, Reduce, TableKernel, WindowKernel};
 use crate::ir::ops::util::norm_axis;
 
 type Check = Result<(), String>;
@@ -94,11 +94,19 @@ fn kernel(desc: &KernelDesc) -> Check {
     match desc {
         KernelDesc::Elementwise(k) => elementwise(k),
         KernelDesc::Table(_) => Ok(()),
-        KernelDesc::Window { kernel, .. } => {
+        KernelDesc::Window { kernel, backward } => {
             ensure!(
                 kernel.in_plane > 0 && kernel.outputs > 0 && kernel.taps > 0,
                 "a window kernel needs a non-empty plane, outputs and taps: {kernel:?}"
             );
+            if let Reduce::Indices { column_height, .. } = kernel.reduce {
+                ensure!(!backward, "an indices window has no backward form");
+                ensure!(
+                    column_height == 0 || kernel.in_plane.is_multiple_of(column_height),
+                    "a column height of {column_height} does not divide a plane of {}",
+                    kernel.in_plane
+                );
+            }
             Ok(())
         }
     }
@@ -435,8 +443,25 @@ fn conv_sizes(c: &ConvShape) -> Result<(usize, usize, usize), String> {
         q.kh >= 1 && q.kw >= 1 && q.sh >= 1 && q.sw >= 1 && q.dh >= 1 && q.dw >= 1,
         "kernel, strides and dilations must be positive: {q:?}"
     );
+    let d = &q.depth;
+    ensure!(
+        d.i >= 1 && d.o >= 1 && d.k >= 1 && d.s >= 1 && d.d >= 1,
+        "depth, its kernel, stride and dilation must be positive: {q:?}"
+    );
+    ensure!(
+        q.ih.is_multiple_of(d.i) && q.oh.is_multiple_of(d.o) && q.kh.is_multiple_of(d.k),
+        "rows {} / {} / {} are not whole planes of depth {} / {} / {}",
+        q.ih,
+        q.oh,
+        q.kh,
+        d.i,
+        d.o,
+        d.k
+    );
+    let (hi, ho, hk) = q.heights();
     for (input, before, after, kernel, dilation, stride, output) in [
-        (q.ih, q.pt, q.pb, q.kh, q.dh, q.sh, q.oh),
+        (d.i, d.pb, d.pe, d.k, d.d, d.s, d.o),
+        (hi, q.pt, q.pb, hk, q.dh, q.sh, ho),
         (q.iw, q.pl, q.pr, q.kw, q.dw, q.sw, q.ow),
     ] {
         let fits = || -> Option<bool> {

@@ -25,14 +25,14 @@ pub use conv::Conv;
 pub use elementwise::{Activation, BinaryOp, erf};
 pub use gemm::Gemm;
 pub use norm::{BatchNorm, Lrn, Softmax};
-pub use pool::{GlobalPool, Pool, PoolKind};
-pub use reduce::{Reduce, ReduceKind};
+pub use pool::{GlobalPool, Pool, PoolIndices, PoolKind};
+pub use reduce::{ArgExtremum, Reduce, ReduceKind};
 pub use resize::{Resize, ResizeBackward};
 pub use shape::{
     Cast, Concat, ConstantOfShape, DepthSpace, Expand, Flatten, Gather, Pad, PadMode, Range,
     Reshape, ScatterNd, ShapeOf, Slice, SplitPart, Squeeze, Tile, Transpose, Unsqueeze,
 };
-pub use window::{AutoPad, Geometry, Plane, Window};
+pub use window::{AutoPad, Depth, Geometry, Plane, Window};
 
 use super::fact::Fact;
 use super::tensor::{DType, Tensor};
@@ -67,6 +67,8 @@ pub enum Op {
     Where,
     Activation(Activation),
     Pool(Pool),
+    PoolIndices(PoolIndices),
+    ArgExtremum(ArgExtremum),
     GlobalPool(GlobalPool),
     BatchNorm(BatchNorm),
     Lrn(Lrn),
@@ -123,6 +125,8 @@ impl Op {
                 PoolKind::Max => "MaxPool",
                 PoolKind::Average { .. } => "AveragePool",
             },
+            Op::PoolIndices(_) => "MaxPoolIndices",
+            Op::ArgExtremum(a) => a.name(),
             Op::GlobalPool(GlobalPool::Max) => "GlobalMaxPool",
             Op::GlobalPool(GlobalPool::Average) => "GlobalAveragePool",
             Op::BatchNorm(_) => "BatchNormalization",
@@ -181,6 +185,8 @@ impl Op {
             Op::BatchNorm(_) => 5..=5,
             Op::Activation(_)
             | Op::Pool(_)
+            | Op::PoolIndices(_)
+            | Op::ArgExtremum(_)
             | Op::GlobalPool(_)
             | Op::Lrn(_)
             | Op::Softmax(_)
@@ -242,6 +248,7 @@ impl Op {
                 | Op::Sum
                 | Op::Where
                 | Op::Reduce(_)
+                | Op::ArgExtremum(_)
                 | Op::Resize(_)
                 | Op::Pad(_)
                 | Op::SplitPart(_)
@@ -293,6 +300,8 @@ impl Op {
             Op::Range => Range.infer(inputs),
             Op::Activation(a) => a.infer(inputs),
             Op::Pool(p) => p.infer(inputs),
+            Op::PoolIndices(p) => p.infer(inputs),
+            Op::ArgExtremum(a) => a.infer(inputs),
             Op::GlobalPool(p) => p.infer(inputs),
             Op::BatchNorm(b) => b.infer(inputs),
             Op::Lrn(l) => l.infer(inputs),
@@ -439,6 +448,19 @@ impl Op {
                 out.push(("input_shape", list(&c.input_shape)));
             }
             Op::PoolBackward(p) => out.extend(Op::Pool(p.pool.clone()).attributes()),
+            Op::PoolIndices(p) => {
+                out.extend(Op::Pool(p.pool.clone()).attributes());
+                if p.column_major {
+                    out.push(("storage_order", "1".into()));
+                }
+            }
+            Op::ArgExtremum(a) => {
+                out.push(("axis", a.axis.to_string()));
+                out.push(("keepdims", (a.keepdims as u8).to_string()));
+                if a.last {
+                    out.push(("select_last_index", "1".into()));
+                }
+            }
             Op::SliceBackward(s) => {
                 out.extend(Op::Slice(s.slice.clone()).attributes());
                 out.push(("input_shape", list(&s.input_shape)));

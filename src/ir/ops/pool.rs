@@ -58,3 +58,30 @@ impl GlobalPool {
         Ok(Fact::new(DType::F32, out))
     }
 }
+
+/// MaxPool's `Indices` output, and ArgMax/ArgMin once lowered to a pool: the index of each
+/// window's first (or, with `last`, last) maximum, as i64.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct PoolIndices {
+    /// The MaxPool whose windows are searched.
+    pub pool: Pool,
+    /// ONNX `storage_order` 1: the index within a plane counts down the columns first (2-D).
+    pub column_major: bool,
+    /// The index counts from the start of the whole tensor (MaxPool: plane offsets included)
+    /// rather than of each plane (ArgMax).
+    pub whole_tensor: bool,
+    /// Ties go to the last maximum (ArgMax's `select_last_index`).
+    pub last: bool,
+}
+
+impl PoolIndices {
+    pub fn infer(&self, inputs: &[&Fact]) -> OpResult<Fact> {
+        let x = &inputs[0].shape;
+        op_ensure!(
+            !self.column_major || x.len() == 4,
+            "storage_order 1 (column-major indices) is defined here for 2-D pools only, got input {x:?}"
+        );
+        let f = self.pool.infer(inputs)?;
+        Ok(Fact::new(DType::I64, f.shape))
+    }
+}

@@ -120,3 +120,47 @@ impl Reduce {
         Ok(Fact::new(inputs[0].dtype, self.output_shape(x)?))
     }
 }
+
+/// ArgMax / ArgMin along one axis (i64 indices), `keepdims` as for the reductions; ties go to
+/// the first extremum unless `last` (`select_last_index`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ArgExtremum {
+    pub min: bool,
+    pub axis: i64,
+    pub keepdims: bool,
+    pub last: bool,
+}
+
+impl ArgExtremum {
+    pub fn name(&self) -> &'static str {
+        if self.min { "ArgMin" } else { "ArgMax" }
+    }
+
+    /// The normalised axis and the output shape for an input of `shape`.
+    pub fn output_shape(&self, shape: &[usize]) -> OpResult<(usize, Vec<usize>)> {
+        let axis = norm_axis(self.axis, shape.len())?;
+        op_ensure!(
+            shape[axis] > 0,
+            "{} over an empty axis has no value",
+            self.name()
+        );
+        let mut out = shape.to_vec();
+        if self.keepdims {
+            out[axis] = 1;
+        } else {
+            out.remove(axis);
+        }
+        Ok((axis, out))
+    }
+
+    pub fn infer(&self, inputs: &[&Fact]) -> OpResult<Fact> {
+        let (_, shape) = self.output_shape(&inputs[0].shape)?;
+        Ok(Fact::new(crate::ir::DType::I64, shape))
+    }
+
+    /// Whether `v` beats the best value so far (`best`), in this op's sense and tie rule.
+    pub fn better(&self, v: f64, best: f64) -> bool {
+        let (v, best) = if self.min { (-v, -best) } else { (v, best) };
+        if self.last { v >= best } else { v > best }
+    }
+}

@@ -62,8 +62,8 @@ impl Window {
     pub fn resolve(&self, input: &[usize], kernel: &[usize]) -> OpResult<Geometry> {
         let n = input.len();
         op_ensure!(
-            n == 1 || n == 2,
-            "only 1-D and 2-D windows are supported, got {n} spatial axes"
+            (1..=3).contains(&n),
+            "only 1-D, 2-D and 3-D windows are supported, got {n} spatial axes"
         );
         op_ensure!(
             kernel.len() == n,
@@ -143,7 +143,41 @@ impl Window {
     }
 }
 
-/// A 1-D or 2-D window geometry seen as 2-D (a 1-D one gets a height of 1).
+/// The depth axis of a 3-D window (trivial, one plane, for 1-D and 2-D ones).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Depth {
+    /// Input, output and kernel depth.
+    pub i: usize,
+    pub o: usize,
+    pub k: usize,
+    /// Stride, dilation, and padding before and after.
+    pub s: usize,
+    pub d: usize,
+    pub pb: usize,
+    pub pe: usize,
+}
+
+impl Depth {
+    /// One plane: what 1-D and 2-D windows have.
+    pub const FLAT: Depth = Depth {
+        i: 1,
+        o: 1,
+        k: 1,
+        s: 1,
+        d: 1,
+        pb: 0,
+        pe: 0,
+    };
+
+    pub fn is_flat(&self) -> bool {
+        *self == Depth::FLAT
+    }
+}
+
+/// A 1-D, 2-D or 3-D window geometry seen as 2-D: a 1-D one gets a height of 1, and a 3-D one
+/// folds its depth into the rows, so `ih`, `oh` and `kh` count rows of all planes (depth x
+/// height) and every kernel that walks rows and taps works unchanged; `row` and `in_padding`
+/// undo the fold. The height's own stride, dilation and padding are `sh`, `dh`, `pt`, `pb`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Plane {
     pub ih: usize,
@@ -160,30 +194,43 @@ pub struct Plane {
     pub pl: usize,
     pub pb: usize,
     pub pr: usize,
+    pub depth: Depth,
 }
 
 impl Plane {
     pub fn new(g: &Geometry) -> OpResult<Plane> {
         let n = g.input.len();
         op_ensure!(
-            n == 1 || n == 2,
-            "only 1-D and 2-D windows are supported, got {n}-D"
+            (1..=3).contains(&n),
+            "only 1-D, 2-D and 3-D windows are supported, got {n}-D"
         );
+        // Axis i of the last two (height, width); a 1-D window's height is the default.
         let at = |v: &[usize], i: usize, default: usize| {
-            if n == 2 {
-                v[i]
-            } else if i == 0 {
-                default
+            if n == 1 {
+                if i == 0 { default } else { v[0] }
             } else {
-                v[0]
+                v[n - 2 + i]
             }
         };
+        let depth = if n == 3 {
+            Depth {
+                i: g.input[0],
+                o: g.output[0],
+                k: g.kernel[0],
+                s: g.strides[0],
+                d: g.dilations[0],
+                pb: g.pad_begin[0],
+                pe: g.pad_end[0],
+            }
+        } else {
+            Depth::FLAT
+        };
         Ok(Plane {
-            ih: at(&g.input, 0, 1),
+            ih: depth.i * at(&g.input, 0, 1),
             iw: at(&g.input, 1, 1),
-            oh: at(&g.output, 0, 1),
+            oh: depth.o * at(&g.output, 0, 1),
             ow: at(&g.output, 1, 1),
-            kh: at(&g.kernel, 0, 1),
+            kh: depth.k * at(&g.kernel, 0, 1),
             kw: at(&g.kernel, 1, 1),
             sh: at(&g.strides, 0, 1),
             sw: at(&g.strides, 1, 1),
@@ -193,23 +240,48 @@ impl Plane {
             pl: at(&g.pad_begin, 1, 0),
             pb: at(&g.pad_end, 0, 0),
             pr: at(&g.pad_end, 1, 0),
+            depth,
         })
+    }
+
+    /// The height of one plane: input, output and kernel rows per depth step.
+    pub fn heights(&self) -> (usize, usize, usize) {
+        let d = &self.depth;
+        (
+            self.ih / d.i.max(1),
+            self.oh / d.o.max(1),
+            self.kh / d.k.max(1),
+        )
+    }
+
+    /// (depth, height) positions of output row `o` at kernel row `k`, padding included.
+    fn padded_row(&self, o: usize, k: usize) -> (usize, usize) {
+        let (_, ho, hk) = self.heights();
+        let d = &self.depth;
+        let (od, oh) = (o / ho.max(1), o % ho.max(1));
+        let (kd, kh) = (k / hk.max(1), k % hk.max(1));
+        (od * d.s + kd * d.d, oh * self.sh + kh * self.dh)
     }
 
     /// Whether tap (kh, kw) of output (oh, ow) lies inside the input plus its explicit padding:
     /// AveragePool's divisor with count_include_pad (positions past the padding, which ceil mode
     /// can reach, never count, as in PyTorch and onnxruntime).
     pub fn in_padding(&self, (oh, ow): (usize, usize), (kh, kw): (usize, usize)) -> bool {
-        let r = oh * self.sh + kh * self.dh;
+        let (hi, _, _) = self.heights();
+        let d = &self.depth;
+        let (z, r) = self.padded_row(oh, kh);
         let c = ow * self.sw + kw * self.dw;
-        r < self.ih + self.pt + self.pb && c < self.iw + self.pl + self.pr
+        z < d.i + d.pb + d.pe && r < hi + self.pt + self.pb && c < self.iw + self.pl + self.pr
     }
 
-    /// Input row read by output row `o` at kernel row `k`, if it is not padding.
+    /// Input row (of all planes) read by output row `o` at kernel row `k`, if it is not padding.
     pub fn row(&self, o: usize, k: usize) -> Option<usize> {
-        (o * self.sh + k * self.dh)
-            .checked_sub(self.pt)
-            .filter(|&i| i < self.ih)
+        let (hi, _, _) = self.heights();
+        let d = &self.depth;
+        let (z, r) = self.padded_row(o, k);
+        let z = z.checked_sub(d.pb).filter(|&z| z < d.i)?;
+        let r = r.checked_sub(self.pt).filter(|&r| r < hi)?;
+        Some(z * hi + r)
     }
 
     /// Input column read by output column `o` at kernel column `k`, if it is not padding.

@@ -9,7 +9,7 @@ use super::proto::{self, operand::Kind as OperandKind, step::Kind as StepKind};
 use super::write::ALIGN;
 use super::{Bytes, MethodInfo, SourceInfo};
 use crate::ir::DType;
-use crate::ir::ops::{Activation, BinaryOp, Lrn, Plane, Pointwise, Softmax};
+use crate::ir::ops::{Activation, BinaryOp, Depth, Lrn, Plane, Pointwise, Softmax};
 use crate::runtime::code::{MachineCode, Patch, Symbol};
 use crate::runtime::elementwise::{Access, Instr, Kernel};
 use crate::runtime::executable::Executable;
@@ -144,6 +144,7 @@ fn port_proto(p: &Port) -> proto::Port {
 fn plane_proto(q: &Plane) -> Vec<u64> {
     dims(&[
         q.ih, q.iw, q.oh, q.ow, q.kh, q.kw, q.sh, q.sw, q.dh, q.dw, q.pt, q.pl, q.pb, q.pr,
+        q.depth.i, q.depth.o, q.depth.k, q.depth.s, q.depth.d, q.depth.pb, q.depth.pe,
     ])
 }
 
@@ -211,17 +212,31 @@ fn kernel_proto(k: &KernelDesc) -> proto::Kernel {
                     fill: 0.0,
                 },
             }),
-            KernelDesc::Window { kernel, backward } => Kind::Window(proto::WindowKernel {
-                reduce: match kernel.reduce {
-                    Reduce::Max => "max",
-                    Reduce::Average => "average",
-                }
-                .into(),
-                in_plane: kernel.in_plane as u64,
-                outputs: kernel.outputs as u64,
-                taps: kernel.taps as u64,
-                backward: *backward,
-            }),
+            KernelDesc::Window { kernel, backward } => {
+                let (whole_tensor, last, column_height) = match kernel.reduce {
+                    Reduce::Indices {
+                        whole_tensor,
+                        last,
+                        column_height,
+                    } => (whole_tensor, last, column_height as u64),
+                    _ => (false, false, 0),
+                };
+                Kind::Window(proto::WindowKernel {
+                    reduce: match kernel.reduce {
+                        Reduce::Max => "max",
+                        Reduce::Average => "average",
+                        Reduce::Indices { .. } => "indices",
+                    }
+                    .into(),
+                    in_plane: kernel.in_plane as u64,
+                    outputs: kernel.outputs as u64,
+                    taps: kernel.taps as u64,
+                    backward: *backward,
+                    whole_tensor,
+                    last,
+                    column_height,
+                })
+            }
         }),
     }
 }
@@ -538,9 +553,32 @@ fn triple(v: &[u64], what: &str) -> Decode<(usize, usize, usize)> {
 fn conv(c: Option<&proto::ConvShape>) -> Decode<ConvShape> {
     let c = c.ok_or("a convolution's shape is missing")?;
     let q = sizes(&c.plane)?;
-    let &[ih, iw, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr] = q.as_slice() else {
+    let &[
+        ih,
+        iw,
+        oh,
+        ow,
+        kh,
+        kw,
+        sh,
+        sw,
+        dh,
+        dw,
+        pt,
+        pl,
+        pb,
+        pr,
+        i,
+        o,
+        k,
+        s,
+        d,
+        dpb,
+        dpe,
+    ] = q.as_slice()
+    else {
         return Err(format!(
-            "a convolution plane has {} values, not 14",
+            "a convolution plane has {} values, not 21",
             q.len()
         ));
     };
@@ -564,6 +602,15 @@ fn conv(c: Option<&proto::ConvShape>) -> Decode<ConvShape> {
             pl,
             pb,
             pr,
+            depth: Depth {
+                i,
+                o,
+                k,
+                s,
+                d,
+                pb: dpb,
+                pe: dpe,
+            },
         },
     })
 }
@@ -646,6 +693,11 @@ fn kernel(k: &proto::Kernel) -> Decode<KernelDesc> {
                 reduce: match w.reduce.as_str() {
                     "max" => Reduce::Max,
                     "average" => Reduce::Average,
+                    "indices" => Reduce::Indices {
+                        whole_tensor: w.whole_tensor,
+                        last: w.last,
+                        column_height: size(w.column_height)?,
+                    },
                     other => return Err(format!("unknown window reduction '{other}'")),
                 },
                 in_plane: size(w.in_plane)?,

@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 pub use write::{Parts, to_bytes, write};
 
 /// The artifact format this lrpc reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// The first bytes of every artifact (PNG-style: a text-mode transfer or truncation to 7 bits
 /// breaks it visibly).
 pub const MAGIC: [u8; 8] = *b"LRPX\r\n\x1a\n";

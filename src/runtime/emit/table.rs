@@ -68,6 +68,10 @@ pub fn build_window_forward(b: &mut FunctionBuilder, k: &WindowKernel, _ptr: Typ
     let zero = b.ins().iconst(types::I64, 0);
     let outputs = b.ins().iconst(types::I64, k.outputs as i64);
     let taps = b.ins().iconst(types::I64, k.taps as i64);
+    if let Reduce::Indices { .. } = k.reduce {
+        build_indices(b, k, (src, table, out, p0, p1));
+        return;
+    }
     let acc = b.declare_var(types::F32);
     for_range(b, p0, p1, 1, |b, plane| {
         let in_base = b.ins().imul_imm_s(plane, k.in_plane as i64);
@@ -75,8 +79,8 @@ pub fn build_window_forward(b: &mut FunctionBuilder, k: &WindowKernel, _ptr: Typ
         let out_base = b.ins().imul_imm_s(plane, k.outputs as i64);
         for_range(b, zero, outputs, 1, |b, o| {
             let init = match k.reduce {
-                Reduce::Max => f32::NEG_INFINITY,
                 Reduce::Average => 0.0,
+                _ => f32::NEG_INFINITY,
             };
             let init = b.ins().f32const(init);
             b.def_var(acc, init);
@@ -88,8 +92,8 @@ pub fn build_window_forward(b: &mut FunctionBuilder, k: &WindowKernel, _ptr: Typ
                 let v = b.ins().load(types::F32, flags, addr, 0);
                 let a = b.use_var(acc);
                 let next = match k.reduce {
-                    Reduce::Max => b.ins().fmax(a, v),
                     Reduce::Average => b.ins().fadd(a, v),
+                    _ => b.ins().fmax(a, v),
                 };
                 let next = b.ins().select(valid, next, a);
                 b.def_var(acc, next);
@@ -165,6 +169,8 @@ pub fn build_window_backward(b: &mut FunctionBuilder, k: &WindowKernel, _ptr: Ty
                     b.ins().jump(after, &[]);
                     b.switch_to_block(after);
                 }
+                // Validation refuses a backward indices kernel.
+                Reduce::Indices { .. } => {}
                 Reduce::Average => {
                     let addr = at(b, counts, o);
                     let c = b.ins().load(types::F32, flags, addr, 0);
@@ -178,6 +184,82 @@ pub fn build_window_backward(b: &mut FunctionBuilder, k: &WindowKernel, _ptr: Ty
                     });
                 }
             }
+        });
+    });
+    b.ins().return_(&[]);
+}
+
+/// Scans each window for its first (or last) largest tap, as the backward Max does, and stores
+/// that tap's index (see `Reduce::index`) as an f32 integer, -1 for a window of padding only.
+fn build_indices(
+    b: &mut FunctionBuilder,
+    k: &WindowKernel,
+    p: (Value, Value, Value, Value, Value),
+) {
+    let (src, table, out, p0, p1) = p;
+    let Reduce::Indices {
+        whole_tensor,
+        last,
+        column_height,
+    } = k.reduce
+    else {
+        return;
+    };
+    let flags = MemFlagsData::new().with_notrap();
+    let zero = b.ins().iconst(types::I64, 0);
+    let outputs = b.ins().iconst(types::I64, k.outputs as i64);
+    let taps = b.ins().iconst(types::I64, k.taps as i64);
+    let best = b.declare_var(types::I64);
+    let best_v = b.declare_var(types::F32);
+    for_range(b, p0, p1, 1, |b, plane| {
+        let first = b.ins().imul_imm_s(plane, k.in_plane as i64);
+        let x_base = at(b, src, first);
+        let out_base = b.ins().imul_imm_s(plane, k.outputs as i64);
+        for_range(b, zero, outputs, 1, |b, o| {
+            let row = b.ins().imul_imm_s(o, k.taps as i64);
+            let none = b.ins().iconst(types::I64, -1);
+            b.def_var(best, none);
+            let ninf = b.ins().f32const(f32::NEG_INFINITY);
+            b.def_var(best_v, ninf);
+            for_range(b, zero, taps, 1, |b, tap| {
+                let i = b.ins().iadd(row, tap);
+                let (t, valid) = entry(b, table, i);
+                let addr = at(b, x_base, t);
+                let v = b.ins().load(types::F32, flags, addr, 0);
+                let (bi, bv) = (b.use_var(best), b.use_var(best_v));
+                let cc = if last {
+                    FloatCC::GreaterThanOrEqual
+                } else {
+                    FloatCC::GreaterThan
+                };
+                let beats = b.ins().fcmp(cc, v, bv);
+                let unset = b.ins().icmp_imm_s(IntCC::SignedLessThan, bi, 0);
+                let better = b.ins().bor(beats, unset);
+                let take = b.ins().band(better, valid);
+                let nbi = b.ins().select(take, t, bi);
+                let nbv = b.ins().select(take, v, bv);
+                b.def_var(best, nbi);
+                b.def_var(best_v, nbv);
+            });
+            let bi = b.use_var(best);
+            let found = b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, bi, 0);
+            let mut index = bi;
+            if let Some(width) = k.in_plane.checked_div(column_height) {
+                // A positive constant divisor: sdiv and srem cannot trap.
+                let width = b.ins().iconst(types::I64, (width as i64).max(1));
+                let r = b.ins().sdiv(bi, width);
+                let c = b.ins().srem(bi, width);
+                let c = b.ins().imul_imm_s(c, column_height as i64);
+                index = b.ins().iadd(c, r);
+            }
+            if whole_tensor {
+                index = b.ins().iadd(index, first);
+            }
+            let index = b.ins().select(found, index, none);
+            let v = b.ins().fcvt_from_sint(types::F32, index);
+            let oi = b.ins().iadd(out_base, o);
+            let addr = at(b, out, oi);
+            b.ins().store(flags, v, addr, 0);
         });
     });
     b.ins().return_(&[]);
