@@ -9,7 +9,7 @@ use lrpc::relevance::{Bound, Method};
 use lrpc::{Explainer, Model, Target};
 
 const CASES: &[&str] = &[
-    "mlp", "lenet", "residual", "concat", "textcnn", "oldopset", "newopset", "shapes",
+    "mlp", "lenet", "residual", "concat", "textcnn", "oldopset", "newopset", "shapes", "video",
 ];
 
 fn meta(case: &str) -> serde_json::Value {
