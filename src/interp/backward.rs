@@ -3,6 +3,7 @@
 use super::linear::conv_rows;
 use super::movement::slice_sources;
 use crate::error::OpResult;
+use crate::ir::ops::pool::best_tap;
 use crate::ir::ops::{
     ActivationGrad, ConvTranspose, GlobalPool, GlobalPoolBackward, Plane, Pointwise, PoolBackward,
     PoolKind, SliceBackward,
@@ -51,13 +52,7 @@ pub fn pool_backward(b: &PoolBackward, x: &Tensor, dy: &Tensor) -> OpResult<Tens
                 match b.pool.kind {
                     PoolKind::Max => {
                         // The first maximum in scan order wins, as in PyTorch's max_pool backward.
-                        let mut best: Option<usize> = None;
-                        for &i in &window {
-                            if best.is_none_or(|b| xi[i] > xi[b]) {
-                                best = Some(i);
-                            }
-                        }
-                        if let Some(i) = best {
+                        if let Some(i) = best_tap(xi, window.iter().copied(), false) {
                             dxi[i] += d;
                         }
                     }

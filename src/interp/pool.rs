@@ -1,6 +1,7 @@
 //! MaxPool, AveragePool, and the global pools.
 
 use crate::error::OpResult;
+use crate::ir::ops::pool::best_tap;
 use crate::ir::ops::{GlobalPool, Plane, Pool, PoolIndices, PoolKind};
 use crate::ir::{Tensor, numel};
 
@@ -76,24 +77,10 @@ pub fn pool_indices(p: &PoolIndices, x: &Tensor) -> OpResult<Tensor> {
         let xi = &xs[plane * in_plane..][..in_plane];
         for oh in 0..pl.oh {
             for ow in 0..pl.ow {
-                let mut best: Option<usize> = None;
-                for kh in 0..pl.kh {
-                    for kw in 0..pl.kw {
-                        if let (Some(ih), Some(iw)) = (pl.row(oh, kh), pl.col(ow, kw)) {
-                            let t = ih * pl.iw + iw;
-                            let take = best.is_none_or(|b| {
-                                if p.last {
-                                    xi[t] >= xi[b]
-                                } else {
-                                    xi[t] > xi[b]
-                                }
-                            });
-                            if take {
-                                best = Some(t);
-                            }
-                        }
-                    }
-                }
+                let taps = (0..pl.kh).flat_map(|kh| (0..pl.kw).map(move |kw| (kh, kw)));
+                let real =
+                    taps.filter_map(|(kh, kw)| Some(pl.row(oh, kh)? * pl.iw + pl.col(ow, kw)?));
+                let best = best_tap(xi, real, p.last);
                 y.push(best.map_or(-1, |t| {
                     let t = if p.column_major {
                         (t % pl.iw) * pl.ih + t / pl.iw

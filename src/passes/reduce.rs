@@ -43,13 +43,74 @@ impl Pass for LowerReduce {
     }
 }
 
-fn lower(graph: &mut Graph, n: NodeIndex) -> Result<bool> {
-    if let Op::ArgExtremum(a) = graph.node(n).op.clone() {
-        return lower_arg(graph, n, &a);
+/// The rewrite of one node: names its new nodes after it and turns it into the final reshape.
+struct Rewrite {
+    n: NodeIndex,
+    name: String,
+    file: String,
+}
+
+impl Rewrite {
+    fn error(&self, e: crate::error::OpError) -> crate::error::Error {
+        crate::error::Error::Graph {
+            file: self.file.clone(),
+            reason: format!("{}: {}", self.name, e.0),
+        }
     }
-    let Op::Reduce(r) = graph.node(n).op.clone() else {
-        return Ok(false);
-    };
+
+    fn konst(&self, graph: &mut Graph, role: &str, t: Tensor) -> NodeIndex {
+        graph.add(format!("{}.{role}", self.name), Op::Const(t.into()), &[])
+    }
+
+    fn dims(&self, graph: &mut Graph, role: &str, d: &[usize]) -> Result<NodeIndex> {
+        let v: Vec<i64> = d.iter().map(|&d| d as i64).collect();
+        let t = Tensor::from_i64(vec![v.len()], v).map_err(|e| self.error(e))?;
+        Ok(self.konst(graph, role, t))
+    }
+
+    fn activation(&self, graph: &mut Graph, role: &str, a: Activation, v: NodeIndex) -> NodeIndex {
+        graph.add(format!("{}.{role}", self.name), Op::Activation(a), &[v])
+    }
+
+    /// `x` (of `shape`) with `axes` moved last (in order), viewed as `view`.
+    fn view(
+        &self,
+        graph: &mut Graph,
+        x: NodeIndex,
+        shape: &[usize],
+        axes: &[usize],
+        view: &[usize],
+    ) -> Result<NodeIndex> {
+        let mut v = x;
+        let perm: Vec<usize> = (0..shape.len())
+            .filter(|a| !axes.contains(a))
+            .chain(axes.iter().copied())
+            .collect();
+        if perm.iter().enumerate().any(|(i, &p)| i != p) {
+            let t = Op::Transpose(Transpose { perm: Some(perm) });
+            v = graph.add(format!("{}.transpose", self.name), t, &[v]);
+        }
+        let viewed = self.dims(graph, "view_shape", view)?;
+        Ok(graph.add(
+            format!("{}.view", self.name),
+            Op::Reshape(Reshape { allowzero: false }),
+            &[v, viewed],
+        ))
+    }
+
+    /// The node itself becomes the final reshape of `v`: whoever refers to it by index (the
+    /// relevance pass's layer list, the outputs) still finds its value.
+    fn finish(&self, graph: &mut Graph, v: NodeIndex, out_shape: &[usize]) -> Result<bool> {
+        let shaped = self.dims(graph, "shape", out_shape)?;
+        let node = graph.node_mut(self.n);
+        node.op = Op::Reshape(Reshape { allowzero: false });
+        node.fact = None;
+        graph.set_inputs(self.n, &[v, shaped]);
+        Ok(true)
+    }
+}
+
+fn lower(graph: &mut Graph, n: NodeIndex) -> Result<bool> {
     let Some(&x) = graph.inputs_of(n).first() else {
         return Ok(false);
     };
@@ -58,129 +119,85 @@ fn lower(graph: &mut Graph, n: NodeIndex) -> Result<bool> {
         return Ok(false);
     }
     let shape = fact.shape.clone();
-    let (file, node) = (graph.source.clone(), graph.node(n).name.clone());
-    let error = |e: crate::error::OpError| crate::error::Error::Graph {
-        file: file.clone(),
-        reason: format!("{node}: {}", e.0),
+    let rw = Rewrite {
+        n,
+        name: graph.node(n).name.clone(),
+        file: graph.source.clone(),
     };
-    let axes = r.axes(shape.len()).map_err(error)?;
-    let out_shape = r.output_shape(&shape).map_err(error)?;
-    let kept: Vec<usize> = (0..shape.len()).filter(|a| !axes.contains(a)).collect();
+    match graph.node(n).op.clone() {
+        Op::Reduce(r) => lower_reduce(graph, &rw, x, &shape, &r),
+        Op::ArgExtremum(a) => lower_arg(graph, &rw, x, &shape, &a),
+        _ => Ok(false),
+    }
+}
+
+fn lower_reduce(
+    graph: &mut Graph,
+    rw: &Rewrite,
+    x: NodeIndex,
+    shape: &[usize],
+    r: &crate::ir::ops::Reduce,
+) -> Result<bool> {
+    let axes = r.axes(shape.len()).map_err(|e| rw.error(e))?;
+    let out_shape = r.output_shape(shape).map_err(|e| rw.error(e))?;
     let inner: usize = axes.iter().map(|&a| shape[a]).product();
-    let outer: usize = kept.iter().map(|&a| shape[a]).product();
     if inner == 0 {
         return Ok(false);
     }
-    let name = graph.node(n).name.clone();
-    let konst = |graph: &mut Graph, role: &str, t: Tensor| {
-        graph.add(format!("{name}.{role}"), Op::Const(t.into()), &[])
-    };
-    let dims = |d: &[usize]| {
-        let v: Vec<i64> = d.iter().map(|&d| d as i64).collect();
-        Tensor::from_i64(vec![v.len()], v)
-    };
-    let mut v = x;
-    let perm: Vec<usize> = kept.iter().chain(&axes).copied().collect();
-    if perm.iter().enumerate().any(|(i, &p)| i != p) {
-        let t = Op::Transpose(Transpose { perm: Some(perm) });
-        v = graph.add(format!("{name}.transpose"), t, &[v]);
-    }
-    let viewed = konst(graph, "view", dims(&[1, outer, inner]).map_err(error)?);
-    v = graph.add(
-        format!("{name}.view"),
-        Op::Reshape(Reshape { allowzero: false }),
-        &[v, viewed],
-    );
-    let activation = |graph: &mut Graph, role: &str, a: Activation, v: NodeIndex| {
-        graph.add(format!("{name}.{role}"), Op::Activation(a), &[v])
-    };
-    let scalar = |v: f32| Tensor::from_f32(vec![], vec![v]);
+    let outer = shape.iter().product::<usize>() / inner;
+    let mut v = rw.view(graph, x, shape, &axes, &[1, outer, inner])?;
+    let scalar = |v: f32| Tensor::from_f32(vec![], vec![v]).map_err(|e| rw.error(e));
     match r.kind {
-        ReduceKind::L1 => v = activation(graph, "abs", Activation::Abs, v),
+        ReduceKind::L1 => v = rw.activation(graph, "abs", Activation::Abs, v),
         ReduceKind::L2 | ReduceKind::SumSquare => {
-            let two = konst(graph, "two", scalar(2.0).map_err(error)?);
+            let two = rw.konst(graph, "two", scalar(2.0)?);
             v = graph.add(
-                format!("{name}.square"),
+                format!("{}.square", rw.name),
                 Op::Binary(BinaryOp::Pow),
                 &[v, two],
             );
         }
-        ReduceKind::LogSumExp => v = activation(graph, "exp", Activation::Exp, v),
-        ReduceKind::Min => v = activation(graph, "negate", Activation::Neg, v),
+        ReduceKind::LogSumExp => v = rw.activation(graph, "exp", Activation::Exp, v),
+        ReduceKind::Min => v = rw.activation(graph, "negate", Activation::Neg, v),
         _ => {}
     }
     let pool = match r.kind {
         ReduceKind::Max | ReduceKind::Min => GlobalPool::Max,
         _ => GlobalPool::Average,
     };
-    v = graph.add(format!("{name}.pool"), Op::GlobalPool(pool), &[v]);
+    v = graph.add(format!("{}.pool", rw.name), Op::GlobalPool(pool), &[v]);
     if !matches!(r.kind, ReduceKind::Mean | ReduceKind::Max | ReduceKind::Min) {
-        let count = konst(graph, "count", scalar(inner as f32).map_err(error)?);
+        let count = rw.konst(graph, "count", scalar(inner as f32)?);
         v = graph.add(
-            format!("{name}.sum"),
+            format!("{}.sum", rw.name),
             Op::Binary(BinaryOp::Mul),
             &[v, count],
         );
     }
     match r.kind {
-        ReduceKind::L2 => v = activation(graph, "sqrt", Activation::Sqrt, v),
-        ReduceKind::LogSumExp => v = activation(graph, "log", Activation::Log, v),
-        ReduceKind::Min => v = activation(graph, "negate_back", Activation::Neg, v),
+        ReduceKind::L2 => v = rw.activation(graph, "sqrt", Activation::Sqrt, v),
+        ReduceKind::LogSumExp => v = rw.activation(graph, "log", Activation::Log, v),
+        ReduceKind::Min => v = rw.activation(graph, "negate_back", Activation::Neg, v),
         _ => {}
     }
-    // The Reduce node itself becomes the final reshape: whoever refers to it by index (the
-    // relevance pass's layer list, the outputs) still finds its value.
-    let shaped = konst(graph, "shape", dims(&out_shape).map_err(error)?);
-    let node = graph.node_mut(n);
-    node.op = Op::Reshape(Reshape { allowzero: false });
-    node.fact = None;
-    graph.set_inputs(n, &[v, shaped]);
-    Ok(true)
+    rw.finish(graph, v, &out_shape)
 }
 
 /// ArgMax/ArgMin of computed floats: the axis moved last, viewed as [outer, 1, len], and the
 /// indices of one MaxPool window spanning it.
-fn lower_arg(graph: &mut Graph, n: NodeIndex, a: &crate::ir::ops::ArgExtremum) -> Result<bool> {
-    let Some(&x) = graph.inputs_of(n).first() else {
-        return Ok(false);
-    };
-    let fact = graph.fact(x);
-    if fact.dtype != DType::F32 {
-        return Ok(false);
-    }
-    let shape = fact.shape.clone();
-    let (file, name) = (graph.source.clone(), graph.node(n).name.clone());
-    let error = |e: crate::error::OpError| crate::error::Error::Graph {
-        file: file.clone(),
-        reason: format!("{name}: {}", e.0),
-    };
-    let (axis, out_shape) = a.output_shape(&shape).map_err(error)?;
+fn lower_arg(
+    graph: &mut Graph,
+    rw: &Rewrite,
+    x: NodeIndex,
+    shape: &[usize],
+    a: &crate::ir::ops::ArgExtremum,
+) -> Result<bool> {
+    let (axis, out_shape) = a.output_shape(shape).map_err(|e| rw.error(e))?;
     let len = shape[axis];
     let outer = shape.iter().product::<usize>() / len.max(1);
-    let dims = |d: &[usize]| {
-        let v: Vec<i64> = d.iter().map(|&d| d as i64).collect();
-        Tensor::from_i64(vec![v.len()], v)
-    };
-    let mut v = x;
-    if axis + 1 != shape.len() {
-        let mut perm: Vec<usize> = (0..shape.len()).filter(|&d| d != axis).collect();
-        perm.push(axis);
-        let t = Op::Transpose(Transpose { perm: Some(perm) });
-        v = graph.add(format!("{name}.transpose"), t, &[v]);
-    }
-    let viewed = dims(&[outer, 1, len]).map_err(error)?;
-    let viewed = graph.add(format!("{name}.view_shape"), Op::Const(viewed.into()), &[]);
-    v = graph.add(
-        format!("{name}.view"),
-        Op::Reshape(Reshape { allowzero: false }),
-        &[v, viewed],
-    );
+    let mut v = rw.view(graph, x, shape, &[axis], &[outer, 1, len])?;
     if a.min {
-        v = graph.add(
-            format!("{name}.negate"),
-            Op::Activation(Activation::Neg),
-            &[v],
-        );
+        v = rw.activation(graph, "negate", Activation::Neg, v);
     }
     let pool = Pool {
         kind: PoolKind::Max,
@@ -199,12 +216,10 @@ fn lower_arg(graph: &mut Graph, n: NodeIndex, a: &crate::ir::ops::ArgExtremum) -
         whole_tensor: false,
         last: a.last,
     };
-    v = graph.add(format!("{name}.indices"), Op::PoolIndices(indices), &[v]);
-    let shaped = dims(&out_shape).map_err(error)?;
-    let shaped = graph.add(format!("{name}.shape"), Op::Const(shaped.into()), &[]);
-    let node = graph.node_mut(n);
-    node.op = Op::Reshape(Reshape { allowzero: false });
-    node.fact = None;
-    graph.set_inputs(n, &[v, shaped]);
-    Ok(true)
+    v = graph.add(
+        format!("{}.indices", rw.name),
+        Op::PoolIndices(indices),
+        &[v],
+    );
+    rw.finish(graph, v, &out_shape)
 }

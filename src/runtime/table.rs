@@ -4,6 +4,8 @@
 //! Tables are checked against the buffers they index when they are built, which is what keeps the
 //! emitted loads and stores in bounds.
 
+use crate::ir::ops::pool::best_tap;
+
 /// Out-of-window or padding taps and gathered zeros are marked with this index.
 pub const NONE: i32 = -1;
 
@@ -94,17 +96,8 @@ impl WindowKernel {
                 out[p * self.outputs + o] = match self.reduce {
                     Reduce::Max => valid.fold(f32::NEG_INFINITY, |m, t| m.max(x[t])),
                     Reduce::Average => valid.fold(0.0, |s, t| s + x[t]) / counts[o],
-                    Reduce::Indices { last, .. } => {
-                        let mut best: Option<usize> = None;
-                        for t in valid {
-                            let take =
-                                best.is_none_or(|b| if last { x[t] >= x[b] } else { x[t] > x[b] });
-                            if take {
-                                best = Some(t);
-                            }
-                        }
-                        best.map_or(-1.0, |t| self.reduce.index(self.in_plane, p, t) as f32)
-                    }
+                    Reduce::Indices { last, .. } => best_tap(x, valid, last)
+                        .map_or(-1.0, |t| self.reduce.index(self.in_plane, p, t) as f32),
                 };
             }
         }
@@ -130,13 +123,7 @@ impl WindowKernel {
                 let valid = taps.iter().filter_map(|&t| usize::try_from(t).ok());
                 match self.reduce {
                     Reduce::Max => {
-                        let mut best: Option<usize> = None;
-                        for t in valid {
-                            if best.is_none_or(|b| xs[t] > xs[b]) {
-                                best = Some(t);
-                            }
-                        }
-                        if let Some(t) = best {
+                        if let Some(t) = best_tap(xs, valid, false) {
                             dxs[t] += d;
                         }
                     }

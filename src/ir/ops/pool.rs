@@ -85,3 +85,16 @@ impl PoolIndices {
         Ok(Fact::new(DType::I64, f.shape))
     }
 }
+
+/// Which of `taps` (indices into `x`) holds the first largest value, or with `last` the last
+/// one: the tie rule of MaxPool's gradient and Indices output (PyTorch, onnxruntime) and of
+/// ArgMax. None when there is no tap.
+pub fn best_tap(x: &[f32], taps: impl IntoIterator<Item = usize>, last: bool) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for t in taps {
+        if best.is_none_or(|b| if last { x[t] >= x[b] } else { x[t] > x[b] }) {
+            best = Some(t);
+        }
+    }
+    best
+}

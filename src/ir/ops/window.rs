@@ -244,6 +244,68 @@ impl Plane {
         })
     }
 
+    /// Every field, in a fixed order (what an artifact stores).
+    pub fn to_values(&self) -> [usize; 21] {
+        let d = &self.depth;
+        [
+            self.ih, self.iw, self.oh, self.ow, self.kh, self.kw, self.sh, self.sw, self.dh,
+            self.dw, self.pt, self.pl, self.pb, self.pr, d.i, d.o, d.k, d.s, d.d, d.pb, d.pe,
+        ]
+    }
+
+    /// The inverse of [`Plane::to_values`] (no consistency check: the program validator's job).
+    pub fn from_values(v: [usize; 21]) -> Plane {
+        let [
+            ih,
+            iw,
+            oh,
+            ow,
+            kh,
+            kw,
+            sh,
+            sw,
+            dh,
+            dw,
+            pt,
+            pl,
+            pb,
+            pr,
+            i,
+            o,
+            k,
+            s,
+            d,
+            dpb,
+            dpe,
+        ] = v;
+        let depth = Depth {
+            i,
+            o,
+            k,
+            s,
+            d,
+            pb: dpb,
+            pe: dpe,
+        };
+        Plane {
+            ih,
+            iw,
+            oh,
+            ow,
+            kh,
+            kw,
+            sh,
+            sw,
+            dh,
+            dw,
+            pt,
+            pl,
+            pb,
+            pr,
+            depth,
+        }
+    }
+
     /// The height of one plane: input, output and kernel rows per depth step.
     pub fn heights(&self) -> (usize, usize, usize) {
         let d = &self.depth;

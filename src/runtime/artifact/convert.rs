@@ -9,7 +9,7 @@ use super::proto::{self, operand::Kind as OperandKind, step::Kind as StepKind};
 use super::write::ALIGN;
 use super::{Bytes, MethodInfo, SourceInfo};
 use crate::ir::DType;
-use crate::ir::ops::{Activation, BinaryOp, Depth, Lrn, Plane, Pointwise, Softmax};
+use crate::ir::ops::{Activation, BinaryOp, Lrn, Plane, Pointwise, Softmax};
 use crate::runtime::code::{MachineCode, Patch, Symbol};
 use crate::runtime::elementwise::{Access, Instr, Kernel};
 use crate::runtime::executable::Executable;
@@ -142,10 +142,7 @@ fn port_proto(p: &Port) -> proto::Port {
 }
 
 fn plane_proto(q: &Plane) -> Vec<u64> {
-    dims(&[
-        q.ih, q.iw, q.oh, q.ow, q.kh, q.kw, q.sh, q.sw, q.dh, q.dw, q.pt, q.pl, q.pb, q.pr,
-        q.depth.i, q.depth.o, q.depth.k, q.depth.s, q.depth.d, q.depth.pb, q.depth.pe,
-    ])
+    dims(&q.to_values())
 }
 
 fn conv_proto(c: &ConvShape) -> proto::ConvShape {
@@ -553,65 +550,16 @@ fn triple(v: &[u64], what: &str) -> Decode<(usize, usize, usize)> {
 fn conv(c: Option<&proto::ConvShape>) -> Decode<ConvShape> {
     let c = c.ok_or("a convolution's shape is missing")?;
     let q = sizes(&c.plane)?;
-    let &[
-        ih,
-        iw,
-        oh,
-        ow,
-        kh,
-        kw,
-        sh,
-        sw,
-        dh,
-        dw,
-        pt,
-        pl,
-        pb,
-        pr,
-        i,
-        o,
-        k,
-        s,
-        d,
-        dpb,
-        dpe,
-    ] = q.as_slice()
-    else {
-        return Err(format!(
-            "a convolution plane has {} values, not 21",
-            q.len()
-        ));
-    };
+    let values: [usize; 21] = q
+        .as_slice()
+        .try_into()
+        .map_err(|_| format!("a convolution plane has {} values, not 21", q.len()))?;
     Ok(ConvShape {
         batch: size(c.batch)?,
         cin: size(c.cin)?,
         cout: size(c.cout)?,
         group: size(c.group)?,
-        plane: Plane {
-            ih,
-            iw,
-            oh,
-            ow,
-            kh,
-            kw,
-            sh,
-            sw,
-            dh,
-            dw,
-            pt,
-            pl,
-            pb,
-            pr,
-            depth: Depth {
-                i,
-                o,
-                k,
-                s,
-                d,
-                pb: dpb,
-                pe: dpe,
-            },
-        },
+        plane: Plane::from_values(values),
     })
 }
 

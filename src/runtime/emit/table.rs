@@ -122,8 +122,6 @@ pub fn build_window_backward(b: &mut FunctionBuilder, k: &WindowKernel, _ptr: Ty
     let in_plane = b.ins().iconst(types::I64, k.in_plane as i64);
     let outputs = b.ins().iconst(types::I64, k.outputs as i64);
     let taps = b.ins().iconst(types::I64, k.taps as i64);
-    let best = b.declare_var(types::I64);
-    let best_v = b.declare_var(types::F32);
     for_range(b, p0, p1, 1, |b, plane| {
         let first = b.ins().imul_imm_s(plane, k.in_plane as i64);
         let x_base = at(b, x, first);
@@ -141,26 +139,7 @@ pub fn build_window_backward(b: &mut FunctionBuilder, k: &WindowKernel, _ptr: Ty
             let row = b.ins().imul_imm_s(o, k.taps as i64);
             match k.reduce {
                 Reduce::Max => {
-                    let none = b.ins().iconst(types::I64, -1);
-                    b.def_var(best, none);
-                    let ninf = b.ins().f32const(f32::NEG_INFINITY);
-                    b.def_var(best_v, ninf);
-                    for_range(b, zero, taps, 1, |b, tap| {
-                        let i = b.ins().iadd(row, tap);
-                        let (t, valid) = entry(b, table, i);
-                        let addr = at(b, x_base, t);
-                        let v = b.ins().load(types::F32, flags, addr, 0);
-                        let (bi, bv) = (b.use_var(best), b.use_var(best_v));
-                        let greater = b.ins().fcmp(FloatCC::GreaterThan, v, bv);
-                        let unset = b.ins().icmp_imm_s(IntCC::SignedLessThan, bi, 0);
-                        let better = b.ins().bor(greater, unset);
-                        let take = b.ins().band(better, valid);
-                        let nbi = b.ins().select(take, t, bi);
-                        let nbv = b.ins().select(take, v, bv);
-                        b.def_var(best, nbi);
-                        b.def_var(best_v, nbv);
-                    });
-                    let bi = b.use_var(best);
+                    let bi = best_tap(b, (table, x_base, row), k.taps, FloatCC::GreaterThan);
                     let found = b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, bi, 0);
                     let (store, after) = (b.create_block(), b.create_block());
                     b.ins().brif(found, store, &[], after, &[]);
@@ -208,40 +187,19 @@ fn build_indices(
     let flags = MemFlagsData::new().with_notrap();
     let zero = b.ins().iconst(types::I64, 0);
     let outputs = b.ins().iconst(types::I64, k.outputs as i64);
-    let taps = b.ins().iconst(types::I64, k.taps as i64);
-    let best = b.declare_var(types::I64);
-    let best_v = b.declare_var(types::F32);
     for_range(b, p0, p1, 1, |b, plane| {
         let first = b.ins().imul_imm_s(plane, k.in_plane as i64);
         let x_base = at(b, src, first);
         let out_base = b.ins().imul_imm_s(plane, k.outputs as i64);
         for_range(b, zero, outputs, 1, |b, o| {
             let row = b.ins().imul_imm_s(o, k.taps as i64);
+            let cc = if last {
+                FloatCC::GreaterThanOrEqual
+            } else {
+                FloatCC::GreaterThan
+            };
+            let bi = best_tap(b, (table, x_base, row), k.taps, cc);
             let none = b.ins().iconst(types::I64, -1);
-            b.def_var(best, none);
-            let ninf = b.ins().f32const(f32::NEG_INFINITY);
-            b.def_var(best_v, ninf);
-            for_range(b, zero, taps, 1, |b, tap| {
-                let i = b.ins().iadd(row, tap);
-                let (t, valid) = entry(b, table, i);
-                let addr = at(b, x_base, t);
-                let v = b.ins().load(types::F32, flags, addr, 0);
-                let (bi, bv) = (b.use_var(best), b.use_var(best_v));
-                let cc = if last {
-                    FloatCC::GreaterThanOrEqual
-                } else {
-                    FloatCC::GreaterThan
-                };
-                let beats = b.ins().fcmp(cc, v, bv);
-                let unset = b.ins().icmp_imm_s(IntCC::SignedLessThan, bi, 0);
-                let better = b.ins().bor(beats, unset);
-                let take = b.ins().band(better, valid);
-                let nbi = b.ins().select(take, t, bi);
-                let nbv = b.ins().select(take, v, bv);
-                b.def_var(best, nbi);
-                b.def_var(best_v, nbv);
-            });
-            let bi = b.use_var(best);
             let found = b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, bi, 0);
             let mut index = bi;
             if let Some(width) = k.in_plane.checked_div(column_height) {
@@ -263,6 +221,42 @@ fn build_indices(
         });
     });
     b.ins().return_(&[]);
+}
+
+/// The table index of the window's best tap (the first real tap, then any that beats the best
+/// so far by `cc`), or -1 when every tap is padding; given (table, plane base, the window's
+/// first table entry).
+fn best_tap(
+    b: &mut FunctionBuilder,
+    (table, x_base, row): (Value, Value, Value),
+    taps: usize,
+    cc: FloatCC,
+) -> Value {
+    let flags = MemFlagsData::new().with_notrap();
+    let best = b.declare_var(types::I64);
+    let best_v = b.declare_var(types::F32);
+    let none = b.ins().iconst(types::I64, -1);
+    b.def_var(best, none);
+    let ninf = b.ins().f32const(f32::NEG_INFINITY);
+    b.def_var(best_v, ninf);
+    let zero = b.ins().iconst(types::I64, 0);
+    let taps = b.ins().iconst(types::I64, taps as i64);
+    for_range(b, zero, taps, 1, |b, tap| {
+        let i = b.ins().iadd(row, tap);
+        let (t, valid) = entry(b, table, i);
+        let addr = at(b, x_base, t);
+        let v = b.ins().load(types::F32, flags, addr, 0);
+        let (bi, bv) = (b.use_var(best), b.use_var(best_v));
+        let beats = b.ins().fcmp(cc, v, bv);
+        let unset = b.ins().icmp_imm_s(IntCC::SignedLessThan, bi, 0);
+        let better = b.ins().bor(beats, unset);
+        let take = b.ins().band(better, valid);
+        let nbi = b.ins().select(take, t, bi);
+        let nbv = b.ins().select(take, v, bv);
+        b.def_var(best, nbi);
+        b.def_var(best_v, nbv);
+    });
+    b.use_var(best)
 }
 
 /// base[i] += v.
