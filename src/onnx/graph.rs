@@ -478,17 +478,18 @@ impl Importer<'_> {
         if ops::FOLDED_INPUTS.contains(&op_type) {
             self.fold_inputs(n, &name, op_type)?;
         }
-        let input_shape = if ops::NEEDS_SHAPE.contains(&op_type) {
-            self.shape_of(n, &name, op_type)?
+        let input_shapes = if ops::NEEDS_SHAPE.contains(&op_type) {
+            self.shapes_of(n, &name, op_type)?
         } else {
-            None
+            Vec::new()
         };
         let ctx = NodeCtx {
             node: n,
             opset: self.graph.opset,
             attrs,
             consts: &self.consts,
-            input_shape,
+            input_shape: input_shapes.first().cloned(),
+            input_shapes,
         };
         let imported = match ops::import(&ctx) {
             Ok(i) => i,
@@ -577,15 +578,22 @@ impl Importer<'_> {
         Ok(())
     }
 
-    /// The shape of node `n`'s first input, from shape inference over the graph imported so
-    /// far (as for If conditions, the importer's one look-ahead to the passes).
-    fn shape_of(&mut self, n: &NodeProto, name: &str, op: &str) -> Result<Option<Vec<usize>>> {
-        let Some(first) = n.input.first() else {
-            return Ok(None);
-        };
-        let x = self.value(first, name, op)?;
+    /// The shapes of node `n`'s inputs (absent ones empty), from shape inference over the graph
+    /// imported so far (as for If conditions, the importer's one look-ahead to the passes).
+    fn shapes_of(&mut self, n: &NodeProto, name: &str, op: &str) -> Result<Vec<Vec<usize>>> {
+        let mut values = Vec::with_capacity(n.input.len());
+        for input in &n.input {
+            values.push(if input.is_empty() {
+                None
+            } else {
+                Some(self.value(input, name, op)?)
+            });
+        }
         crate::passes::InferFacts.run(&mut self.graph)?;
-        Ok(Some(self.graph.fact(x).shape.clone()))
+        Ok(values
+            .into_iter()
+            .map(|v| v.map_or_else(Vec::new, |v| self.graph.fact(v).shape.clone()))
+            .collect())
     }
 
     /// An If whose condition is known once shapes are: its condition is evaluated now (the

@@ -4,6 +4,7 @@
 
 mod constant;
 mod conv;
+mod einsum;
 mod elementwise;
 mod gemm;
 mod norm;
@@ -109,6 +110,9 @@ pub struct NodeCtx<'a> {
     pub consts: &'a HashMap<String, Arc<Tensor>>,
     /// The shape of input 0, for the ops in [`NEEDS_SHAPE`] (None for the others).
     pub input_shape: Option<Vec<usize>>,
+    /// The shapes of every input (absent ones empty), for the ops in [`NEEDS_SHAPE`] (empty for
+    /// the others).
+    pub input_shapes: Vec<Vec<usize>>,
 }
 
 /// Ops whose later inputs the importer reads as constants (pads, axes, sizes, bounds): when
@@ -138,6 +142,7 @@ pub const NEEDS_SHAPE: &[&str] = &[
     "InstanceNormalization",
     "GroupNormalization",
     "ConvTranspose",
+    "Einsum",
 ];
 
 impl NodeCtx<'_> {
@@ -309,6 +314,7 @@ static REGISTRY: &[Importer] = &[
     Importer { op_type: "Ceil", since: 6, inputs: 1..=1, import: elementwise::ceil },
     Importer { op_type: "Round", since: 11, inputs: 1..=1, import: elementwise::round },
     Importer { op_type: "Sign", since: 9, inputs: 1..=1, import: elementwise::sign },
+    Importer { op_type: "Einsum", since: 12, inputs: 1..=MANY, import: einsum::einsum },
 ];
 
 /// Why a node could not be imported.

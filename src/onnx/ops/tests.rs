@@ -72,6 +72,7 @@ fn run(n: &NodeProto, opset: i64) -> Result<Imported, String> {
         attrs: Attrs::new(n)?,
         consts: &consts,
         input_shape: Some(vec![1, 3, 8, 8]),
+        input_shapes: vec![vec![1, 3, 8, 8]],
     };
     import(&ctx).map_err(|e| match e {
         ImportError::Unsupported => "unsupported".to_string(),
