@@ -54,6 +54,7 @@ pub fn compile(args: CompileArgs) -> Result<()> {
         ..args.shapes.options(None)?
     };
     let model = Model::load(&args.model.model, &import)?;
+    super::print_notes(&args.model.model, &model);
     let options = ExplainOptions {
         threads: args.threads.unwrap_or_else(lrpc::runtime::default_threads),
         layers: args.layers,

@@ -153,6 +153,7 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
                 args.inputs.explain_input()?.as_deref(),
             )?,
         )?;
+        super::print_notes(&args.model.model, &model);
         let (engine, threads) = args.engine.engine()?;
         let options = lrpc::ExplainOptions {
             engine,

@@ -59,6 +59,7 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
         return Ok(());
     }
     let model = Model::load(&args.model.model, &args.shapes.options(None)?)?;
+    super::print_notes(&args.model.model, &model);
     let rules = match &args.method {
         Some(name) => {
             let mut method = Method::parse(name)?;

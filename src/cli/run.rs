@@ -64,6 +64,7 @@ pub fn run(args: RunArgs) -> Result<()> {
                 args.inputs.explain_input()?.as_deref(),
             )?,
         )?;
+        super::print_notes(&args.model.model, &model);
         let input = model.check_input(input, &what)?;
         let (engine, threads) = args.engine.engine()?;
         let outputs = model.run_forward_with(

@@ -56,6 +56,9 @@ pub struct Graph {
     pub opset: i64,
     /// Largest tensor, in elements, that shape inference accepts (0: the importer's default).
     pub max_elements: usize,
+    /// What import changed about the model's meaning ("node 'x' (Op): ..."), for the user: a
+    /// dynamically quantised model explained as its float network, for one.
+    pub notes: Vec<String>,
 }
 
 impl Graph {

@@ -39,6 +39,25 @@ struct Importer<'a> {
     secondary: HashMap<String, (String, String, usize)>,
     /// How deep in If branches the import is.
     depth: usize,
+    /// The ONNX element type of initializers, `Constant` outputs and graph inputs, by name
+    /// (the IR holds every integer type as i64; quantisation needs the original's range).
+    types: HashMap<String, i32>,
+    /// The op types reading each value (a graph output counts as "graph output").
+    uses: HashMap<String, Vec<String>>,
+}
+
+/// Records which op types read each value of `g`, and its outputs as "graph output".
+fn record_uses(uses: &mut HashMap<String, Vec<String>>, g: &GraphProto) {
+    for n in &g.node {
+        for i in n.input.iter().filter(|i| !i.is_empty()) {
+            uses.entry(i.clone()).or_default().push(n.op_type.clone());
+        }
+    }
+    for o in &g.output {
+        uses.entry(o.name.clone())
+            .or_default()
+            .push("graph output".into());
+    }
 }
 
 /// If branches nested deeper than this are refused (a hostile model could nest without end).
@@ -68,7 +87,10 @@ pub fn import(
         values: HashMap::new(),
         secondary: HashMap::new(),
         depth: 0,
+        types: HashMap::new(),
+        uses: HashMap::new(),
     };
+    record_uses(&mut imp.uses, g);
     imp.graph.max_elements = options.max_elements;
     imp.initializers(g)?;
     imp.bind_constants(g)?;
@@ -185,6 +207,7 @@ impl Importer<'_> {
             self.check_dims(&t.dims, &format!("initializer '{}'", t.name))?;
             let tensor = to_tensor(t, self.dir)
                 .map_err(|r| self.graph_error(format!("initializer '{}': {r}", t.name)))?;
+            self.types.insert(t.name.clone(), t.data_type);
             if self
                 .consts
                 .insert(t.name.clone(), Arc::new(tensor))
@@ -255,6 +278,11 @@ impl Importer<'_> {
         let mut kinds = Vec::with_capacity(real.len());
         for v in &real {
             kinds.push(self.input_type(v)?);
+            if let Some(super::proto::type_proto::Value::TensorType(t)) =
+                v.r#type.as_ref().and_then(|t| t.value.as_ref())
+            {
+                self.types.insert(v.name.clone(), t.elem_type);
+            }
         }
         let explained = match &self.options.explain_input {
             Some(name) => real.iter().position(|v| &v.name == name).ok_or_else(|| {
@@ -475,6 +503,17 @@ impl Importer<'_> {
         if op_type == "If" {
             return self.inline_if(n, &name, &attrs);
         }
+        if op_type == "Constant"
+            && let Ok(Some(t)) = attrs.tensor("value")
+        {
+            self.types.insert(first.clone(), t.data_type);
+        }
+        // A Cast says its result's type (a zero point computed in a quantisation subgraph).
+        if op_type == "Cast"
+            && let Ok(Some(to)) = attrs.int("to")
+        {
+            self.types.insert(first.clone(), to as i32);
+        }
         if ops::FOLDED_INPUTS.contains(&op_type) {
             self.fold_inputs(n, &name, op_type)?;
         }
@@ -490,6 +529,8 @@ impl Importer<'_> {
             consts: &self.consts,
             input_shape: input_shapes.first().cloned(),
             input_shapes,
+            types: &self.types,
+            uses: &self.uses,
         };
         let imported = match ops::import(&ctx) {
             Ok(i) => i,
@@ -504,6 +545,11 @@ impl Importer<'_> {
             }
             Err(ImportError::Invalid(reason)) => return Err(import_error(reason)),
         };
+        for note in &imported.notes {
+            self.graph
+                .notes
+                .push(format!("node '{name}' ({op_type}): {note}"));
+        }
         let mut made: Vec<NodeIndex> = Vec::with_capacity(imported.nodes.len());
         for spec in imported.nodes {
             let mut inputs = Vec::with_capacity(spec.inputs.len());
@@ -645,6 +691,7 @@ impl Importer<'_> {
             .map_err(&import_error)?
             .ok_or_else(|| import_error(format!("has no {branch_name}")))?;
         self.initializers(branch)?;
+        record_uses(&mut self.uses, branch);
         let order = node_order(branch, self.file)?;
         for (k, i) in order.into_iter().enumerate() {
             self.node(&branch.node[i], k)?;

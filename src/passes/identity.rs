@@ -1,9 +1,11 @@
-//! RemoveIdentity: Identity and Dropout (imported as Identity) compute nothing at inference, so
-//! their consumers read the input directly.
+//! RemoveIdentity: Identity and Dropout (imported as Identity) compute nothing at inference, nor
+//! does a Cast from float to float (every float type is f32 here: a double model's casts, the
+//! quantisation importers' casts of values already float), so their consumers read the input
+//! directly.
 
 use super::Pass;
 use crate::error::Result;
-use crate::ir::{Graph, Op};
+use crate::ir::{DType, Graph, Op};
 
 /// Bypasses and removes Identity nodes.
 pub struct RemoveIdentity;
@@ -17,7 +19,19 @@ impl Pass for RemoveIdentity {
         let ids: Vec<_> = graph
             .nodes
             .node_indices()
-            .filter(|&n| matches!(graph.node(n).op, Op::Identity))
+            .filter(|&n| match &graph.node(n).op {
+                Op::Identity => true,
+                Op::Cast(c) => {
+                    !c.boolean
+                        && c.to == DType::F32
+                        && graph
+                            .inputs_of(n)
+                            .first()
+                            .and_then(|&i| graph.node(i).fact.as_ref())
+                            .is_some_and(|f| f.dtype == DType::F32)
+                }
+                _ => false,
+            })
             .collect();
         for &n in &ids {
             let Some(&input) = graph.inputs_of(n).first() else {

@@ -104,6 +104,7 @@ fn every_instruction_compiles_and_agrees() {
         Activation::Floor,
         Activation::Ceil,
         Activation::Round,
+        Activation::RoundStraight,
         Activation::Trunc,
         Activation::NonZero,
         Activation::Not,

@@ -177,6 +177,7 @@ impl ActivationGrad {
                 }
             }
             Activation::Neg => -1.0,
+            Activation::RoundStraight => 1.0,
             Activation::Reciprocal => -1.0 / (x * x),
             Activation::Floor
             | Activation::Ceil

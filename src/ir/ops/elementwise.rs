@@ -293,6 +293,10 @@ pub enum Activation {
     Not,
     /// -1, 0 or 1 (ONNX Sign).
     Sign,
+    /// Round half to even with its derivative taken as 1 (the straight-through estimator):
+    /// QuantizeLinear's rounding, so gradients pass a quantise-dequantise pair as they do in
+    /// quantisation-aware training instead of vanishing.
+    RoundStraight,
 }
 
 impl Activation {
@@ -327,6 +331,7 @@ impl Activation {
             Activation::NonZero => "NonZero",
             Activation::Not => "Not",
             Activation::Sign => "Sign",
+            Activation::RoundStraight => "RoundStraight",
         }
     }
 
@@ -353,6 +358,7 @@ impl Activation {
         Activation::NonZero,
         Activation::Not,
         Activation::Sign,
+        Activation::RoundStraight,
     ];
 
     /// Every function's name, in the order of [`Activation::code`].
@@ -386,6 +392,7 @@ impl Activation {
         "NonZero",
         "Not",
         "Sign",
+        "RoundStraight",
     ];
 
     /// A small number naming the function (without its parameters), for compiled code.
@@ -453,6 +460,7 @@ impl Activation {
                 | Activation::Floor
                 | Activation::Ceil
                 | Activation::Round
+                | Activation::RoundStraight
                 | Activation::Trunc
                 | Activation::NonZero
                 | Activation::Not
@@ -505,7 +513,7 @@ impl Activation {
             Activation::Reciprocal => 1.0 / x,
             Activation::Floor => x.floor(),
             Activation::Ceil => x.ceil(),
-            Activation::Round => x.round_ties_even(),
+            Activation::Round | Activation::RoundStraight => x.round_ties_even(),
             Activation::Trunc => x.trunc(),
             Activation::NonZero => f32::from(x != 0.0),
             Activation::Not => f32::from(x == 0.0),
@@ -530,7 +538,11 @@ impl Activation {
             Activation::Sign => x.signum(),
             Activation::Not => i64::from(x == 0),
             Activation::NonZero => i64::from(x != 0),
-            Activation::Floor | Activation::Ceil | Activation::Round | Activation::Trunc => x,
+            Activation::Floor
+            | Activation::Ceil
+            | Activation::Round
+            | Activation::RoundStraight
+            | Activation::Trunc => x,
             _ => return None,
         })
     }

@@ -10,6 +10,7 @@ mod gemm;
 mod norm;
 mod normalization;
 mod pool;
+mod quantize;
 mod shape;
 
 use std::collections::HashMap;
@@ -46,6 +47,9 @@ pub struct ImportedNode {
 pub struct Imported {
     pub nodes: Vec<ImportedNode>,
     pub outputs: Vec<Option<usize>>,
+    /// What the import changed about the model's meaning, for the user (recorded in
+    /// [`crate::ir::Graph::notes`] with the node's name).
+    pub notes: Vec<String>,
 }
 
 impl Imported {
@@ -58,6 +62,7 @@ impl Imported {
                 inputs,
             }],
             outputs: vec![Some(0)],
+            notes: Vec::new(),
         }
     }
 
@@ -71,6 +76,7 @@ impl Imported {
         Imported {
             nodes: Vec::new(),
             outputs: Vec::new(),
+            notes: Vec::new(),
         }
     }
 
@@ -113,6 +119,10 @@ pub struct NodeCtx<'a> {
     /// The shapes of every input (absent ones empty), for the ops in [`NEEDS_SHAPE`] (empty for
     /// the others).
     pub input_shapes: Vec<Vec<usize>>,
+    /// The ONNX element type of initializers, `Constant` outputs and graph inputs, by name.
+    pub types: &'a HashMap<String, i32>,
+    /// The op types reading each value of the model ("graph output" for its outputs).
+    pub uses: &'a HashMap<String, Vec<String>>,
 }
 
 /// Ops whose later inputs the importer reads as constants (pads, axes, sizes, bounds): when
@@ -143,6 +153,10 @@ pub const NEEDS_SHAPE: &[&str] = &[
     "GroupNormalization",
     "ConvTranspose",
     "Einsum",
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "MatMulInteger",
+    "ConvInteger",
 ];
 
 impl NodeCtx<'_> {
@@ -315,6 +329,11 @@ static REGISTRY: &[Importer] = &[
     Importer { op_type: "Round", since: 11, inputs: 1..=1, import: elementwise::round },
     Importer { op_type: "Sign", since: 9, inputs: 1..=1, import: elementwise::sign },
     Importer { op_type: "Einsum", since: 12, inputs: 1..=MANY, import: einsum::einsum },
+    Importer { op_type: "QuantizeLinear", since: 10, inputs: 2..=3, import: quantize::quantize_linear },
+    Importer { op_type: "DequantizeLinear", since: 10, inputs: 2..=3, import: quantize::dequantize_linear },
+    Importer { op_type: "DynamicQuantizeLinear", since: 11, inputs: 1..=1, import: quantize::dynamic_quantize_linear },
+    Importer { op_type: "MatMulInteger", since: 10, inputs: 2..=4, import: quantize::matmul_integer },
+    Importer { op_type: "ConvInteger", since: 10, inputs: 2..=4, import: quantize::conv_integer },
 ];
 
 /// Why a node could not be imported.

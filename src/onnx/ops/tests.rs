@@ -66,6 +66,7 @@ fn consts() -> HashMap<String, Arc<Tensor>> {
 
 fn run(n: &NodeProto, opset: i64) -> Result<Imported, String> {
     let consts = consts();
+    let (types, uses) = (HashMap::new(), HashMap::new());
     let ctx = NodeCtx {
         node: n,
         opset,
@@ -73,6 +74,8 @@ fn run(n: &NodeProto, opset: i64) -> Result<Imported, String> {
         consts: &consts,
         input_shape: Some(vec![1, 3, 8, 8]),
         input_shapes: vec![vec![1, 3, 8, 8]],
+        types: &types,
+        uses: &uses,
     };
     import(&ctx).map_err(|e| match e {
         ImportError::Unsupported => "unsupported".to_string(),

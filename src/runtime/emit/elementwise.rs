@@ -260,7 +260,7 @@ fn activation(
         }
         Activation::Floor => b.ins().floor(x),
         Activation::Ceil => b.ins().ceil(x),
-        Activation::Round => b.ins().nearest(x),
+        Activation::Round | Activation::RoundStraight => b.ins().nearest(x),
         Activation::Trunc => b.ins().trunc(x),
         Activation::NonZero => select(b, ty, FloatCC::NotEqual, x, zero, one, zero),
         Activation::Not => select(b, ty, FloatCC::Equal, x, zero, one, zero),
