@@ -10,6 +10,7 @@ use lrpc::{Explainer, Model, Target};
 
 const CASES: &[&str] = &[
     "mlp", "lenet", "residual", "concat", "textcnn", "oldopset", "newopset", "shapes", "video",
+    "unet",
 ];
 
 fn meta(case: &str) -> serde_json::Value {

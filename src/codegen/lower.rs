@@ -54,6 +54,14 @@ struct Lowering<'g> {
 
 /// Lowers `graph` (prepared, all shapes known) as `request` asks.
 pub fn lower(graph: &Graph, request: &Request) -> Result<Program> {
+    let split;
+    let graph = match split_conv_transpose_bias(graph)? {
+        Some(g) => {
+            split = g;
+            &split
+        }
+        None => graph,
+    };
     let order = graph.topo_order().map_err(|cycle| Error::Graph {
         file: graph.source.clone(),
         reason: format!("the graph has a cycle through {} nodes", cycle.len()),
@@ -1066,6 +1074,59 @@ impl Lowering<'_> {
 
 /// The periodic access reading a `from`-shaped value broadcast to `to`, if there is one: the
 /// value's non-unit axes must be one contiguous block equal to `to`'s.
+/// Compiled ConvTranspose has no bias (its kernels are the Conv adjoint's, shared with the
+/// relevance graphs): a ConvTranspose with a bias becomes the bare ConvTranspose and an Add of
+/// the bias per output channel, which fuses into an element-wise kernel. The original node
+/// becomes the Add, so the request's node indices still name the same values.
+fn split_conv_transpose_bias(graph: &Graph) -> Result<Option<Graph>> {
+    let biased: Vec<NodeIndex> = graph
+        .nodes
+        .node_indices()
+        .filter(|&n| {
+            matches!(graph.node(n).op, Op::ConvTranspose(_)) && graph.inputs_of(n).len() == 3
+        })
+        .collect();
+    if biased.is_empty() {
+        return Ok(None);
+    }
+    let mut g = graph.clone();
+    for n in biased {
+        let ins = g.inputs_of(n);
+        let node = g.node(n).clone();
+        let fact = g.fact(n).clone();
+        let bare = g.add(
+            format!("{}.unbiased", node.name),
+            node.op.clone(),
+            &ins[..2],
+        );
+        g.node_mut(bare).fact = Some(crate::ir::Fact::new(DType::F32, fact.shape.clone()));
+        let mut shape = vec![1usize; fact.shape.len()];
+        if let Some(c) = shape.get_mut(1) {
+            *c = fact.shape[1];
+        }
+        let bias = g
+            .constant(ins[2])
+            .ok_or_else(|| "the bias is computed, not constant".to_string())
+            .and_then(|t| {
+                let v = t.f32s().map_err(|e| e.0)?.to_vec();
+                Tensor::from_f32(shape.clone(), v).map_err(|e| e.0)
+            })
+            .map_err(|reason| Error::Graph {
+                file: g.source.clone(),
+                reason: format!("node '{}' (ConvTranspose): {reason}", node.name),
+            })?;
+        let b = g.add(
+            format!("{}.bias", node.name),
+            Op::Const(std::sync::Arc::new(bias)),
+            &[],
+        );
+        g.node_mut(b).fact = Some(crate::ir::Fact::new(DType::F32, shape));
+        g.node_mut(n).op = Op::Binary(BinaryOp::Add);
+        g.set_inputs(n, &[bare, b]);
+    }
+    Ok(Some(g))
+}
+
 pub fn periodic(from: &[usize], to: &[usize]) -> Option<Access> {
     if from.len() > to.len() {
         return None;

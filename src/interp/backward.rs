@@ -13,7 +13,12 @@ use crate::op_ensure;
 
 /// dx[n, ic, ih, iw] = sum over the (oc, kh, kw) that read it of w[oc, ic, kh, kw] dy[n, oc, oh, ow]:
 /// Conv's taps with the roles of x and y swapped.
-pub fn conv_transpose(c: &ConvTranspose, dy: &Tensor, w: &Tensor) -> OpResult<Tensor> {
+pub fn conv_transpose(
+    c: &ConvTranspose,
+    dy: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+) -> OpResult<Tensor> {
     let (dys, ws) = (dy.f32s()?, w.f32s()?);
     let mut dx = vec![0f32; numel(&c.input_shape)];
     let g = c.conv.geometry(&c.input_shape, w.shape())?;
@@ -30,6 +35,14 @@ pub fn conv_transpose(c: &ConvTranspose, dy: &Tensor, w: &Tensor) -> OpResult<Te
             dx[r.x + k * r.step] += wv * d;
         }
     })?;
+    if let Some(b) = bias {
+        let b = b.f32s()?;
+        let channels = c.input_shape.get(1).copied().unwrap_or(1).max(1);
+        let inner = numel(&c.input_shape[2.min(c.input_shape.len())..]).max(1);
+        for (i, v) in dx.iter_mut().enumerate() {
+            *v += b[(i / inner) % channels];
+        }
+    }
     Tensor::from_f32(c.input_shape.clone(), dx)
 }
 

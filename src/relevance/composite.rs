@@ -70,7 +70,7 @@ pub fn layer_kind(
     let bias_const = ins.get(2).is_none_or(|&b| graph.constant(b).is_some());
     Ok(match &graph.node(n).op {
         Op::Conv(_) if weight_const && bias_const => LayerKind::Conv,
-        Op::ConvTranspose(_) if weight_const && ins.len() == 2 => LayerKind::Conv,
+        Op::ConvTranspose(_) if weight_const && bias_const => LayerKind::Conv,
         Op::Gemm(g) if weight_const && bias_const && !g.trans_a => LayerKind::Dense,
         Op::MatMul if weight_const => LayerKind::Dense,
         Op::Conv(_) | Op::Gemm(_) | Op::MatMul => {

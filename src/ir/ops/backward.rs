@@ -13,6 +13,8 @@ use crate::op_ensure;
 
 /// The adjoint of [`Conv`]: maps dy [N, M, out...] and the weight to dx of `input_shape`.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
+/// Inputs [dy, w] or, as ONNX's forward ConvTranspose, [x, w, bias] with a bias per output
+/// channel (kept in the node so the layer's LRP rules see it, as Zennit's do).
 pub struct ConvTranspose {
     pub conv: Conv,
     /// The shape of the forward Conv's input, which the adjoint produces.
@@ -29,6 +31,14 @@ impl ConvTranspose {
             *dy == expect,
             "gradient shape {dy:?} does not match the Conv output {expect:?}"
         );
+        if let Some(b) = inputs.get(2) {
+            let channels = self.input_shape.get(1).copied().unwrap_or(0);
+            op_ensure!(
+                b.shape == [channels],
+                "bias {:?} does not match the {channels} output channels",
+                b.shape
+            );
+        }
         Ok(Fact::new(DType::F32, self.input_shape.clone()))
     }
 }

@@ -169,14 +169,13 @@ impl Op {
     pub fn arity(&self) -> RangeInclusive<usize> {
         match self {
             Op::Input | Op::Const(_) => 0..=0,
-            Op::Conv(_) | Op::Gemm(_) => 2..=3,
+            Op::Conv(_) | Op::Gemm(_) | Op::ConvTranspose(_) => 2..=3,
             Op::Where | Op::Range | Op::ScatterNd(_) => 3..=3,
             Op::Expand | Op::Tile => 2..=2,
             Op::MatMul
             | Op::Binary(_)
             | Op::Reshape(_)
             | Op::Gather(_)
-            | Op::ConvTranspose(_)
             | Op::PoolBackward(_)
             | Op::GlobalPoolBackward(_)
             | Op::ActivationGrad(_)

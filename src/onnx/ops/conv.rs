@@ -112,6 +112,11 @@ pub fn conv_transpose(ctx: &NodeCtx) -> Result<Imported, String> {
     if !ctx.has_input(2) {
         return Ok(Imported::op(op, vec![Source::Input(0), Source::Input(1)]));
     }
+    // A constant bias stays in the node (one linear layer for LRP, as Zennit sees it); a
+    // computed one is added after it.
+    if ctx.consts.contains_key(&ctx.node.input[2]) {
+        return Ok(Imported::first(op, 3));
+    }
     let mut imported = Imported::new();
     let y = imported.add("transposed", op, vec![Source::Input(0), Source::Input(1)]);
     let mut per_channel = vec![-1i64];
