@@ -38,6 +38,11 @@ pub fn conv_transpose(
     if let Some(b) = bias {
         let b = b.f32s()?;
         let channels = c.input_shape.get(1).copied().unwrap_or(1).max(1);
+        op_ensure!(
+            b.len() == channels,
+            "bias has {} values for {channels} channels",
+            b.len()
+        );
         let inner = numel(&c.input_shape[2.min(c.input_shape.len())..]).max(1);
         for (i, v) in dx.iter_mut().enumerate() {
             *v += b[(i / inner) % channels];

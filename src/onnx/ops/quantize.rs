@@ -217,7 +217,12 @@ pub fn conv_integer(ctx: &NodeCtx) -> Result<Imported, String> {
         .next()
         .map(|n| n.op)
         .ok_or("internal: Conv made no node")?;
-    let rank = ctx.input_shapes.get(1).map_or(4, Vec::len);
+    let rank = ctx.input_shapes.get(1).map_or(0, Vec::len);
+    if rank < 3 {
+        return Err(format!(
+            "the weight has rank {rank}; ConvInteger needs M x C x kernel"
+        ));
+    }
     let mut w_shape = vec![1i64; rank];
     w_shape[0] = -1;
     let mut out = Imported::new();

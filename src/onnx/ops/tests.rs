@@ -308,6 +308,37 @@ fn parameters_moved_from_attributes_to_inputs() {
 #[test]
 fn refusals_name_the_problem() {
     let cases: &[(NodeProto, i64, &str)] = &[
+        // Einsum over the one input of shape [1, 3, 8, 8].
+        (
+            node("Einsum", &["x"], &[("equation", A::S("ij->i"))]),
+            17,
+            "names 2 axes, its input has 4",
+        ),
+        (
+            node("Einsum", &["x"], &[("equation", A::S("abcd->e"))]),
+            17,
+            "output letter 'e'",
+        ),
+        (
+            node("Einsum", &["x"], &[("equation", A::S("abcd,ab->a"))]),
+            17,
+            "2 input terms for 1 inputs",
+        ),
+        (
+            node("Einsum", &["x"], &[("equation", A::S("abcc->a"))]),
+            17,
+            "(a diagonal)",
+        ),
+        (
+            node("Einsum", &["x"], &[("equation", A::S("......->"))]),
+            17,
+            "more than one ellipsis",
+        ),
+        (
+            node("Einsum", &["x"], &[("equation", A::S("ab1d->a"))]),
+            17,
+            "not a letter",
+        ),
         (
             node("Conv", &["x", "w"], &[("strides", A::Is(&[0]))]),
             17,
