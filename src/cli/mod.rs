@@ -115,8 +115,6 @@ impl ModelArg {
     }
 }
 
-/// Loads the artifact `model` names, refusing every flag in `given` (flags the artifact fixed
-/// when it was compiled) with a message naming the flag and what the artifact holds.
 /// Tells the user on stderr what import changed about the model's meaning.
 fn print_notes(path: &std::path::Path, model: &lrpc::Model) {
     for note in &model.graph().notes {
@@ -124,6 +122,8 @@ fn print_notes(path: &std::path::Path, model: &lrpc::Model) {
     }
 }
 
+/// Loads the artifact `model` names, refusing every flag in `given` (flags the artifact fixed
+/// when it was compiled) with a message naming the flag and what the artifact holds.
 fn load_artifact(
     model: &ModelArg,
     given: &[(&'static str, String)],

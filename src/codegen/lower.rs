@@ -1072,8 +1072,6 @@ impl Lowering<'_> {
     }
 }
 
-/// The periodic access reading a `from`-shaped value broadcast to `to`, if there is one: the
-/// value's non-unit axes must be one contiguous block equal to `to`'s.
 /// Compiled ConvTranspose has no bias (its kernels are the Conv adjoint's, shared with the
 /// relevance graphs): a ConvTranspose with a bias becomes the bare ConvTranspose and an Add of
 /// the bias per output channel, which fuses into an element-wise kernel. The original node
@@ -1127,6 +1125,8 @@ fn split_conv_transpose_bias(graph: &Graph) -> Result<Option<Graph>> {
     Ok(Some(g))
 }
 
+/// The periodic access reading a `from`-shaped value broadcast to `to`, if there is one: the
+/// value's non-unit axes must be one contiguous block equal to `to`'s.
 pub fn periodic(from: &[usize], to: &[usize]) -> Option<Access> {
     if from.len() > to.len() {
         return None;

@@ -527,7 +527,6 @@ impl Importer<'_> {
             opset: self.graph.opset,
             attrs,
             consts: &self.consts,
-            input_shape: input_shapes.first().cloned(),
             input_shapes,
             types: &self.types,
             uses: &self.uses,

@@ -99,15 +99,6 @@ pub fn layer_kind(
         Op::GlobalPool(GlobalPool::Max) => LayerKind::MaxPool,
         Op::Activation(a) => LayerKind::Activation(*a),
         Op::Where => LayerKind::Movement,
-        // Float to float (quantised values carried as float, a double model's casts): the
-        // identity here. A cast to an integer type would end the relevance path instead.
-        Op::Cast(c)
-            if !c.boolean
-                && c.to == crate::ir::DType::F32
-                && graph.fact(ins[0]).dtype == crate::ir::DType::F32 =>
-        {
-            LayerKind::Movement
-        }
         // Gathering with constant indices moves data; a computed index would select by data.
         Op::Gather(_) if ins.get(1).is_some_and(|&i| graph.constant(i).is_some()) => {
             LayerKind::Movement

@@ -12,9 +12,9 @@ use crate::ir::tensor::DType;
 use crate::op_ensure;
 
 /// The adjoint of [`Conv`]: maps dy [N, M, out...] and the weight to dx of `input_shape`.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 /// Inputs [dy, w] or, as ONNX's forward ConvTranspose, [x, w, bias] with a bias per output
 /// channel (kept in the node so the layer's LRP rules see it, as Zennit's do).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct ConvTranspose {
     pub conv: Conv,
     /// The shape of the forward Conv's input, which the adjoint produces.

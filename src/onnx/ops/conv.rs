@@ -48,8 +48,8 @@ pub fn conv_transpose(ctx: &NodeCtx) -> Result<Imported, String> {
     use crate::ir::ops::backward::ConvTranspose;
     let a = &ctx.attrs;
     let x = ctx
-        .input_shape
-        .clone()
+        .input_shape()
+        .cloned()
         .ok_or("the input's shape is not known at import")?;
     let w = ctx
         .const_input(1, "the weight")?

@@ -114,8 +114,6 @@ pub struct NodeCtx<'a> {
     pub attrs: Attrs<'a>,
     /// Initializers and outputs of `Constant` nodes, by name.
     pub consts: &'a HashMap<String, Arc<Tensor>>,
-    /// The shape of input 0, for the ops in [`NEEDS_SHAPE`] (None for the others).
-    pub input_shape: Option<Vec<usize>>,
     /// The shapes of every input (absent ones empty), for the ops in [`NEEDS_SHAPE`] (empty for
     /// the others).
     pub input_shapes: Vec<Vec<usize>>,
@@ -160,6 +158,11 @@ pub const NEEDS_SHAPE: &[&str] = &[
 ];
 
 impl NodeCtx<'_> {
+    /// The shape of input 0, for the ops in [`NEEDS_SHAPE`] (None for the others).
+    pub fn input_shape(&self) -> Option<&Vec<usize>> {
+        self.input_shapes.first()
+    }
+
     /// Whether input `i` is present (ONNX marks an absent optional input with an empty name).
     pub fn has_input(&self, i: usize) -> bool {
         self.node.input.get(i).is_some_and(|n| !n.is_empty())

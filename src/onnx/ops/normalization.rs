@@ -98,8 +98,7 @@ fn per_channel(r: usize) -> Vec<i64> {
 }
 
 fn rank(ctx: &NodeCtx) -> Result<usize, String> {
-    ctx.input_shape
-        .as_ref()
+    ctx.input_shape()
         .map(Vec::len)
         .ok_or_else(|| "the input's rank is not known at import".to_string())
 }

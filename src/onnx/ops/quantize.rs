@@ -68,14 +68,15 @@ fn float(out: &mut Imported, role: &str, src: Source) -> Source {
     )
 }
 
-/// Input `i` (a scale or zero point) shaped to broadcast against an input of rank `rank`
-/// along `axis` when it is per axis (1-D with more than one element).
+/// Input `i` (a scale or zero point) as float, shaped to broadcast against an input of rank
+/// `rank` along `axis` when it is per axis (1-D with more than one element).
 fn per_axis(
     ctx: &NodeCtx,
     out: &mut Imported,
     i: usize,
     role: &str,
     rank: usize,
+    axis: i64,
 ) -> Result<Source, String> {
     let shape = ctx.input_shapes.get(i).cloned().unwrap_or_default();
     let src = float(out, &format!("{role}_float"), Source::Input(i));
@@ -86,7 +87,6 @@ fn per_axis(
         ));
     }
     if shape.len() == 1 && shape[0] > 1 {
-        let axis = ctx.attrs.int("axis")?.unwrap_or(1);
         let r = rank as i64;
         if axis < -r || axis >= r {
             return Err(format!("axis {axis} is out of range for rank {rank}"));
@@ -113,18 +113,18 @@ fn check_block_size(ctx: &NodeCtx) -> Result<(), String> {
     }
 }
 
+/// Rank of input 0, and the `axis` attribute of a per-axis scale (default 1).
+fn rank_and_axis(ctx: &NodeCtx) -> Result<(usize, i64), String> {
+    let rank = ctx.input_shapes.first().map_or(0, Vec::len);
+    Ok((rank, ctx.attrs.int("axis")?.unwrap_or(1)))
+}
+
 pub fn dequantize_linear(ctx: &NodeCtx) -> Result<Imported, String> {
     check_block_size(ctx)?;
-    let rank = ctx.input_shape.as_ref().map_or(0, Vec::len);
+    let (rank, axis) = rank_and_axis(ctx)?;
     let mut out = Imported::new();
-    let x = float(&mut out, "float", Source::Input(0));
-    let shifted = if !zero_or_absent(ctx, 2) {
-        let zp = per_axis(ctx, &mut out, 2, "zero_point", rank)?;
-        out.add("shifted", Op::Binary(BinaryOp::Sub), vec![x, zp])
-    } else {
-        x
-    };
-    let scale = per_axis(ctx, &mut out, 1, "scale", rank)?;
+    let shifted = centred(ctx, &mut out, 0, 2, "x", axis)?;
+    let scale = per_axis(ctx, &mut out, 1, "scale", rank, axis)?;
     let y = out.add("", Op::Binary(BinaryOp::Mul), vec![shifted, scale]);
     out.output(0, &y);
     Ok(out)
@@ -132,7 +132,7 @@ pub fn dequantize_linear(ctx: &NodeCtx) -> Result<Imported, String> {
 
 pub fn quantize_linear(ctx: &NodeCtx) -> Result<Imported, String> {
     check_block_size(ctx)?;
-    let rank = ctx.input_shape.as_ref().map_or(0, Vec::len);
+    let (rank, axis) = rank_and_axis(ctx)?;
     let dtype = if ctx.has_input(2) {
         *ctx.types.get(&ctx.node.input[2]).ok_or(
             "the zero point's type is unknown (it must be an initializer, Constant or input)",
@@ -145,7 +145,7 @@ pub fn quantize_linear(ctx: &NodeCtx) -> Result<Imported, String> {
     };
     let (lo, hi) = range(dtype)?;
     let mut out = Imported::new();
-    let scale = per_axis(ctx, &mut out, 1, "scale", rank)?;
+    let scale = per_axis(ctx, &mut out, 1, "scale", rank, axis)?;
     let x = float(&mut out, "float", Source::Input(0));
     let scaled = out.add("scaled", Op::Binary(BinaryOp::Div), vec![x, scale]);
     let rounded = out.add(
@@ -154,7 +154,7 @@ pub fn quantize_linear(ctx: &NodeCtx) -> Result<Imported, String> {
         vec![scaled],
     );
     let shifted = if !zero_or_absent(ctx, 2) {
-        let zp = per_axis(ctx, &mut out, 2, "zero_point", rank)?;
+        let zp = per_axis(ctx, &mut out, 2, "zero_point", rank, axis)?;
         out.add("shifted", Op::Binary(BinaryOp::Add), vec![rounded, zp])
     } else {
         rounded
@@ -168,30 +168,22 @@ pub fn quantize_linear(ctx: &NodeCtx) -> Result<Imported, String> {
     Ok(out)
 }
 
-/// Input `i` minus the zero point at input `zp` (when present), as float; `zp_shape` is the
-/// shape the zero point takes to broadcast (None: as it is).
+/// Input `i` as float minus the zero point at input `zp` (skipped when absent or zero), a
+/// per-axis zero point broadcast along `axis` of input `i`.
 fn centred(
     ctx: &NodeCtx,
     out: &mut Imported,
     i: usize,
     zp: usize,
     role: &str,
-    zp_shape: Option<Vec<i64>>,
+    axis: i64,
 ) -> Result<Source, String> {
     let v = float(out, &format!("{role}_float"), Source::Input(i));
     if zero_or_absent(ctx, zp) {
         return Ok(v);
     }
-    let mut z = float(out, &format!("{role}_zero_point"), Source::Input(zp));
-    let zs = ctx.input_shapes.get(zp).cloned().unwrap_or_default();
-    if let Some(shape) = zp_shape.filter(|_| zs.len() == 1 && zs[0] > 1) {
-        let t = Tensor::from_i64(vec![shape.len()], shape)?;
-        z = out.add(
-            format!("{role}_zero_point_axis"),
-            Op::Reshape(Reshape { allowzero: false }),
-            vec![z, Source::Const(format!("{role}_zp_shape"), Arc::new(t))],
-        );
-    }
+    let rank = ctx.input_shapes.get(i).map_or(0, Vec::len);
+    let z = per_axis(ctx, out, zp, &format!("{role}_zero_point"), rank, axis)?;
     Ok(out.add(
         format!("{role}_centred"),
         Op::Binary(BinaryOp::Sub),
@@ -201,9 +193,9 @@ fn centred(
 
 pub fn matmul_integer(ctx: &NodeCtx) -> Result<Imported, String> {
     let mut out = Imported::new();
-    // a's zero point may be per row ([M]): a column against a's last two axes.
-    let a = centred(ctx, &mut out, 0, 2, "a", Some(vec![-1, 1]))?;
-    let b = centred(ctx, &mut out, 1, 3, "b", None)?;
+    // a's zero point may be per row ([M]), b's per column ([N]).
+    let a = centred(ctx, &mut out, 0, 2, "a", -2)?;
+    let b = centred(ctx, &mut out, 1, 3, "b", -1)?;
     let y = out.add("", Op::MatMul, vec![a, b]);
     out.output(0, &y);
     Ok(out)
@@ -223,11 +215,10 @@ pub fn conv_integer(ctx: &NodeCtx) -> Result<Imported, String> {
             "the weight has rank {rank}; ConvInteger needs M x C x kernel"
         ));
     }
-    let mut w_shape = vec![1i64; rank];
-    w_shape[0] = -1;
     let mut out = Imported::new();
-    let x = centred(ctx, &mut out, 0, 2, "x", None)?;
-    let w = centred(ctx, &mut out, 1, 3, "w", Some(w_shape))?;
+    // The weight's zero point may be per output channel ([M]).
+    let x = centred(ctx, &mut out, 0, 2, "x", 1)?;
+    let w = centred(ctx, &mut out, 1, 3, "w", 0)?;
     let y = out.add("", op, vec![x, w]);
     out.output(0, &y);
     Ok(out)

@@ -72,7 +72,6 @@ fn run(n: &NodeProto, opset: i64) -> Result<Imported, String> {
         opset,
         attrs: Attrs::new(n)?,
         consts: &consts,
-        input_shape: Some(vec![1, 3, 8, 8]),
         input_shapes: vec![vec![1, 3, 8, 8]],
         types: &types,
         uses: &uses,
