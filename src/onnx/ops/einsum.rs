@@ -261,28 +261,15 @@ impl Builder {
                 ));
             }
         }
-        let batch: Vec<char> = shared
-            .iter()
-            .copied()
-            .filter(|c| keep.contains(c))
-            .collect();
-        let summed: Vec<char> = shared
-            .iter()
-            .copied()
-            .filter(|c| !keep.contains(c))
-            .collect();
-        let a_own: Vec<char> = a
-            .letters
-            .iter()
-            .copied()
-            .filter(|c| !shared.contains(c))
-            .collect();
-        let b_own: Vec<char> = b
-            .letters
-            .iter()
-            .copied()
-            .filter(|c| !shared.contains(c))
-            .collect();
+        let (batch, summed): (Vec<char>, Vec<char>) = shared.iter().partition(|c| keep.contains(c));
+        let own = |t: &Term| -> Vec<char> {
+            t.letters
+                .iter()
+                .copied()
+                .filter(|c| !shared.contains(c))
+                .collect()
+        };
+        let (a_own, b_own) = (own(&a), own(&b));
         let dims = |t: &Term, cs: &[char]| -> Vec<usize> {
             cs.iter().filter_map(|&c| size(t, c)).collect()
         };
