@@ -21,6 +21,8 @@ opset 17; `dynamo`: torch.onnx.export(dynamo=True), opset 18):
                                         /input.npy    float32, seeded standard normal
                                         /output.npy   onnxruntime CPU output (first graph output;
                                                       output_<i>.npy for the others), one thread
+                                        /output_f64.npy  the same model in float64 in torch
+                                                      (first output), the ground truth
                                         /meta.json    op histogram, attributes of interest, opset,
                                                       exporter, export seconds, errors, ...
                                         /log.txt      the worker's stdout/stderr
@@ -493,6 +495,21 @@ def worker(name: str, exporter: str, out_dir: Path, reduced: bool, dynamic_batch
     with torch.no_grad():
         yt = model(xt)
     yts = [yt] if isinstance(yt, torch.Tensor) else list(yt)
+    # The float64 forward is the ground truth both float32 engines are measured against: on
+    # 100+-layer random-weight nets two float32 summation orders differ by more than 1e-4 of
+    # the output, so "within 1e-4 of onnxruntime" alone cannot tell a wrong answer from a
+    # different rounding.
+    y64 = None
+    try:
+        import copy
+
+        with torch.no_grad():
+            m64 = copy.deepcopy(model).double()
+            y64 = m64(xt.double())
+            del m64
+        y64 = (y64 if isinstance(y64, torch.Tensor) else list(y64)[0]).numpy()
+    except Exception as e:  # noqa: BLE001
+        meta["errors"].append("float64 reference: " + first_line(e))
     meta["torch_output_shapes"] = [list(t.shape) for t in yts]
     meta["build_seconds"] = round(time.time() - t0, 2)
     out_names = ["output"] if len(yts) == 1 else [f"output_{i}" for i in range(len(yts))]
@@ -621,6 +638,10 @@ def worker(name: str, exporter: str, out_dir: Path, reduced: bool, dynamic_batch
         scale = max(float(np.abs(t).max()), 1e-30)
         diffs.append(float(np.abs(np.asarray(y, dtype=np.float64) - t).max() / scale))
     meta["torch_vs_ort_rel_diff"] = diffs
+    if y64 is not None and y64.shape == np.shape(ys[0]):
+        np.save(out_dir / "output_f64.npy", y64)
+        meta["ort_vs_f64_rel_diff"] = float(
+            np.abs(np.asarray(ys[0], dtype=np.float64) - y64).max() / max(float(np.abs(y64).max()), 1e-30))
     meta["output_max_abs"] = float(np.abs(ys[0]).max())
     if len(ys) != len(yts):
         meta["errors"].append(f"outputs: onnx has {len(ys)}, torch {len(yts)}")
@@ -906,6 +927,19 @@ def run_lrpc(cmd, timeout, cwd) -> tuple:
     return "ok", "", out, dt
 
 
+# How much farther from the float64 forward than onnxruntime lrpc may be when the two float32
+# engines differ by more than --rtol (see phase2).
+F64_SLACK = 1.5
+
+
+def rel_diff(a, b) -> float:
+    """max |a - b| / max |b|, in float64."""
+    import numpy as np
+
+    b = np.asarray(b, dtype=np.float64)
+    return float(np.abs(np.asarray(a, dtype=np.float64) - b).max() / max(float(np.abs(b).max()), 1e-30))
+
+
 def phase2(names, args, base: Path, report: Path) -> None:
     import numpy as np
 
@@ -952,14 +986,26 @@ def phase2(names, args, base: Path, report: Path) -> None:
                     if a.shape != b.shape:
                         st, err = "wrong", f"output shape {list(a.shape)} != {list(b.shape)}"
                     else:
-                        rel = float(np.abs(a.astype(np.float64) - b).max() / max(float(np.abs(b).max()), 1e-30))
+                        rel = rel_diff(a, b)
                         row["forward_rel_diff"] = rel
-                        if not rel <= args.rtol:
+                        t = d / "output_f64.npy"
+                        if not rel <= args.rtol and t.exists():
+                            # Past 1e-4 of onnxruntime, lrpc still passes when it is no farther
+                            # from the float64 truth than onnxruntime is (within F64_SLACK).
+                            t = np.load(t)
+                            ours, theirs = rel_diff(a, t), rel_diff(b, t)
+                            row["forward_f64"] = {"lrpc": ours, "onnxruntime": theirs}
+                            if ours <= max(args.rtol, F64_SLACK * theirs):
+                                st = "ok-f64"
+                        if st == "ok" and not rel <= args.rtol:
                             st, err = "wrong", f"max abs diff / max abs = {rel:.3g} > {args.rtol:g}"
+                            if "forward_f64" in row:
+                                f = row["forward_f64"]
+                                err += f" (against float64: lrpc {f['lrpc']:.3g}, onnxruntime {f['onnxruntime']:.3g})"
                 except Exception as e:  # noqa: BLE001
                     st, err = "wrong", "reading output: " + first_line(e)
             row["forward"] = st
-            if st != "ok":
+            if st not in ("ok", "ok-f64"):
                 row["error"] = err
             for m in LRPC_METHODS:
                 r = work / "r.npy"
@@ -989,7 +1035,7 @@ def phase2(names, args, base: Path, report: Path) -> None:
 def write_report(rows, report: Path, args, base: Path) -> None:
     rows = sorted(rows, key=lambda r: (r["model"], r["exporter"]))
     def cell(s):
-        return {"ok": "ok", "-": "-"}.get(s, f"**{s}**")
+        return {"ok": "ok", "ok-f64": "ok (f64)", "-": "-"}.get(s, f"**{s}**")
 
     def expl(r):
         if not r["explain"]:
@@ -1001,7 +1047,9 @@ def write_report(rows, report: Path, args, base: Path) -> None:
     L = ["# lrpc coverage of torchvision models", "",
          f"Made by `benches/coverage.py --lrpc` from `{base.relative_to(ROOT) if base.is_relative_to(ROOT) else base}` "
          f"on {time.strftime('%Y-%m-%d')}: `lrpc inspect` (import), `lrpc run` (forward, max abs diff / "
-         f"max abs <= {args.rtol:g} against onnxruntime's output.npy), `lrpc explain --method M` for "
+         f"max abs <= {args.rtol:g} against onnxruntime's output.npy; *ok (f64)*: farther than that from "
+         f"onnxruntime but no farther than {F64_SLACK:g} times onnxruntime's own distance from the float64 "
+         f"forward in torch, output_f64.npy), `lrpc explain --method M` for "
          f"{', '.join(LRPC_METHODS)} (relevance finite and not all zero). Timeout {args.lrpc_timeout} s per command.",
          ""]
     n = len(rows)
@@ -1010,11 +1058,12 @@ def write_report(rows, report: Path, args, base: Path) -> None:
         if not rs:
             continue
         imp = sum(r["import"] == "ok" for r in rs)
-        fwd = sum(r["forward"] == "ok" for r in rs)
+        fwd = sum(r["forward"] in ("ok", "ok-f64") for r in rs)
+        f64 = sum(r["forward"] == "ok-f64" for r in rs)
         exl = sum(bool(r["explain"]) and all(v == "ok" for v in r["explain"].values()) for r in rs)
         expd = sum(r["export"] in ("ok", "mismatch") for r in rs)
         L.append(f"* **{exp}**: {len(rs)} models, {expd} exported, {imp} import, {fwd} forward, "
-                 f"{exl} explain (all {len(LRPC_METHODS)} methods)")
+                 f"{exl} explain (all {len(LRPC_METHODS)} methods); {f64} of the forwards pass by the float64 rule")
     errs = Counter(normalise_error(r["error"]) for r in rows if r["error"])
     L += ["", "Most common errors:", ""]
     for e, c in errs.most_common(20):
@@ -1035,6 +1084,10 @@ def write_report(rows, report: Path, args, base: Path) -> None:
           "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         err = r["error"].replace("|", "\\|").replace("\n", " ")[:200]
+        if r["forward"] == "ok-f64" and not err:
+            f = r["forward_f64"]
+            err = (f"forward: {r['forward_rel_diff']:.2g} from onnxruntime; from float64 lrpc {f['lrpc']:.2g}, "
+                   f"onnxruntime {f['onnxruntime']:.2g}")
         L.append(f"| {r['model']} | {r['opset'] or '-'} | {r['exporter']} | {cell(r['import'])} | "
                  f"{cell(r['forward'])} | {expl(r)} | {err} | {' '.join(r.get('ops_missing', []))} |")
     L.append("")
