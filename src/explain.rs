@@ -177,6 +177,7 @@ impl Explainer {
             inputs: model.inputs(),
             explained: model.graph().explained,
             logits_shape: g.fact(joint.logits).shape.clone(),
+            relevance_shape: g.fact(joint.relevance).shape.clone(),
             outputs: joint
                 .model_outputs
                 .iter()
@@ -388,7 +389,8 @@ impl Explainer {
             relevance: Tensor::zeros(crate::ir::DType::F32, vec![0]),
             layers: Vec::new(),
         };
-        let (mut relevance, mut logits) = (Vec::with_capacity(n * per), Vec::new());
+        let per_relevance = spec.relevance_len();
+        let (mut relevance, mut logits) = (Vec::with_capacity(n * per_relevance), Vec::new());
         for start in (0..n).step_by(batch) {
             let count = batch.min(n - start);
             let mut chunk = values[start * per..(start + count) * per].to_vec();
@@ -405,17 +407,16 @@ impl Explainer {
                 targets[start..start + count].to_vec()
             };
             let e = procedure::explain(&*evaluator, spec, &feeds, Target::Top, &fixed)?;
-            relevance.extend_from_slice(&e.relevance.f32s().map_err(|e| bad(e.0))?[..count * per]);
+            relevance.extend_from_slice(
+                &e.relevance.f32s().map_err(|e| bad(e.0))?[..count * per_relevance],
+            );
             logits.extend_from_slice(&e.logits.f32s().map_err(|e| bad(e.0))?[..count * classes]);
             out.targets.extend_from_slice(&e.targets[..count]);
             out.target_logits
                 .extend_from_slice(&e.target_logits[..count]);
         }
-        let mut shape = spec.input().shape.clone();
-        if let Some(b) = shape.first_mut() {
-            *b = n;
-        }
-        out.relevance = Tensor::from_f32(shape, relevance).map_err(|e| bad(e.0))?;
+        out.relevance =
+            Tensor::from_f32(spec.relevance_shape_for(n), relevance).map_err(|e| bad(e.0))?;
         out.logits = Tensor::from_f32(vec![n, classes], logits).map_err(|e| bad(e.0))?;
         Ok(out)
     }

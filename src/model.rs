@@ -228,6 +228,7 @@ impl Model {
             inputs: self.inputs(),
             explained: self.graph.explained,
             logits_shape: Vec::new(),
+            relevance_shape: Vec::new(),
             outputs: Vec::new(),
             method: String::new(),
             sampling: Sampling::Once,

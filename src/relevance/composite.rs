@@ -140,7 +140,7 @@ pub fn assign(
     method: &Method,
     target: NodeIndex,
 ) -> Result<BTreeMap<NodeIndex, Rule>> {
-    let input = graph.explained_input();
+    let input = super::stop_node(graph)?;
     let on_path = path(graph, input, target);
     let order = graph.topo_order().map_err(|_| Error::Graph {
         file: graph.source.clone(),

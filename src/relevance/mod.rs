@@ -24,7 +24,7 @@ pub use rule::{Bound, Rule};
 
 use crate::error::{Error, Result};
 use crate::ir::ops::BinaryOp;
-use crate::ir::{Fact, Graph, Op, Output};
+use crate::ir::{DType, Fact, Graph, Op, Output};
 use crate::passes::{self, Pass};
 
 /// One forward node on the relevance path and the node holding the relevance at its output.
@@ -40,7 +40,8 @@ pub struct LayerTrace {
 #[derive(Clone, Debug)]
 pub struct Relevance {
     pub graph: Graph,
-    /// The model input.
+    /// Where relevance stops ([`stop_node`]): the explained input, or the embedding lookup
+    /// of token ids.
     pub input: NodeIndex,
     /// The seed input: the one-hot target mask, of the logits' shape.
     pub seed: NodeIndex,
@@ -90,22 +91,69 @@ fn check_composite_needs(
     Ok(())
 }
 
+/// Where relevance stops: the explained input when it holds floats; for integer token ids,
+/// the embedding lookup they feed (a Gather on a constant float table, possibly after integer
+/// Casts), whose output holds one vector per token.
+pub fn stop_node(graph: &Graph) -> Result<NodeIndex> {
+    let explained = graph.explained_input();
+    if graph.fact(explained).dtype == DType::F32 {
+        return Ok(explained);
+    }
+    let name = &graph.node(explained).name;
+    let refuse = |why: String| Error::Graph {
+        file: graph.source.clone(),
+        reason: format!(
+            "the explained input '{name}' holds integers, {why}; relevance stops at float values: at an embedding lookup (Gather on a constant table) of token ids, or at another input (--explain-input)"
+        ),
+    };
+    let mut ids = vec![explained];
+    let mut lookups = Vec::new();
+    while let Some(n) = ids.pop() {
+        for (c, slot) in graph.consumers_of(n) {
+            match &graph.node(c).op {
+                Op::Cast(cast) if cast.to != DType::F32 => ids.push(c),
+                Op::Gather(_)
+                    if slot == 1
+                        && graph
+                            .constant(graph.inputs_of(c)[0])
+                            .is_some_and(|t| t.dtype() == DType::F32) =>
+                {
+                    lookups.push(c)
+                }
+                _ => {}
+            }
+        }
+    }
+    match lookups.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(refuse("and feeds no embedding lookup".into())),
+        many => Err(refuse(format!(
+            "and feeds {} embedding lookups ({}); lrpc stops relevance at one",
+            many.len(),
+            many.iter()
+                .map(|&n| format!("'{}'", graph.node(n).name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
 /// Builds the joint graph for `method` on a prepared forward graph.
 pub fn build(forward: &Graph, method: &Method) -> Result<Relevance> {
     let mut graph = forward.clone();
     let logits = explained_node(&graph)?;
-    let explained = graph.explained_input();
-    if graph.fact(explained).dtype != crate::ir::DType::F32 {
+    let input = stop_node(&graph)?;
+    if input != graph.explained_input() && sampling_needs_float_input(method) {
         return Err(Error::Graph {
             file: graph.source.clone(),
             reason: format!(
-                "the explained input '{}' holds integers; relevance can stop only at float values (choose another input with --explain-input)",
-                graph.node(explained).name
+                "{} perturbs the explained input, and '{}' holds token ids; use gradient, gradient-x-input or an LRP method",
+                method.name(),
+                graph.node(graph.explained_input()).name
             ),
         });
     }
     let rules = rules(&graph, method)?;
-    let input = graph.explained_input();
     let mut on_path = composite::path(&graph, input, logits);
     on_path.insert(input);
     let seed = graph.add("relevance.seed", Op::Input, &[]);
@@ -213,6 +261,16 @@ pub fn build(forward: &Graph, method: &Method) -> Result<Relevance> {
         layers,
         model_outputs,
     })
+}
+
+/// SmoothGrad and integrated gradients move the input itself, which token ids do not allow.
+fn sampling_needs_float_input(method: &Method) -> bool {
+    matches!(
+        method.kind,
+        MethodKind::Gradient(
+            GradientMethod::SmoothGrad { .. } | GradientMethod::IntegratedGradients { .. }
+        )
+    )
 }
 
 /// Infers facts for the new nodes and folds what is constant (modified weights, flat

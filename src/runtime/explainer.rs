@@ -103,6 +103,9 @@ pub struct Spec {
     pub explained: usize,
     /// The explained logits' shape (batch included).
     pub logits_shape: Vec<usize>,
+    /// The relevance's shape (batch included): the explained input's, or for token ids the
+    /// embedding vectors' (batch, tokens, dim).
+    pub relevance_shape: Vec<usize>,
     /// The model's own outputs, readable after the forward phase (ports 2.. of the program).
     pub outputs: Vec<String>,
     /// The method's name.
@@ -127,6 +130,25 @@ impl Spec {
     /// Explained-input values per sample.
     pub fn input_len(&self) -> usize {
         per_sample(&self.input().shape)
+    }
+
+    /// Relevance values per sample.
+    pub fn relevance_len(&self) -> usize {
+        per_sample(&self.relevance_shape)
+    }
+
+    /// The relevance's shape for `batch` samples.
+    pub fn relevance_shape_for(&self, batch: usize) -> Vec<usize> {
+        let mut shape = self.relevance_shape.clone();
+        if let Some(b) = shape.first_mut() {
+            *b = batch;
+        }
+        shape
+    }
+
+    /// Whether relevance stops at embedding vectors rather than at the explained input.
+    pub fn relevance_at_embedding(&self) -> bool {
+        self.relevance_shape != self.input().shape
     }
 
     /// The batch size the explainer was built for.
@@ -461,7 +483,7 @@ fn once(
         seed[b * per + t] = 1.0;
     }
     run.backward(&seed)?;
-    let relevance = Tensor::from_f32(x.shape().to_vec(), run.relevance()?)
+    let relevance = Tensor::from_f32(spec.relevance_shape_for(batch), run.relevance()?)
         .map_err(|e| input_error("relevance", e.0))?;
     let layers = if batched {
         Vec::new()

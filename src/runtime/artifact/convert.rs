@@ -494,6 +494,11 @@ pub fn spec_proto(s: &Spec) -> proto::Spec {
             .collect(),
         explained: s.explained as u64,
         logits_shape: dims(&s.logits_shape),
+        relevance_shape: if s.relevance_at_embedding() {
+            dims(&s.relevance_shape)
+        } else {
+            Vec::new()
+        },
         outputs: s.outputs.clone(),
         layers: s
             .layers
@@ -920,30 +925,38 @@ pub fn spec(s: Option<&proto::Spec>, m: &MethodInfo, source: &str) -> Decode<Spe
     } else {
         Sampling::Once
     };
+    let inputs = s
+        .inputs
+        .iter()
+        .map(|i| {
+            Ok(InputSpec {
+                name: i.name.clone(),
+                dtype: match i.dtype.as_str() {
+                    "f32" => DType::F32,
+                    "i64" => DType::I64,
+                    other => return Err(format!("input '{}' has dtype '{other}'", i.name)),
+                },
+                shape: sizes(&i.shape)?,
+            })
+        })
+        .collect::<Decode<Vec<InputSpec>>>()?;
+    let explained = size(s.explained)?;
+    let Some(input) = inputs.get(explained) else {
+        return Err(format!(
+            "explained input {explained} of {} inputs",
+            inputs.len()
+        ));
+    };
+    let relevance_shape = if s.relevance_shape.is_empty() {
+        input.shape.clone()
+    } else {
+        sizes(&s.relevance_shape)?
+    };
     Ok(Spec {
         source: source.to_string(),
-        inputs: s
-            .inputs
-            .iter()
-            .map(|i| {
-                Ok(InputSpec {
-                    name: i.name.clone(),
-                    dtype: match i.dtype.as_str() {
-                        "f32" => DType::F32,
-                        "i64" => DType::I64,
-                        other => return Err(format!("input '{}' has dtype '{other}'", i.name)),
-                    },
-                    shape: sizes(&i.shape)?,
-                })
-            })
-            .collect::<Decode<_>>()?,
-        explained: {
-            let k = size(s.explained)?;
-            if k >= s.inputs.len() {
-                return Err(format!("explained input {k} of {} inputs", s.inputs.len()));
-            }
-            k
-        },
+        explained,
+        relevance_shape,
+        inputs,
         logits_shape: sizes(&s.logits_shape)?,
         outputs: s.outputs.clone(),
         method: m.name.clone(),

@@ -442,6 +442,8 @@ pub struct Summary {
     pub input_name: String,
     pub input_shape: Vec<usize>,
     pub logits_shape: Vec<usize>,
+    /// The relevance's shape when it is not the input's (token ids: the embedding vectors').
+    pub relevance_shape: Option<Vec<usize>>,
     pub classes: usize,
     pub outputs: Vec<String>,
     pub layers_reported: bool,
@@ -486,6 +488,9 @@ impl Summary {
             self.classes,
             self.outputs.join(", ")
         );
+        if let Some(r) = &self.relevance_shape {
+            t += &format!("relevance: at the embedding vectors {r:?}\n");
+        }
         t += &format!("code: {} ({})\n", self.target, self.cpu_features.join(" "));
         for (i, (steps, kernels, arena, threads)) in self.programs.iter().enumerate() {
             t += &format!(
@@ -561,6 +566,9 @@ impl Artifact {
             classes: spec.classes(),
             input_name: spec.input().name.clone(),
             input_shape: spec.input().shape.clone(),
+            relevance_shape: spec
+                .relevance_at_embedding()
+                .then(|| spec.relevance_shape.clone()),
             logits_shape: spec.logits_shape,
             outputs: spec.outputs,
             layers_reported: !spec.layers.is_empty(),
