@@ -4,11 +4,12 @@
 use super::engine::EngineArgs;
 use std::path::PathBuf;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use lrpc::heatmap::{self, ColorMap, HeatmapOptions};
 use lrpc::io::image::{self as img, ImageOptions};
 use lrpc::io::npy;
+use lrpc::ir::tensor::Tensor;
 use lrpc::{Explainer, Model, Target};
 
 use super::method::MethodArgs;
@@ -25,9 +26,13 @@ pub struct ExplainArgs {
     /// The class to explain: an index, or `top` for the largest logit.
     #[arg(long, default_value = "top")]
     target: String,
-    /// Write the relevance (the input's shape) to this float32 .npy file.
+    /// Write the relevance (the input's shape) to this float32 .npy file; for token ids, the
+    /// relevance per token (batch, seq), summed over the embedding axis.
     #[arg(long)]
     output: Option<PathBuf>,
+    /// Token-id inputs: write the relevance of the embedding vectors (batch, seq, dim).
+    #[arg(long)]
+    output_embedding: Option<PathBuf>,
     /// Write a heatmap PNG of the relevance summed over channels.
     #[arg(long)]
     heatmap: Option<PathBuf>,
@@ -167,7 +172,27 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
         .spec()
         .check_input(input, &path.display().to_string())?;
     let e = explainer.explain_with(input, &super::inputs::borrowed(&others), target)?;
+    let at_embedding = explainer.spec().relevance_at_embedding();
+    if at_embedding && args.heatmap.is_some() {
+        bail!(
+            "--heatmap draws images; the explained input '{}' is token ids (write --output instead)",
+            explainer.spec().input().name
+        );
+    }
     if let Some(path) = &args.output {
+        if at_embedding {
+            npy::write(path, &per_token(&e.relevance)?)?;
+        } else {
+            npy::write(path, &e.relevance)?;
+        }
+    }
+    if let Some(path) = &args.output_embedding {
+        if !at_embedding {
+            bail!(
+                "--output-embedding: the explained input '{}' is not token ids; its relevance is written by --output",
+                explainer.spec().input().name
+            );
+        }
         npy::write(path, &e.relevance)?;
     }
     if let Some(path) = &args.heatmap {
@@ -214,4 +239,18 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The relevance per token: the embedding relevance (batch, seq, dim) summed over its last axis.
+fn per_token(relevance: &Tensor) -> Result<Tensor> {
+    let shape = relevance.shape();
+    let (&dim, outer) = shape
+        .split_last()
+        .ok_or_else(|| anyhow!("the embedding relevance has no axes"))?;
+    let sums: Vec<f32> = relevance
+        .f32s()?
+        .chunks(dim.max(1))
+        .map(|c| c.iter().sum())
+        .collect();
+    Ok(Tensor::from_f32(outer.to_vec(), sums)?)
 }

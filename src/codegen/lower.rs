@@ -422,6 +422,7 @@ impl Lowering<'_> {
             Op::Lrn(lrn) => self.lrn(n, lrn, &ins, false),
             Op::LrnBackward(b) => self.lrn(n, &b.lrn, &ins, true),
             Op::Concat(c) => self.concat(n, c, &ins),
+            Op::Gather(g) if graph.constant(ins[1]).is_none() => self.lookup(n, g.axis, &ins),
             Op::Transpose(_)
             | Op::Slice(_)
             | Op::SplitPart(_)
@@ -736,6 +737,34 @@ impl Lowering<'_> {
             backward,
             x[0] * x[1],
         )
+    }
+
+    /// A Gather of computed indices (token ids into an embedding table) as a Lookup step.
+    fn lookup(&mut self, n: NodeIndex, axis: i64, ins: &[NodeIndex]) -> OpResult<()> {
+        let shape = self.shape(ins[0]).to_vec();
+        let axis = crate::ir::ops::util::norm_axis(axis, shape.len())?;
+        let ids = self.shape(ins[1]).iter().product();
+        let (outer, rows, inner) = (
+            shape[..axis].iter().product(),
+            shape[axis],
+            shape[axis + 1..].iter().product(),
+        );
+        let data = self.operand(ins[0])?;
+        let indices = self.operand(ins[1])?;
+        let out = self.define(n);
+        self.push(
+            n,
+            Step::Lookup {
+                outer,
+                rows,
+                inner,
+                ids,
+                data,
+                indices,
+                out,
+            },
+        );
+        Ok(())
     }
 
     /// Builds the gather table of a single-input movement op by running the interpreter's op on

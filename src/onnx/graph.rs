@@ -292,16 +292,13 @@ impl Importer<'_> {
                     names.join(", ")
                 ))
             })?,
-            None => kinds
+            // Token ids are what a text model explains, even beside a float mask; a model
+            // without a lookup explains its first float input.
+            None => real
                 .iter()
-                .position(|(d, _)| *d == DType::F32)
-                .or_else(|| {
-                    real.iter().position(|v| {
-                        g.node
-                            .iter()
-                            .any(|n| n.op_type == "Gather" && n.input.get(1) == Some(&v.name))
-                    })
-                })
+                .zip(&kinds)
+                .position(|(v, (d, _))| *d != DType::F32 && feeds_lookup(g, &v.name))
+                .or_else(|| kinds.iter().position(|(d, _)| *d == DType::F32))
                 .unwrap_or(0),
         };
         // Sizes of named symbolic dimensions: --dim first, then whatever the data given for
@@ -750,4 +747,24 @@ impl Importer<'_> {
         }
         Ok(())
     }
+}
+
+/// Whether `name` is the index input of a Gather, directly or through Casts (exporters cast
+/// int32 ids to int64 before the lookup).
+fn feeds_lookup(g: &super::proto::GraphProto, name: &str) -> bool {
+    let mut names = vec![name.to_string()];
+    let mut seen = 0;
+    while seen < names.len() {
+        let current = names[seen].clone();
+        seen += 1;
+        for n in &g.node {
+            if n.op_type == "Gather" && n.input.get(1) == Some(&current) {
+                return true;
+            }
+            if n.op_type == "Cast" && n.input.first() == Some(&current) && names.len() < 64 {
+                names.extend(n.output.iter().cloned());
+            }
+        }
+    }
+    false
 }

@@ -818,6 +818,25 @@ impl Executable {
                     None => interp::norm::lrn_into(op, shape, xs, o),
                 }
             }
+            (
+                Step::Lookup {
+                    outer,
+                    rows,
+                    inner,
+                    ids,
+                    data,
+                    indices,
+                    out,
+                },
+                _,
+            ) => {
+                let (dv, iv, dst) = (
+                    self.slice(m, *data),
+                    self.slice(m, *indices),
+                    self.slice_mut(m, *out),
+                );
+                lookup((*outer, *rows, *inner), &iv[..*ids], dv, dst)?;
+            }
             (Step::Total { src, len, out }, _) => {
                 let total: f32 = self.slice(m, *src)[..*len].iter().sum();
                 self.slice_mut(m, *out)[0] = total;
@@ -826,4 +845,33 @@ impl Executable {
         }
         Ok(())
     }
+}
+
+/// The Lookup step: rows of `data` (outer x rows x inner) picked by integer ids carried as f32.
+/// Validation has checked that `data` holds outer * rows * inner values and `dst` outer * ids *
+/// inner, so only the ids, which the run computes, are checked here.
+fn lookup(
+    (outer, rows, inner): (usize, usize, usize),
+    ids: &[f32],
+    data: &[f32],
+    dst: &mut [f32],
+) -> Result<(), String> {
+    let mut picked = Vec::with_capacity(ids.len());
+    for (i, &id) in ids.iter().enumerate() {
+        let row = if id < 0.0 { id + rows as f32 } else { id };
+        if !(row >= 0.0 && row < rows as f32 && row.fract() == 0.0) {
+            return Err(format!(
+                "index {id} at flat position {i} lies outside the {rows} rows of the lookup table"
+            ));
+        }
+        picked.push(row as usize);
+    }
+    for o in 0..outer {
+        let table = &data[o * rows * inner..][..rows * inner];
+        let out = &mut dst[o * ids.len() * inner..][..ids.len() * inner];
+        for (chunk, &row) in out.chunks_exact_mut(inner.max(1)).zip(&picked) {
+            chunk.copy_from_slice(&table[row * inner..][..inner]);
+        }
+    }
+    Ok(())
 }

@@ -122,6 +122,19 @@ pub enum Step {
         dy: Option<Operand>,
         out: BufferId,
     },
+    /// An embedding lookup (Gather whose indices are computed): out[o, i, k] =
+    /// data[o, ids[i], k] over `outer` x `ids` x `inner`, with `rows` rows on the gathered axis.
+    /// The ids are integers carried as f32; a negative id counts from the end, one outside
+    /// [-rows, rows) stops the run with an error.
+    Lookup {
+        outer: usize,
+        rows: usize,
+        inner: usize,
+        ids: usize,
+        data: Operand,
+        indices: Operand,
+        out: BufferId,
+    },
     /// out[0] = sum of `len` elements of `src` (the layer report).
     Total {
         src: Operand,
@@ -166,6 +179,9 @@ impl Step {
             Step::MatMul { a, b, out, .. } => (vec![*a, *b], vec![*out]),
             Step::Softmax { x, out, .. } => (vec![*x], vec![*out]),
             Step::Lrn { x, dy, out, .. } => (std::iter::once(*x).chain(*dy).collect(), vec![*out]),
+            Step::Lookup {
+                data, indices, out, ..
+            } => (vec![*data, *indices], vec![*out]),
             Step::Total { src, out, .. } => (vec![*src], vec![*out]),
         }
     }
@@ -192,6 +208,7 @@ impl Step {
             Step::MatMul { .. } => "matmul",
             Step::Softmax { .. } => "softmax",
             Step::Lrn { .. } => "lrn",
+            Step::Lookup { .. } => "lookup",
             Step::Total { .. } => "total",
         }
     }

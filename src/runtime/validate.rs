@@ -380,6 +380,25 @@ fn step(p: &Program, s: &Step) -> Check {
             at_least("the input", operand(p, *x)?, len)?;
             at_least("the output", buffer(p, *out)?, len)
         }
+        Step::Lookup {
+            outer,
+            rows,
+            inner,
+            ids,
+            data,
+            indices,
+            out,
+        } => {
+            ensure!(*inner >= 1, "a lookup with empty rows");
+            let table = checked_numel(&[*outer, *rows, *inner])?;
+            at_least("the table", operand(p, *data)?, table)?;
+            at_least("the indices", operand(p, *indices)?, *ids)?;
+            at_least(
+                "the output",
+                buffer(p, *out)?,
+                checked_numel(&[*outer, *ids, *inner])?,
+            )
+        }
         Step::Lrn {
             op,
             shape,

@@ -371,6 +371,23 @@ fn step_proto(s: &Step, name: &str) -> proto::Step {
             dy: dy.map(operand_proto),
             out: *out as u64,
         }),
+        Step::Lookup {
+            outer,
+            rows,
+            inner,
+            ids,
+            data,
+            indices,
+            out,
+        } => StepKind::Lookup(proto::LookupStep {
+            outer: *outer as u64,
+            rows: *rows as u64,
+            inner: *inner as u64,
+            ids: *ids as u64,
+            data: o(*data),
+            indices: o(*indices),
+            out: *out as u64,
+        }),
         Step::Total { src, len, out } => StepKind::Total(proto::TotalStep {
             src: o(*src),
             len: *len as u64,
@@ -466,6 +483,7 @@ pub fn method_proto(m: &MethodInfo) -> proto::Method {
         high: Some(bound(&m.high)),
         alpha: m.alpha,
         beta: m.beta,
+        bias_factor: m.bias_factor,
         overrides: m
             .overrides
             .iter()
@@ -757,6 +775,15 @@ fn step(s: &proto::Step) -> Decode<Step> {
             dy: opt(&l.dy)?,
             out: size(l.out)?,
         },
+        StepKind::Lookup(l) => Step::Lookup {
+            outer: size(l.outer)?,
+            rows: size(l.rows)?,
+            inner: size(l.inner)?,
+            ids: size(l.ids)?,
+            data: o(&l.data)?,
+            indices: o(&l.indices)?,
+            out: size(l.out)?,
+        },
         StepKind::Total(t) => Step::Total {
             src: o(&t.src)?,
             len: size(t.len)?,
@@ -902,6 +929,7 @@ pub fn method(m: Option<&proto::Method>) -> Decode<MethodInfo> {
         high: bound(&m.high),
         alpha: m.alpha,
         beta: m.beta,
+        bias_factor: m.bias_factor,
         overrides: m
             .overrides
             .iter()
