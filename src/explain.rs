@@ -645,6 +645,7 @@ fn method_info(m: &Method) -> MethodInfo {
         samples,
         noise_level,
         steps,
+        bias_factor: p.bias_factor,
     }
 }
 
@@ -661,6 +662,7 @@ fn method_from_info(i: &MethodInfo) -> Result<Method> {
     m.params.high = bound(&i.high);
     m.params.alpha = i.alpha;
     m.params.beta = i.beta;
+    m.params.bias_factor = i.bias_factor;
     for (pattern, rule, _) in &i.overrides {
         m.add_override(&format!("{pattern}={rule}"))?;
     }

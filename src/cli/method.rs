@@ -27,6 +27,10 @@ pub struct MethodArgs {
     /// Alpha of the alpha-beta rule (beta = alpha - 1).
     #[arg(long)]
     alpha: Option<f32>,
+    /// Arras et al.'s bias factor for Gemm, MatMul and summed linear maps (recurrent cells):
+    /// 0 lets biases absorb relevance, 1 hands what they absorbed back to the inputs.
+    #[arg(long)]
+    bias_factor: Option<f32>,
     /// Force a rule on nodes whose name matches a glob: PATTERN=RULE (repeatable).
     #[arg(long = "rule", value_name = "PATTERN=RULE")]
     rules: Vec<String>,
@@ -65,6 +69,7 @@ impl MethodArgs {
         add("--low", self.low.clone());
         add("--high", self.high.clone());
         add("--alpha", self.alpha.map(|x| x.to_string()));
+        add("--bias-factor", self.bias_factor.map(|x| x.to_string()));
         for r in &self.rules {
             add("--rule", Some(r.clone()));
         }
@@ -89,6 +94,12 @@ impl MethodArgs {
             }
             p.alpha = a;
             p.beta = a - 1.0;
+        }
+        if let Some(b) = self.bias_factor {
+            if !b.is_finite() {
+                return Err(anyhow!("--bias-factor must be a finite number, got {b}"));
+            }
+            p.bias_factor = b;
         }
         if let Some(l) = &self.low {
             p.low = bound(l, "low")?;

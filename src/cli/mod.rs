@@ -219,6 +219,7 @@ fn held_by(e: &lrpc::Explainer) -> impl Fn(&str) -> String + '_ {
             "--low" => format!("low {}", p.low),
             "--high" => format!("high {}", p.high),
             "--alpha" => format!("alpha {}", p.alpha),
+            "--bias-factor" => format!("bias factor {}", p.bias_factor),
             "--rule" if m.overrides.is_empty() => "no rule overrides".to_string(),
             "--rule" => {
                 let o: Vec<String> = m

@@ -376,3 +376,49 @@ fn epsilon_rule(bl: &mut Builder, l: &Linear, r: NodeIndex, epsilon: f32) -> Nod
     let c = l.adjoint(bl, "c", q, l.w);
     bl.mul("relevance", l.x, c)
 }
+
+/// Arras et al.'s bias factor on one layer with the epsilon rule: what the bias and the
+/// stabiliser absorbed at each output, `(b + eps * sgn0(z)) * R / s(z) = R - (z - b) R / s(z)`,
+/// times `bias_factor`, shared equally by the N inputs of that output's fan-in (the adjoint with
+/// every weight 1, divided by N; a Conv's zero-padding positions take their shares with them).
+pub fn bias_share(
+    bl: &mut Builder,
+    l: &Linear,
+    r: NodeIndex,
+    epsilon: f32,
+    bias_factor: f32,
+) -> OpResult<NodeIndex> {
+    let w_shape = bl.graph.fact(l.w).shape.clone();
+    let fan_in = match &l.op {
+        Op::Conv(_) => numel(&w_shape) / w_shape.first().copied().unwrap_or(1).max(1),
+        Op::Gemm(g) if w_shape.len() == 2 => w_shape[usize::from(g.trans_b)],
+        Op::MatMul if w_shape.len() == 2 => w_shape[0],
+        op => op_bail!(
+            "--bias-factor is defined for Conv, Gemm and 2-D MatMul layers, not {}",
+            op.name()
+        ),
+    };
+    let q = bl.normalise("bias.q", r, l.z, epsilon);
+    let zb = match l.b {
+        Some(b) => {
+            // A Conv's bias is per channel (axis 1): shaped [C, 1, ...] to broadcast.
+            let rank = bl.graph.fact(l.z).shape.len();
+            let b = match (&l.op, bl.graph.constant(b).cloned()) {
+                (Op::Conv(_), Some(t)) if rank > 2 => {
+                    let mut shape = vec![t.shape().iter().product::<usize>()];
+                    shape.resize(rank - 1, 1);
+                    let t = t.as_ref().clone().reshape(shape)?;
+                    bl.konst("bias.per_channel", t)
+                }
+                _ => b,
+            };
+            bl.bin("bias.z_without_bias", BinaryOp::Sub, l.z, b)
+        }
+        None => l.z,
+    };
+    let kept = bl.mul("bias.kept", zb, q);
+    let absorbed = bl.bin("bias.absorbed", BinaryOp::Sub, r, kept);
+    let share = bl.scale("bias.share", absorbed, bias_factor / fan_in.max(1) as f32);
+    let ones = bl.point("bias.w_ones", Pointwise::One, l.w);
+    Ok(l.adjoint(bl, "bias.spread", share, ones))
+}

@@ -49,6 +49,9 @@ pub struct Params {
     pub high: Bound,
     pub alpha: f32,
     pub beta: f32,
+    /// Arras et al.'s `bias_factor`: 0 lets biases absorb relevance, 1 hands it back to the
+    /// inputs of each Gemm, MatMul and fused sum.
+    pub bias_factor: f32,
 }
 
 impl Default for Params {
@@ -60,6 +63,7 @@ impl Default for Params {
             high: Bound::Scalar(3.0),
             alpha: 2.0,
             beta: 1.0,
+            bias_factor: 0.0,
         }
     }
 }

@@ -9,6 +9,7 @@
 mod builder;
 pub mod composite;
 mod linear;
+mod linear_sum;
 mod local;
 pub mod method;
 pub mod rule;
@@ -65,11 +66,39 @@ pub fn explained_node(graph: &Graph) -> Result<NodeIndex> {
 }
 
 /// Which rule each node on the relevance path gets (for `inspect --method`).
+/// A fused sum of linear maps ([`linear_sum`]) shows as the epsilon rule at its root.
 pub fn rules(graph: &Graph, method: &Method) -> Result<BTreeMap<NodeIndex, Rule>> {
+    let (mut rules, blocks) = assignment(graph, method)?;
+    for (root, block) in &blocks {
+        rules.insert(
+            *root,
+            Rule::Epsilon {
+                epsilon: block.epsilon(),
+            },
+        );
+    }
+    Ok(rules)
+}
+
+/// The composite's rules and the sums of linear maps fused into one epsilon layer each.
+fn assignment(
+    graph: &Graph,
+    method: &Method,
+) -> Result<(
+    BTreeMap<NodeIndex, Rule>,
+    HashMap<NodeIndex, linear_sum::LinearSum>,
+)> {
     let target = explained_node(graph)?;
     let rules = composite::assign(graph, method, target)?;
     check_composite_needs(graph, method, &rules)?;
-    Ok(rules)
+    let blocks = if method.is_lrp() {
+        let input = stop_node(graph)?;
+        let on_path = composite::path(graph, input, target);
+        linear_sum::find(graph, &on_path, &rules, method.params.epsilon)
+    } else {
+        HashMap::new()
+    };
+    Ok((rules, blocks))
 }
 
 /// epsilon-gamma-box's box rule needs a Conv to sit on; say so instead of silently degrading.
@@ -153,7 +182,8 @@ pub fn build(forward: &Graph, method: &Method) -> Result<Relevance> {
             ),
         });
     }
-    let rules = rules(&graph, method)?;
+    let (rules, blocks) = assignment(&graph, method)?;
+    let bias_factor = method.params.bias_factor;
     let mut on_path = composite::path(&graph, input, logits);
     on_path.insert(input);
     let seed = graph.add("relevance.seed", Op::Input, &[]);
@@ -203,13 +233,23 @@ pub fn build(forward: &Graph, method: &Method) -> Result<Relevance> {
             rule: rule.to_string(),
             relevance: r,
         });
-        let flows = if matches!(kind, LayerKind::Conv | LayerKind::Dense) {
+        let flows = if let Some(block) = blocks.get(&n) {
+            layers.last_mut().expect("pushed above").rule =
+                format!("epsilon (sum of {})", block.inner().len() + 1);
+            linear_sum::propagate(&mut bl, block, r, bias_factor).map_err(|e| node_error(e.0))?
+        } else if matches!(kind, LayerKind::Conv | LayerKind::Dense) {
             let layer = linear::Linear::new(bl.graph, n);
             let x = bl.graph.inputs_of(n)[0];
-            vec![(
+            let mut flows = vec![(
                 x,
                 linear::propagate(&mut bl, &layer, rule, r).map_err(|e| node_error(e.0))?,
-            )]
+            )];
+            if let (Rule::Epsilon { epsilon }, true) = (rule, bias_factor != 0.0) {
+                let share = linear::bias_share(&mut bl, &layer, r, *epsilon, bias_factor)
+                    .map_err(|e| node_error(e.0))?;
+                flows[0].1 = bl.bin("relevance_with_bias", BinaryOp::Add, flows[0].1, share);
+            }
+            flows
         } else {
             local::propagate(&mut bl, n, rule, r).map_err(|e| node_error(e.0))?
         };

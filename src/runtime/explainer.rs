@@ -157,8 +157,23 @@ impl Spec {
     }
 
     /// Checks data for the explained input (see [`check_input`]).
+    /// Token ids (relevance stopping at an embedding) must also be non-negative: ONNX's Gather
+    /// would count a negative id from the table's end, which no tokenizer means.
     pub fn check_input(&self, input: Tensor, what: &str) -> Result<Tensor> {
-        check_input(self.input(), &self.source, input, what)
+        let input = check_input(self.input(), &self.source, input, what)?;
+        if self.relevance_at_embedding()
+            && let Ok(ids) = input.i64s()
+            && let Some(i) = ids.iter().position(|&v| v < 0)
+        {
+            return Err(Error::Input {
+                what: what.into(),
+                reason: format!(
+                    "holds the token id {} at flat index {i}; token ids of {} must be non-negative",
+                    ids[i], self.source
+                ),
+            });
+        }
+        Ok(input)
     }
 
     /// Checks the explained input `x` and the data given for every other input, by name;

@@ -68,6 +68,8 @@ pub struct MethodInfo {
     pub samples: usize,
     pub noise_level: f32,
     pub steps: usize,
+    /// Arras et al.'s bias factor.
+    pub bias_factor: f32,
 }
 
 /// The rule one node got.
@@ -539,6 +541,7 @@ impl Artifact {
             ("high".to_string(), bound(&m.high)),
             ("alpha".to_string(), m.alpha.to_string()),
             ("beta".to_string(), m.beta.to_string()),
+            ("bias_factor".to_string(), m.bias_factor.to_string()),
         ];
         if m.samples > 0 {
             parameters.push(("samples".into(), m.samples.to_string()));

@@ -1,0 +1,165 @@
+//! Text models on token ids (fixtures/text_cnn, fixtures/text_lstm_unrolled, made by
+//! fixtures/text.py and fixtures/lstm_ref.py): relevance and gradients stop at the embedding
+//! vectors and match the float64 numpy references (Arras et al.'s rule for the LSTM) per
+//! embedding element and per token, on both engines; bad token ids are refused.
+
+mod common;
+
+use common::{assert_close, fixture, npy};
+use lrpc::ir::Tensor;
+use lrpc::onnx::ImportOptions;
+use lrpc::relevance::Method;
+use lrpc::{Engine, ExplainOptions, Explainer, Model, Target};
+
+/// The reference files' targets: each row's label.
+const TARGETS: [usize; 3] = [0, 0, 1];
+
+fn explainer(case: &str, method: &str, bias_factor: f32, engine: Engine) -> Explainer {
+    let options = ImportOptions {
+        batch: Some(TARGETS.len()),
+        ..ImportOptions::default()
+    };
+    let model = Model::load(fixture(case, "model.onnx"), &options)
+        .unwrap_or_else(|e| panic!("{case}: {e}"));
+    let mut m = Method::parse(method).unwrap();
+    m.params.epsilon = 1e-3;
+    m.params.bias_factor = bias_factor;
+    let options = ExplainOptions {
+        engine,
+        ..ExplainOptions::default()
+    };
+    Explainer::with_options(&model, m, options).unwrap_or_else(|e| panic!("{case} {method}: {e}"))
+}
+
+/// Rows `rows` of a (batch, ...) tensor.
+fn rows(t: &Tensor, rows: &[usize]) -> Tensor {
+    let per: usize = t.shape()[1..].iter().product();
+    let v = t.f32s().unwrap();
+    let data = rows
+        .iter()
+        .flat_map(|&r| v[r * per..(r + 1) * per].iter().copied())
+        .collect();
+    let mut shape = t.shape().to_vec();
+    shape[0] = rows.len();
+    Tensor::from_f32(shape, data).unwrap()
+}
+
+/// Sums the last axis: per-token relevance from per-element relevance.
+fn per_token(t: &Tensor) -> Tensor {
+    let dim = *t.shape().last().unwrap();
+    let v = t.f32s().unwrap();
+    let sums = v.chunks(dim).map(|c| c.iter().sum()).collect();
+    Tensor::from_f32(t.shape()[..t.shape().len() - 1].to_vec(), sums).unwrap()
+}
+
+/// Explains the fixture's rows for each row's reference target and checks both outputs.
+fn check(case: &str, method: &str, reference: &str, bias_factor: f32) {
+    let x = npy(&fixture(case, "input.npy"));
+    let want_embedding = npy(&fixture(case, &format!("ref_{reference}_embedding.npy")));
+    let want_tokens = npy(&fixture(case, &format!("ref_{reference}_tokens.npy")));
+    for engine in [Engine::Interpreter, Engine::Compiled] {
+        let e = explainer(case, method, bias_factor, engine);
+        for target in [0, 1] {
+            let picked: Vec<usize> = (0..TARGETS.len())
+                .filter(|&r| TARGETS[r] == target)
+                .collect();
+            let got = e
+                .explain(x.clone(), Target::Index(target))
+                .unwrap_or_else(|err| panic!("{case} {method}: {err}"))
+                .relevance;
+            assert_eq!(
+                got.shape(),
+                want_embedding.shape(),
+                "{case}: relevance shape"
+            );
+            let what =
+                format!("{case} {method} (bias factor {bias_factor}) {engine:?} rows {picked:?}");
+            assert_close(
+                &rows(&got, &picked),
+                &rows(&want_embedding, &picked),
+                1e-4,
+                &format!("{what}: embedding"),
+            );
+            assert_close(
+                &per_token(&rows(&got, &picked)),
+                &rows(&want_tokens, &picked),
+                1e-4,
+                &format!("{what}: tokens"),
+            );
+        }
+    }
+}
+
+#[test]
+fn word_cnn_matches_the_references() {
+    check("text_cnn", "epsilon", "epsilon_bf0", 0.0);
+    check("text_cnn", "epsilon", "epsilon_bf1", 1.0);
+    check("text_cnn", "gradient", "gradient", 0.0);
+    check("text_cnn", "gradient-x-input", "gradient_x_input", 0.0);
+}
+
+#[test]
+fn unrolled_bilstm_gradients_match_torch() {
+    check("text_lstm_unrolled", "gradient", "gradient", 0.0);
+    check(
+        "text_lstm_unrolled",
+        "gradient-x-input",
+        "gradient_x_input",
+        0.0,
+    );
+}
+
+#[test]
+fn unrolled_bilstm_epsilon_matches_arras_rule() {
+    check("text_lstm_unrolled", "epsilon", "epsilon_bf0", 0.0);
+}
+
+#[test]
+fn bad_token_ids_are_refused() {
+    let x = npy(&fixture("text_cnn", "input.npy"));
+    let ids = x.i64s().unwrap().to_vec();
+    for engine in [Engine::Interpreter, Engine::Compiled] {
+        let e = explainer("text_cnn", "epsilon", 0.0, engine);
+        for (bad, says) in [(5000, "5000"), (-2, "non-negative")] {
+            let mut v = ids.clone();
+            v[3] = bad;
+            let t = Tensor::from_i64(x.shape().to_vec(), v).unwrap();
+            let err = e
+                .explain(t, Target::Top)
+                .expect_err("a bad token id must be refused")
+                .to_string();
+            assert!(err.contains(says), "{engine:?}, id {bad}: {err}");
+        }
+        // Float data for an id input is refused too.
+        let f = Tensor::from_f32(x.shape().to_vec(), vec![1.0; ids.len()]).unwrap();
+        let err = e
+            .explain(f, Target::Top)
+            .expect_err("float ids")
+            .to_string();
+        assert!(err.contains("integers for ids"), "{engine:?}: {err}");
+    }
+}
+
+#[test]
+fn token_explainers_round_trip_through_artifacts() {
+    let dir = tempfile::tempdir().unwrap();
+    for (case, bias_factor) in [("text_cnn", 1.0), ("text_lstm_unrolled", 0.0)] {
+        let x = npy(&fixture(case, "input.npy"));
+        let e = explainer(case, "epsilon", bias_factor, Engine::Compiled);
+        let path = dir.path().join(format!("{case}.lrpx"));
+        e.save(&path).unwrap_or_else(|err| panic!("{case}: {err}"));
+        let loaded = Explainer::load(&path).unwrap_or_else(|err| panic!("{case}: {err}"));
+        let (want, got) = (
+            e.explain(x.clone(), Target::Index(0)).unwrap(),
+            loaded.explain(x, Target::Index(0)).unwrap(),
+        );
+        assert_eq!(got.relevance.shape(), want.relevance.shape(), "{case}");
+        let bits =
+            |t: &Tensor| -> Vec<u32> { t.f32s().unwrap().iter().map(|v| v.to_bits()).collect() };
+        assert_eq!(
+            bits(&got.relevance),
+            bits(&want.relevance),
+            "{case}: artifact relevance"
+        );
+    }
+}
