@@ -1,4 +1,5 @@
-//! Text models on token ids (fixtures/text_cnn, fixtures/text_lstm_unrolled, made by
+//! Text models on token ids (fixtures/text_cnn, fixtures/text_lstm (the ONNX LSTM op),
+//! fixtures/text_lstm_unrolled, made by
 //! fixtures/text.py and fixtures/lstm_ref.py): relevance and gradients stop at the embedding
 //! vectors and match the float64 numpy references (Arras et al.'s rule for the LSTM) per
 //! embedding element and per token, on both engines; bad token ids are refused.
@@ -112,6 +113,14 @@ fn unrolled_bilstm_gradients_match_torch() {
 #[test]
 fn unrolled_bilstm_epsilon_matches_arras_rule() {
     check("text_lstm_unrolled", "epsilon", "epsilon_bf0", 0.0);
+}
+
+/// The same network exported as one ONNX LSTM op (imported unrolled by lrpc).
+#[test]
+fn lstm_op_bilstm_matches_the_references() {
+    check("text_lstm", "epsilon", "epsilon_bf0", 0.0);
+    check("text_lstm", "gradient", "gradient", 0.0);
+    check("text_lstm", "gradient-x-input", "gradient_x_input", 0.0);
 }
 
 #[test]

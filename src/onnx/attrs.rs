@@ -118,6 +118,20 @@ impl<'a> Attrs<'a> {
             .transpose()
     }
 
+    pub fn strings(&self, name: &str) -> Result<Option<Vec<String>>, String> {
+        self.typed(name, AttributeType::Strings)?
+            .map(|a| {
+                a.strings
+                    .iter()
+                    .map(|s| {
+                        String::from_utf8(s.clone())
+                            .map_err(|_| format!("attribute '{name}' is not valid UTF-8"))
+                    })
+                    .collect()
+            })
+            .transpose()
+    }
+
     pub fn tensor(&self, name: &str) -> Result<Option<&'a TensorProto>, String> {
         Ok(self
             .typed(name, AttributeType::Tensor)?

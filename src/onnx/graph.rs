@@ -493,7 +493,8 @@ impl Importer<'_> {
                 opset: self.graph.opset,
             });
         }
-        let Some(first) = n.output.first().filter(|o| !o.is_empty()) else {
+        // The first output used (a GRU may leave Y unnamed and give only Y_h).
+        let Some(first) = n.output.iter().find(|o| !o.is_empty()) else {
             return Err(import_error("has no output".into()));
         };
         let attrs = Attrs::new(n).map_err(import_error)?;

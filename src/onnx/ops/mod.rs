@@ -11,6 +11,7 @@ mod norm;
 mod normalization;
 mod pool;
 mod quantize;
+mod recurrent;
 mod shape;
 
 use std::collections::HashMap;
@@ -155,6 +156,9 @@ pub const NEEDS_SHAPE: &[&str] = &[
     "DequantizeLinear",
     "MatMulInteger",
     "ConvInteger",
+    "LSTM",
+    "GRU",
+    "RNN",
 ];
 
 impl NodeCtx<'_> {
@@ -332,6 +336,9 @@ static REGISTRY: &[Importer] = &[
     Importer { op_type: "Round", since: 11, inputs: 1..=1, import: elementwise::round },
     Importer { op_type: "Sign", since: 9, inputs: 1..=1, import: elementwise::sign },
     Importer { op_type: "Einsum", since: 12, inputs: 1..=MANY, import: einsum::einsum },
+    Importer { op_type: "LSTM", since: 7, inputs: 3..=8, import: recurrent::lstm },
+    Importer { op_type: "GRU", since: 7, inputs: 3..=6, import: recurrent::gru },
+    Importer { op_type: "RNN", since: 7, inputs: 3..=6, import: recurrent::rnn },
     Importer { op_type: "QuantizeLinear", since: 10, inputs: 2..=3, import: quantize::quantize_linear },
     Importer { op_type: "DequantizeLinear", since: 10, inputs: 2..=3, import: quantize::dequantize_linear },
     Importer { op_type: "DynamicQuantizeLinear", since: 11, inputs: 1..=1, import: quantize::dynamic_quantize_linear },
