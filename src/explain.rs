@@ -81,6 +81,17 @@ struct Graphs {
     /// samples run as one batch (`None` when the model's batch axis is fixed: they then run one
     /// after another).
     batched: Option<Relevance>,
+    /// Which of the joint graph's layers the program totals (see [`reported`]).
+    reported: Vec<usize>,
+}
+
+/// The layers whose relevance totals an explanation reports: every layer with
+/// `ExplainOptions::layers`, else only the relevance left on recurrent states (always
+/// reported: it is what the tokens' relevance does not account for).
+fn reported(r: &Relevance, all: bool) -> Vec<usize> {
+    (0..r.layers.len())
+        .filter(|&k| all || r.layers[k].op == relevance::STATE_OP)
+        .collect()
 }
 
 /// A model prepared to explain with one method.
@@ -109,11 +120,10 @@ fn compile_joint(
     r: &Relevance,
     options: &ExplainOptions,
 ) -> Result<(Executable, codegen::CompileTimes)> {
-    let totals: Vec<NodeIndex> = if options.layers {
-        r.layers.iter().map(|l| l.relevance).collect()
-    } else {
-        Vec::new()
-    };
+    let totals: Vec<NodeIndex> = reported(r, options.layers)
+        .into_iter()
+        .map(|k| r.layers[k].relevance)
+        .collect();
     let outputs = request_outputs(r);
     let request = Request {
         outputs: &outputs,
@@ -178,6 +188,15 @@ impl Explainer {
             explained: model.graph().explained,
             logits_shape: g.fact(joint.logits).shape.clone(),
             relevance_shape: g.fact(joint.relevance).shape.clone(),
+            // The lookup's table (input 0 of the Gather relevance stops at).
+            embedding_rows: if joint.input == g.explained_input() {
+                0
+            } else {
+                g.inputs_of(joint.input)
+                    .first()
+                    .and_then(|&t| g.fact(t).shape.first().copied())
+                    .unwrap_or(0)
+            },
             outputs: joint
                 .model_outputs
                 .iter()
@@ -185,19 +204,15 @@ impl Explainer {
                 .collect(),
             method: method.name().to_string(),
             sampling,
-            layers: if options.layers {
-                joint
-                    .layers
-                    .iter()
-                    .map(|l| Layer {
-                        name: l.name.clone(),
-                        op: l.op.clone(),
-                        rule: l.rule.clone(),
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            },
+            layers: reported(&joint, options.layers)
+                .into_iter()
+                .map(|k| &joint.layers[k])
+                .map(|l| Layer {
+                    name: l.name.clone(),
+                    op: l.op.clone(),
+                    rule: l.rule.clone(),
+                })
+                .collect(),
         };
         let mut stages = vec![("relevance", start.elapsed().as_secs_f64())];
         let compiled = match options.engine {
@@ -235,7 +250,11 @@ impl Explainer {
             method,
             options,
             model: Some(model.clone()),
-            graphs: Some(Graphs { joint, batched }),
+            graphs: Some(Graphs {
+                reported: reported(&joint, options.layers),
+                joint,
+                batched,
+            }),
             compiled,
             stages,
         })
@@ -701,6 +720,7 @@ struct Interpreted<'g>(&'g Graphs);
 
 struct InterpretedRun<'g> {
     joint: &'g Relevance,
+    reported: &'g [usize],
     values: HashMap<NodeIndex, Arc<Tensor>>,
 }
 
@@ -712,6 +732,7 @@ impl Evaluator for Interpreted<'_> {
         };
         Ok(Box::new(InterpretedRun {
             joint,
+            reported: &self.0.reported,
             values: HashMap::new(),
         }))
     }
@@ -763,7 +784,7 @@ impl Phases for InterpretedRun<'_> {
         self.value(self.joint.relevance, "relevance")
     }
     fn total(&self, k: usize) -> Option<f32> {
-        let n = self.joint.layers.get(k)?.relevance;
+        let n = self.joint.layers.get(*self.reported.get(k)?)?.relevance;
         self.values
             .get(&n)
             .and_then(|v| v.f32s().ok().map(|s| s.iter().sum()))

@@ -18,6 +18,7 @@ pub mod onnx;
 pub mod passes;
 pub mod relevance;
 pub mod runtime;
+pub mod text;
 
 pub use error::{Error, Result};
 pub use explain::{ExplainOptions, Explainer, Explanation, LoadOptions, Target};

@@ -229,6 +229,7 @@ impl Model {
             explained: self.graph.explained,
             logits_shape: Vec::new(),
             relevance_shape: Vec::new(),
+            embedding_rows: 0,
             outputs: Vec::new(),
             method: String::new(),
             sampling: Sampling::Once,

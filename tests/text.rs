@@ -172,3 +172,69 @@ fn token_explainers_round_trip_through_artifacts() {
         );
     }
 }
+
+#[test]
+fn bilstm_bias_factor_one_matches_and_conserves_with_the_initial_states() {
+    for case in ["text_lstm", "text_lstm_unrolled"] {
+        check(case, "epsilon", "epsilon_bf1", 1.0);
+        // One row at a time: the states' totals are per explanation.
+        let x = npy(&fixture(case, "input.npy"));
+        let initial = npy(&fixture(case, "ref_epsilon_bf1_initial.npy"));
+        let (dims, init) = (initial.shape().to_vec(), initial.f32s().unwrap().to_vec());
+        let per_row: usize = dims[1..].iter().product();
+        let model = Model::load(fixture(case, "model.onnx"), &ImportOptions::default()).unwrap();
+        let mut m = Method::parse("epsilon").unwrap();
+        m.params.epsilon = 1e-3;
+        m.params.bias_factor = 1.0;
+        let e = Explainer::new(&model, m).unwrap();
+        for (row, &target) in TARGETS.iter().enumerate() {
+            let ids = x.i64s().unwrap()[row * 16..(row + 1) * 16].to_vec();
+            let got = e
+                .explain(
+                    Tensor::from_i64(vec![1, 16], ids).unwrap(),
+                    Target::Index(target),
+                )
+                .unwrap();
+            let states: Vec<(String, f32)> = got
+                .layers
+                .iter()
+                .filter(|l| l.op == lrpc::relevance::STATE_OP)
+                .map(|l| (l.name.clone(), l.relevance_sum))
+                .collect();
+            assert_eq!(
+                states.len(),
+                4,
+                "{case}: h and c of two directions: {states:?}"
+            );
+            let left: f32 = states.iter().map(|s| s.1).sum();
+            let want_left: f32 = init[row * per_row..(row + 1) * per_row].iter().sum();
+            let tokens: f32 = got.relevance.f32s().unwrap().iter().sum();
+            let logit = got.target_logits[0];
+            assert!(
+                ((tokens + left - logit) / logit).abs() <= 1e-4,
+                "{case} row {row}: tokens {tokens} + states {left} != logit {logit}"
+            );
+            assert!(
+                (left - want_left).abs() <= 1e-4 * logit.abs(),
+                "{case} row {row}: states {left} != reference {want_left}"
+            );
+            if case == "text_lstm" {
+                // (direction, state) blocks of d values, named d{k}.h_init / d{k}.c_init.
+                for (k, (dir, state)) in [(0, "h"), (0, "c"), (1, "h"), (1, "c")].iter().enumerate()
+                {
+                    let name = format!("d{dir}.{state}_init");
+                    let (_, v) = states
+                        .iter()
+                        .find(|s| s.0.ends_with(&name))
+                        .unwrap_or_else(|| panic!("{case}: no state {name} in {states:?}"));
+                    let d = dims[3];
+                    let want: f32 = init[row * per_row + k * d..][..d].iter().sum();
+                    assert!(
+                        (v - want).abs() <= 1e-4 * logit.abs(),
+                        "{case} row {row} {name}: {v} != {want}"
+                    );
+                }
+            }
+        }
+    }
+}

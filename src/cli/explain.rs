@@ -42,6 +42,14 @@ pub struct ExplainArgs {
     /// Lay the heatmap over the input image (image inputs only).
     #[arg(long)]
     overlay: bool,
+    /// Token-id inputs: the vocabulary that names the ids (vocab.json, a list or an object
+    /// word -> id, or one word per line); the tokens are then printed as words.
+    #[arg(long)]
+    vocab: Option<PathBuf>,
+    /// Token-id inputs: write the texts as coloured words to this HTML page (red positive,
+    /// blue negative, white zero; normalised per text).
+    #[arg(long)]
+    html: Option<PathBuf>,
     /// Print one JSON object: target, logit, relevance_sum, logits, method (and layers).
     #[arg(long)]
     json: bool,
@@ -171,8 +179,18 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
     let input = explainer
         .spec()
         .check_input(input, &path.display().to_string())?;
+    let input_ids = explainer
+        .spec()
+        .relevance_at_embedding()
+        .then(|| input.clone());
     let e = explainer.explain_with(input, &super::inputs::borrowed(&others), target)?;
     let at_embedding = explainer.spec().relevance_at_embedding();
+    if !at_embedding && (args.vocab.is_some() || args.html.is_some()) {
+        bail!(
+            "--vocab and --html show token ids as words; the explained input '{}' is not token ids",
+            explainer.spec().input().name
+        );
+    }
     if at_embedding && args.heatmap.is_some() {
         bail!(
             "--heatmap draws images; the explained input '{}' is token ids (write --output instead)",
@@ -203,7 +221,34 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
         };
         heatmap::save(path, &e.relevance, &opts)?;
     }
+    let texts = if let Some(ids) = &input_ids {
+        let vocab = args
+            .vocab
+            .as_deref()
+            .map(|p| super::words::vocab(p, &explainer))
+            .transpose()?;
+        let captions = e
+            .targets
+            .iter()
+            .zip(&e.target_logits)
+            .enumerate()
+            .map(|(b, (t, l))| format!("sample {b}: target {t} (logit {l:.4})"))
+            .collect();
+        let t = super::words::texts(ids, &per_token(&e.relevance)?, vocab.as_ref(), captions)?;
+        if let Some(path) = &args.html {
+            super::words::write_html(path, &t)?;
+        }
+        Some(t)
+    } else {
+        None
+    };
     let relevance_sum: f32 = e.relevance.f32s()?.iter().sum();
+    let states: Vec<_> = e
+        .layers
+        .iter()
+        .filter(|l| l.op == lrpc::relevance::STATE_OP)
+        .collect();
+    let states_sum: f32 = states.iter().map(|l| l.relevance_sum).sum();
     let logits = e.logits.f32s()?;
     if args.json {
         let mut out = serde_json::json!({
@@ -220,6 +265,15 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
         if args.layers {
             out["layers"] = serde_json::json!(e.layers);
         }
+        if !states.is_empty() {
+            out["left_on_states"] = serde_json::json!(
+                states
+                    .iter()
+                    .map(|l| serde_json::json!({"state": l.name, "relevance": l.relevance_sum}))
+                    .collect::<Vec<_>>()
+            );
+            out["left_on_states_sum"] = serde_json::json!(states_sum);
+        }
         println!("{out}");
     } else {
         println!(
@@ -229,6 +283,15 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
             e.target_logits[0],
             relevance_sum
         );
+        if let Some(t) = &texts {
+            super::words::print(t);
+        }
+        if states.iter().any(|l| l.relevance_sum != 0.0) && !args.layers {
+            println!("relevance left on the initial states: {states_sum:.6}");
+            for l in &states {
+                println!("  {:<40} {:>12.6}", l.name, l.relevance_sum);
+            }
+        }
         if args.layers {
             for l in &e.layers {
                 println!(

@@ -8,6 +8,7 @@ mod inputs;
 mod inspect;
 mod method;
 mod run;
+mod words;
 
 use std::path::PathBuf;
 
@@ -36,6 +37,9 @@ enum Command {
     Compile(Box<compile::CompileArgs>),
     /// Time compilation (or loading), the forward pass and explanations; report peak memory.
     Bench(bench::BenchArgs),
+    /// The words most relevant for a class over a corpus of token ids (mean relevance per
+    /// occurrence, and count).
+    Words(Box<words::WordsArgs>),
 }
 
 /// How to bind the model's symbolic dimensions.
@@ -160,6 +164,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Explain(a) => explain::explain(*a),
         Command::Compile(a) => compile::compile(*a),
         Command::Bench(a) => bench::bench(a),
+        Command::Words(a) => words::words(*a),
     }
 }
 

@@ -293,7 +293,7 @@ impl Lowering<'_> {
         op_ensure!(
             fact.dtype == DType::F32
                 || (elementwise_op(&node.op) && exact_on_integers(&node.op))
-                || matches!(node.op, Op::Cast(_) | Op::Identity)
+                || matches!(node.op, Op::Cast(_) | Op::Identity | Op::Hold)
                 || node.op.is_data_movement(),
             "computes a {:?} value at run time; compiled code carries integers as f32 only \
              through element-wise ops, casts and data movement",
@@ -307,6 +307,7 @@ impl Lowering<'_> {
             | Op::Squeeze(_)
             | Op::Unsqueeze(_)
             | Op::Identity
+            | Op::Hold
             | Op::Cast(_) => {
                 let v = self.operand(ins[0])?;
                 self.values.insert(n, v);

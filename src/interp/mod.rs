@@ -73,7 +73,7 @@ pub fn eval(op: &Op, inputs: &[&Tensor]) -> OpResult<Tensor> {
             x().cast(c.to)
         }),
         Op::ConstantOfShape(c) => movement::constant_of_shape(c, x()),
-        Op::Identity => Ok(x().clone()),
+        Op::Identity | Op::Hold => Ok(x().clone()),
         Op::ConvTranspose(c) => backward::conv_transpose(c, x(), inputs[1], inputs.get(2).copied()),
         Op::PoolBackward(p) => backward::pool_backward(p, x(), inputs[1]),
         Op::GlobalPoolBackward(p) => backward::global_pool_backward(p, x(), inputs[1]),

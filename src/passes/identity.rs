@@ -43,3 +43,28 @@ impl Pass for RemoveIdentity {
         Ok(!ids.is_empty())
     }
 }
+
+/// Bypasses and removes every Hold (see [`Op::Hold`]): run by the relevance pass once its
+/// rules have seen the held states, so that what depends only on them folds.
+pub struct ReleaseHolds;
+
+impl Pass for ReleaseHolds {
+    fn name(&self) -> &'static str {
+        "ReleaseHolds"
+    }
+
+    fn run(&self, graph: &mut Graph) -> Result<bool> {
+        let holds: Vec<_> = graph
+            .nodes
+            .node_indices()
+            .filter(|&n| graph.node(n).op == Op::Hold)
+            .collect();
+        for &n in &holds {
+            if let Some(&input) = graph.inputs_of(n).first() {
+                graph.replace_uses(n, input);
+                graph.nodes.remove_node(n);
+            }
+        }
+        Ok(!holds.is_empty())
+    }
+}

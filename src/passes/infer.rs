@@ -65,7 +65,11 @@ impl Pass for InferFacts {
                     fact.shape
                 )));
             }
-            if fact.value.is_none() && !facts.is_empty() && facts.iter().all(|f| f.value.is_some())
+            // A Hold keeps its constant from folding (see Op::Hold).
+            if fact.value.is_none()
+                && node.op != Op::Hold
+                && !facts.is_empty()
+                && facts.iter().all(|f| f.value.is_some())
             {
                 let values: Vec<&Tensor> =
                     facts.iter().filter_map(|f| f.value.as_deref()).collect();

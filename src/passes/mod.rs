@@ -13,17 +13,19 @@ mod linear;
 mod reduce;
 pub mod sign;
 mod softmax;
+mod state;
 
 pub use affine::AffineToBatchNorm;
 pub use batchnorm::FoldBatchNorm;
 pub use check::check;
 pub use dead::RemoveDeadNodes;
 pub use fold::FoldConstants;
-pub use identity::RemoveIdentity;
+pub use identity::{ReleaseHolds, RemoveIdentity};
 pub use infer::InferFacts;
 pub use linear::CanonicalizeLinear;
 pub use reduce::LowerReduce;
 pub use softmax::MarkTrailingSoftmax;
+pub use state::HoldStates;
 
 use crate::error::{Error, Result};
 use crate::ir::Graph;
@@ -40,6 +42,8 @@ pub trait Pass {
 fn rewrites() -> Vec<Box<dyn Pass>> {
     vec![
         Box::new(RemoveIdentity),
+        // Before folding: it keeps recurrent states from merging into biases.
+        Box::new(HoldStates),
         Box::new(FoldConstants),
         Box::new(RemoveDeadNodes),
         Box::new(LowerReduce),

@@ -42,6 +42,7 @@ fn non_negative(g: &Graph, n: NodeIndex, depth: usize) -> bool {
         | Op::Squeeze(_)
         | Op::Unsqueeze(_)
         | Op::Identity
+        | Op::Hold
         | Op::Transpose(_)
         | Op::Slice(_)
         | Op::Gather(_) => input(0),

@@ -87,6 +87,16 @@ pub fn layer_kind(
                 gate: (gates.len() == 1).then(|| gates[0]),
             }
         }
+        // A gate times a held state (a recurrent cell's f * c_0): the state is the signal.
+        Op::Binary(BinaryOp::Mul)
+            if computed == 1
+                && ins.iter().any(|&i| graph.node(i).op == Op::Hold)
+                && ins.iter().any(|&i| is_gate(graph, i)) =>
+        {
+            LayerKind::Product {
+                gate: ins.iter().position(|&i| is_gate(graph, i)),
+            }
+        }
         Op::Binary(_) | Op::Sum if computed == 1 => LayerKind::ConstElementwise,
         Op::Binary(b) => {
             return Err(format!(

@@ -298,7 +298,7 @@ fn gradient(
             );
             vec![(x, g)]
         }
-        Op::Identity => vec![(x, r)],
+        Op::Identity | Op::Hold => vec![(x, r)],
         Op::Resize(_) => vec![(x, resize_adjoint(bl, op, ins, r)?)],
         // Every input element is read wherever it was broadcast to: the sum over those places.
         Op::Expand => vec![(x, unbroadcast(bl, "relevance", r, out_shape, x)?)],

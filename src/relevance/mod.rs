@@ -28,6 +28,10 @@ use crate::ir::ops::BinaryOp;
 use crate::ir::{DType, Fact, Graph, Op, Output};
 use crate::passes::{self, Pass};
 
+/// The `op` of a [`LayerTrace`] that reports relevance left on a fixed state (a recurrent
+/// cell's initial h or c, another model input) rather than a layer's output.
+pub const STATE_OP: &str = "state";
+
 /// One forward node on the relevance path and the node holding the relevance at its output.
 #[derive(Clone, Debug)]
 pub struct LayerTrace {
@@ -207,6 +211,7 @@ pub fn build(forward: &Graph, method: &Method) -> Result<Relevance> {
         .filter(|n| rules.contains_key(n))
         .collect();
     let mut layers = Vec::with_capacity(order.len());
+    let mut left: BTreeMap<NodeIndex, Vec<NodeIndex>> = BTreeMap::new();
     for &n in order.iter().rev() {
         let Some(parts) = arriving.remove(&n) else {
             continue;
@@ -256,10 +261,29 @@ pub fn build(forward: &Graph, method: &Method) -> Result<Relevance> {
         for (to, rel) in flows {
             if to == input || rules.contains_key(&to) {
                 arriving.entry(to).or_default().push(rel);
+            } else if matches!(graph.node(to).op, Op::Hold | Op::Input) && to != seed {
+                left.entry(to).or_default().push(rel);
             }
         }
     }
     layers.reverse();
+    // Relevance reaching a held recurrent state or another model input: reported (the
+    // `--layers` report and `--json`'s `left_on_states`), not passed on.
+    for (state, parts) in left {
+        let name = graph.node(state).name.clone();
+        let mut bl = Builder {
+            graph: &mut graph,
+            layer: name.clone(),
+            on_path: &on_path,
+        };
+        let r = bl.sum("relevance_left", &parts);
+        layers.push(LayerTrace {
+            name,
+            op: STATE_OP.into(),
+            rule: "left on the state".into(),
+            relevance: r,
+        });
+    }
     let parts = arriving.remove(&input).ok_or_else(|| Error::Graph {
         file: forward.source.clone(),
         reason: "no relevance reaches the input: the explained output does not depend on it".into(),
@@ -286,9 +310,18 @@ pub fn build(forward: &Graph, method: &Method) -> Result<Relevance> {
             logits: None,
         },
     ];
+    let model_count = model.len();
     graph.outputs.extend(model);
+    // Kept alive as outputs: nothing else reads the relevance left on states.
+    graph
+        .outputs
+        .extend(layers.iter().filter(|l| l.op == STATE_OP).map(|l| Output {
+            name: format!("relevance_left.{}", l.name),
+            node: l.relevance,
+            logits: None,
+        }));
     optimise(&mut graph)?;
-    let model_outputs = graph.outputs[2..]
+    let model_outputs = graph.outputs[2..2 + model_count]
         .iter()
         .map(|o| (o.name.clone(), o.node))
         .collect();
@@ -316,6 +349,7 @@ fn sampling_needs_float_input(method: &Method) -> bool {
 /// Infers facts for the new nodes and folds what is constant (modified weights, flat
 /// normalisers), to a fixpoint.
 fn optimise(graph: &mut Graph) -> Result<()> {
+    passes::ReleaseHolds.run(graph)?;
     passes::InferFacts.run(graph)?;
     while passes::FoldConstants.run(graph)? {
         passes::RemoveDeadNodes.run(graph)?;

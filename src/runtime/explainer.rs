@@ -106,6 +106,9 @@ pub struct Spec {
     /// The relevance's shape (batch included): the explained input's, or for token ids the
     /// embedding vectors' (batch, tokens, dim).
     pub relevance_shape: Vec<usize>,
+    /// Rows of the embedding table the token ids index (0 unless the input is token ids): a
+    /// vocabulary for the words must have at least this many entries.
+    pub embedding_rows: usize,
     /// The model's own outputs, readable after the forward phase (ports 2.. of the program).
     pub outputs: Vec<String>,
     /// The method's name.

@@ -87,6 +87,11 @@ pub enum Op {
     ConstantOfShape(ConstantOfShape),
     /// Identity and Dropout; removed by canonicalisation.
     Identity,
+    /// An identity the passes do not fold: a constant recurrent state (a zero initial h or c)
+    /// kept as an operand, so that the relevance rules see it as an input of its layer
+    /// (Arras et al.'s bias factor counts it; relevance reaching it is reported as left on the
+    /// state). The relevance pass releases it before folding.
+    Hold,
     // Ops the relevance pass creates (see `backward.rs`).
     ConvTranspose(ConvTranspose),
     PoolBackward(PoolBackward),
@@ -145,6 +150,7 @@ impl Op {
             Op::Cast(_) => "Cast",
             Op::ConstantOfShape(_) => "ConstantOfShape",
             Op::Identity => "Identity",
+            Op::Hold => "Hold",
             Op::ConvTranspose(_) => "ConvTranspose",
             Op::PoolBackward(p) => match p.pool.kind {
                 PoolKind::Max => "MaxPoolBackward",
@@ -199,6 +205,7 @@ impl Op {
             | Op::Cast(_)
             | Op::ConstantOfShape(_)
             | Op::Identity
+            | Op::Hold
             | Op::SliceBackward(_)
             | Op::Reduce(_)
             | Op::SplitPart(_)
@@ -227,6 +234,7 @@ impl Op {
                 | Op::Expand
                 | Op::Tile
                 | Op::Identity
+                | Op::Hold
         )
     }
 
@@ -269,6 +277,7 @@ impl Op {
                 | Op::Flatten(_)
                 | Op::Transpose(_)
                 | Op::Identity
+                | Op::Hold
         );
         if needs_f32 {
             for (i, f) in inputs.iter().enumerate() {
@@ -317,7 +326,7 @@ impl Op {
             Op::Gather(g) => g.infer(inputs),
             Op::Cast(c) => c.infer(inputs),
             Op::ConstantOfShape(c) => c.infer(inputs),
-            Op::Identity => Ok(Fact::new(inputs[0].dtype, inputs[0].shape.clone())),
+            Op::Identity | Op::Hold => Ok(Fact::new(inputs[0].dtype, inputs[0].shape.clone())),
             Op::ConvTranspose(c) => c.infer(inputs),
             Op::PoolBackward(p) => p.infer(inputs),
             Op::GlobalPoolBackward(p) => p.infer(inputs),

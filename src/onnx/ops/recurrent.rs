@@ -365,7 +365,13 @@ impl<'a> Cell<'a> {
 
     /// Direction `d`'s slice of an optional state input (initial_h, initial_c) as [batch,
     /// hidden], or zeros.
+    /// Held ([`Op::Hold`]) so that a constant state stays an operand of the first step.
     fn initial(&mut self, input: usize, d: usize, role: &str) -> Result<Source, String> {
+        let state = self.initial_value(input, d, &format!("{role}.value"))?;
+        Ok(self.add(role, Op::Hold, vec![state]))
+    }
+
+    fn initial_value(&mut self, input: usize, d: usize, role: &str) -> Result<Source, String> {
         if !self.ctx.has_input(input) {
             return self.konst(
                 role,

@@ -517,6 +517,7 @@ pub fn spec_proto(s: &Spec) -> proto::Spec {
         } else {
             Vec::new()
         },
+        embedding_rows: s.embedding_rows as u64,
         outputs: s.outputs.clone(),
         layers: s
             .layers
@@ -984,6 +985,7 @@ pub fn spec(s: Option<&proto::Spec>, m: &MethodInfo, source: &str) -> Decode<Spe
         source: source.to_string(),
         explained,
         relevance_shape,
+        embedding_rows: size(s.embedding_rows)?,
         inputs,
         logits_shape: sizes(&s.logits_shape)?,
         outputs: s.outputs.clone(),
