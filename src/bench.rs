@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use rand::SeedableRng;
+use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::error::{Error, Result};
@@ -83,7 +83,7 @@ pub fn bench(path: &Path, method: Method, o: BenchOptions) -> Result<BenchReport
     let explainer = Explainer::with_options(&model, method, explain_options)?;
     let compile_s = start.elapsed().as_secs_f64();
     let forward = model.forward(o.engine, o.threads)?;
-    let x = random_input(model.input_shape())?;
+    let x = bench_input(explainer.spec())?;
     let forward_s = median(runs, || model.run_forward(&forward, x.clone()).map(|_| ()))?;
     let stages = model
         .stages()
@@ -131,7 +131,7 @@ pub fn bench_artifact(path: &Path, o: BenchOptions) -> Result<BenchReport> {
     })?;
     loads.sort_by(|a, b| a.0.total_cmp(&b.0));
     let (load_s, opened) = loads[loads.len() / 2];
-    let x = random_input(&explainer.spec().input().shape)?;
+    let x = bench_input(explainer.spec())?;
     let forward_s = median(runs, || explainer.run(x.clone()).map(|_| ()))?;
     let stages = vec![
         ("open".to_string(), opened),
@@ -195,6 +195,24 @@ fn by_kind(steps: &[runtime::StepTime]) -> Vec<(String, f64)> {
     }
     kinds.sort_by(|a, b| b.1.total_cmp(&a.1));
     kinds
+}
+
+/// The explained input's bench data: standard-normal floats, or for token ids uniform ids
+/// over the embedding's rows, from a fixed seed.
+fn bench_input(spec: &crate::runtime::explainer::Spec) -> Result<Tensor> {
+    let shape = &spec.input().shape;
+    if spec.relevance_at_embedding() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+        let rows = spec.embedding_rows.max(1) as i64;
+        let v = (0..shape.iter().product())
+            .map(|_| rng.random_range(0..rows))
+            .collect();
+        return Tensor::from_i64(shape.to_vec(), v).map_err(|e| Error::Input {
+            what: "bench input".into(),
+            reason: e.0,
+        });
+    }
+    random_input(shape)
 }
 
 /// Standard-normal values from a fixed seed.

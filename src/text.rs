@@ -194,6 +194,54 @@ pub fn html(texts: &[TextHeatmap]) -> String {
     out
 }
 
+/// The same texts as an SVG picture (for a README, where HTML styles are stripped): one line
+/// per text, its caption above it, words as coloured boxes sized by their length in a
+/// monospace font.
+pub fn svg(texts: &[TextHeatmap]) -> String {
+    const CHAR: f32 = 9.6; // advance of a 16px monospace glyph
+    const LINE: f32 = 52.0;
+    let width = texts
+        .iter()
+        .map(|t| {
+            let words: usize = t.words.iter().map(|w| w.chars().count() + 1).sum();
+            (words as f32 * CHAR).max(t.caption.chars().count() as f32 * 7.5)
+        })
+        .fold(200.0f32, f32::max)
+        + 20.0;
+    let height = texts.len() as f32 * LINE + 10.0;
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" font-family=\"monospace\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+    );
+    for (k, t) in texts.iter().enumerate() {
+        let top = k as f32 * LINE + 6.0;
+        let _ = writeln!(
+            out,
+            "<text x=\"10\" y=\"{:.1}\" font-size=\"12\" fill=\"#555\">{}</text>",
+            top + 12.0,
+            escape(&t.caption)
+        );
+        let s = scale(t.relevance);
+        let mut x = 10.0;
+        for (w, &r) in t.words.iter().zip(t.relevance) {
+            let (red, green, blue) = colour(r, s);
+            let len = w.chars().count() as f32 * CHAR;
+            let _ = writeln!(
+                out,
+                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"24\" rx=\"3\" fill=\"rgb({red},{green},{blue})\"><title>{r:.4}</title></rect><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"16\">{}</text>",
+                x - 2.0,
+                top + 18.0,
+                len + 4.0,
+                x,
+                top + 36.0,
+                escape(w)
+            );
+            x += len + CHAR;
+        }
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
 /// The words on 24-bit ANSI backgrounds (black text), for a terminal.
 pub fn ansi(words: &[String], relevance: &[f32]) -> String {
     let s = scale(relevance);

@@ -2,7 +2,9 @@
 //! direction, layout, sequence_lens, initial states, peepholes, clip, linear_before_reset, with
 //! some operands as graph inputs): every output the case uses matches onnxruntime (or the onnx
 //! reference implementation where onnxruntime lacks the form) within 1e-5 relative, on the
-//! interpreter and compiled code; fixtures/rnn_bad's activation lists are refused by name.
+//! interpreter and compiled code; with Arras et al.'s rule and bias factor 1, the relevance of X
+//! plus the relevance left on the initial states is the explained output, for every case;
+//! fixtures/rnn_bad's activation lists are refused by name.
 
 mod common;
 
@@ -10,7 +12,8 @@ use std::collections::BTreeMap;
 
 use common::{assert_close, npy, root};
 use lrpc::onnx::ImportOptions;
-use lrpc::{Engine, Model};
+use lrpc::relevance::{Method, STATE_OP};
+use lrpc::{Engine, ExplainOptions, Explainer, Model, Target};
 
 fn meta(path: &std::path::Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -73,6 +76,33 @@ fn recurrent_ops_match_onnxruntime_on_the_sweep() {
                 };
                 assert_close(&g, &want, 1e-5, &format!("{name} {engine:?} {out}"));
             }
+        }
+        // Conservation: every rule of the cell conserves at bias factor 1.
+        let mut method = Method::parse("epsilon").unwrap();
+        method.params.epsilon = 1e-3;
+        method.params.bias_factor = 1.0;
+        for engine in [Engine::Interpreter, Engine::Compiled] {
+            let options = ExplainOptions {
+                engine,
+                ..ExplainOptions::default()
+            };
+            let e = Explainer::with_options(&model, method.clone(), options)
+                .unwrap_or_else(|err| panic!("{name} {engine:?}: {err}"));
+            let got = e
+                .explain_with(x.clone(), &others, Target::Top)
+                .unwrap_or_else(|err| panic!("{name} {engine:?}: {err}"));
+            let inputs: f32 = got.relevance.f32s().unwrap().iter().sum();
+            let states: f32 = got
+                .layers
+                .iter()
+                .filter(|l| l.op == STATE_OP)
+                .map(|l| l.relevance_sum)
+                .sum();
+            let want: f32 = got.target_logits.iter().sum();
+            assert!(
+                (inputs + states - want).abs() <= 1e-4 * want.abs().max(1e-3),
+                "{name} {engine:?}: X {inputs} + states {states} != explained {want}"
+            );
         }
         *ops.entry(m["op"].as_str().unwrap_or("?").to_string())
             .or_insert(0) += 1;

@@ -46,8 +46,8 @@ pub struct ExplainArgs {
     /// word -> id, or one word per line); the tokens are then printed as words.
     #[arg(long)]
     vocab: Option<PathBuf>,
-    /// Token-id inputs: write the texts as coloured words to this HTML page (red positive,
-    /// blue negative, white zero; normalised per text).
+    /// Token-id inputs: write the texts as coloured words to this HTML page, or SVG picture for
+    /// a .svg path (red positive, blue negative, white zero; normalised per text).
     #[arg(long)]
     html: Option<PathBuf>,
     /// Print one JSON object: target, logit, relevance_sum, logits, method (and layers).

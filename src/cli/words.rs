@@ -84,7 +84,7 @@ pub fn print(t: &Texts) {
     }
 }
 
-/// Writes the texts as an HTML page, atomically.
+/// Writes the texts as an HTML page (an SVG picture for a `.svg` path), atomically.
 pub fn write_html(path: &Path, t: &Texts) -> Result<()> {
     let pages: Vec<TextHeatmap> = t
         .words
@@ -97,7 +97,14 @@ pub fn write_html(path: &Path, t: &Texts) -> Result<()> {
             caption: caption.clone(),
         })
         .collect();
-    let page = text::html(&pages);
+    let svg = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("svg"));
+    let page = if svg {
+        text::svg(&pages)
+    } else {
+        text::html(&pages)
+    };
     lrpc::io::atomic::write_atomically(path, |w| w.write_all(page.as_bytes()))?;
     Ok(())
 }

@@ -87,16 +87,6 @@ pub fn layer_kind(
                 gate: (gates.len() == 1).then(|| gates[0]),
             }
         }
-        // A gate times a held state (a recurrent cell's f * c_0): the state is the signal.
-        Op::Binary(BinaryOp::Mul)
-            if computed == 1
-                && ins.iter().any(|&i| graph.node(i).op == Op::Hold)
-                && ins.iter().any(|&i| is_gate(graph, i)) =>
-        {
-            LayerKind::Product {
-                gate: ins.iter().position(|&i| is_gate(graph, i)),
-            }
-        }
         Op::Binary(_) | Op::Sum if computed == 1 => LayerKind::ConstElementwise,
         Op::Binary(b) => {
             return Err(format!(
@@ -126,10 +116,14 @@ pub fn layer_kind(
 }
 
 /// The nodes relevance flows through: descendants of the input that `target` depends on.
+///
+/// Held states ([`Op::Hold`], a recurrent cell's initial h and c) are sources too: relevance
+/// flows into them through the layers that read them, and stops there (reported as left on
+/// the state, as Arras et al.'s R(h_0), R(c_0)).
 pub fn path(graph: &Graph, input: NodeIndex, target: NodeIndex) -> HashSet<NodeIndex> {
-    let walk = |start: NodeIndex, dir: Direction| {
+    let walk = |start: Vec<NodeIndex>, dir: Direction| {
         let mut seen = HashSet::new();
-        let mut stack = vec![start];
+        let mut stack = start;
         while let Some(n) = stack.pop() {
             if seen.insert(n) {
                 stack.extend(graph.nodes.neighbors_directed(n, dir));
@@ -137,8 +131,15 @@ pub fn path(graph: &Graph, input: NodeIndex, target: NodeIndex) -> HashSet<NodeI
         }
         seen
     };
-    let down = walk(input, Direction::Outgoing);
-    walk(target, Direction::Incoming)
+    let mut sources = vec![input];
+    sources.extend(
+        graph
+            .nodes
+            .node_indices()
+            .filter(|&n| graph.node(n).op == Op::Hold),
+    );
+    let down = walk(sources, Direction::Outgoing);
+    walk(vec![target], Direction::Incoming)
         .intersection(&down)
         .copied()
         .collect()

@@ -41,9 +41,6 @@ pub struct LinearSum {
     members: Vec<NodeIndex>,
     /// The computed operands the block reads, each once, in the order first met.
     leaves: Vec<NodeIndex>,
-    /// (sum member, layer): Gemm/MatMul operands of a sum that read a fixed tensor (a held
-    /// initial state, another model input); their inputs count among the block's inputs.
-    fixed: Vec<(NodeIndex, NodeIndex)>,
     epsilon: f32,
 }
 
@@ -157,22 +154,11 @@ fn collect(
     let mut members = vec![root];
     let mut leaves = Vec::new();
     let mut layer_epsilons = Vec::new();
-    let mut fixed = Vec::new();
     let mut stack = vec![root];
     while let Some(m) = stack.pop() {
         let stops = matches!(role(graph, m, on_path, rules), Some(Role::Layer(_)));
-        let sum = matches!(graph.node(m).op, Op::Binary(BinaryOp::Add) | Op::Sum);
         for i in graph.inputs_of(m) {
             if !on_path.contains(&i) {
-                let ins = graph.inputs_of(i);
-                if sum
-                    && matches!(graph.node(i).op, Op::Gemm(_) | Op::MatMul)
-                    && ins.len() >= 2
-                    && graph.constant(ins[1]).is_some()
-                    && graph.constant(ins[0]).is_none()
-                {
-                    fixed.push((m, i));
-                }
                 continue;
             }
             let joins = !stops
@@ -208,7 +194,6 @@ fn collect(
     Some(LinearSum {
         members,
         leaves,
-        fixed,
         epsilon,
     })
 }
@@ -237,7 +222,6 @@ pub fn propagate(
     let s = bl.normalise("q", r, root, block.epsilon);
     let mut signals: HashMap<NodeIndex, Vec<NodeIndex>> = HashMap::from([(root, vec![s])]);
     let mut at_leaves: HashMap<NodeIndex, Vec<NodeIndex>> = HashMap::new();
-    let mut fixed_out = Vec::new();
     for &m in &block.members {
         let parts = signals.remove(&m).unwrap_or_default();
         op_ensure!(
@@ -247,13 +231,6 @@ pub fn propagate(
         );
         bl.layer = format!("{layer}.{}", bl.graph.node(m).name);
         let g = bl.sum("signal", &parts);
-        for &(_, f) in block.fixed.iter().filter(|(s, _)| *s == m) {
-            // A sum passes its signal to every operand unchanged.
-            let l = Linear::new(bl.graph, f);
-            let x = bl.graph.inputs_of(f)[0];
-            let back = linear::propagate(bl, &l, &Rule::Gradient, g)?;
-            fixed_out.push((x, bl.mul("fixed_relevance", x, back)));
-        }
         let flows = if matches!(bl.graph.node(m).op, Op::Gemm(_) | Op::MatMul) {
             let l = Linear::new(bl.graph, m);
             let x = bl.graph.inputs_of(m)[0];
@@ -277,7 +254,6 @@ pub fn propagate(
         let g = bl.sum(&format!("leaf_signal{k}"), &parts);
         out.push((leaf, bl.mul(&format!("relevance{k}"), leaf, g)));
     }
-    out.extend(fixed_out);
     if bias_factor != 0.0 {
         redistribute(bl, r, root, &mut out, bias_factor)?;
     }

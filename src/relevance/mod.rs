@@ -216,6 +216,13 @@ pub fn build(forward: &Graph, method: &Method) -> Result<Relevance> {
         let Some(parts) = arriving.remove(&n) else {
             continue;
         };
+        if graph.node(n).op == Op::Hold {
+            // A held state: relevance stops (LRP reports it; a gradient there is not asked for).
+            if method.is_lrp() {
+                left.insert(n, parts);
+            }
+            continue;
+        }
         let rule = &rules[&n];
         let node = graph.node(n);
         let (name, op) = (node.name.clone(), node.op.name().to_string());
@@ -261,14 +268,12 @@ pub fn build(forward: &Graph, method: &Method) -> Result<Relevance> {
         for (to, rel) in flows {
             if to == input || rules.contains_key(&to) {
                 arriving.entry(to).or_default().push(rel);
-            } else if matches!(graph.node(to).op, Op::Hold | Op::Input) && to != seed {
-                left.entry(to).or_default().push(rel);
             }
         }
     }
     layers.reverse();
-    // Relevance reaching a held recurrent state or another model input: reported (the
-    // `--layers` report and `--json`'s `left_on_states`), not passed on.
+    // Relevance reaching a held recurrent state: reported (the `--layers` report and
+    // `--json`'s `left_on_states`), not passed on.
     for (state, parts) in left {
         let name = graph.node(state).name.clone();
         let mut bl = Builder {

@@ -124,26 +124,34 @@ impl Spec {
         &self.inputs[self.explained]
     }
 
+    /// Whether axis 0 of the explained input and of the logits is one batch of samples (the
+    /// usual case). A model whose output's first axis is another (a bare recurrent op: X
+    /// [seq, batch, in] and Y_h [directions, batch, hidden]) is explained as one sample.
+    pub fn batched(&self) -> bool {
+        self.logits_shape.first() == self.input().shape.first()
+    }
+
     /// Logits per sample.
     pub fn classes(&self) -> usize {
-        let batch = self.logits_shape.first().copied().unwrap_or(1).max(1);
-        numel(&self.logits_shape) / batch
+        numel(&self.logits_shape) / self.batch().max(1)
     }
 
     /// Explained-input values per sample.
     pub fn input_len(&self) -> usize {
-        per_sample(&self.input().shape)
+        numel(&self.input().shape) / self.batch().max(1)
     }
 
     /// Relevance values per sample.
     pub fn relevance_len(&self) -> usize {
-        per_sample(&self.relevance_shape)
+        numel(&self.relevance_shape) / self.batch().max(1)
     }
 
     /// The relevance's shape for `batch` samples.
     pub fn relevance_shape_for(&self, batch: usize) -> Vec<usize> {
         let mut shape = self.relevance_shape.clone();
-        if let Some(b) = shape.first_mut() {
+        if self.batched()
+            && let Some(b) = shape.first_mut()
+        {
             *b = batch;
         }
         shape
@@ -154,9 +162,13 @@ impl Spec {
         self.relevance_shape != self.input().shape
     }
 
-    /// The batch size the explainer was built for.
+    /// The batch size the explainer was built for (1 when not [`Spec::batched`]).
     pub fn batch(&self) -> usize {
-        self.input().shape.first().copied().unwrap_or(1)
+        if self.batched() {
+            self.input().shape.first().copied().unwrap_or(1)
+        } else {
+            1
+        }
     }
 
     /// Checks data for the explained input (see [`check_input`]).
@@ -223,12 +235,6 @@ impl Spec {
         }
         Ok(feeds)
     }
-}
-
-/// Values per sample of a batched shape.
-fn per_sample(shape: &[usize]) -> usize {
-    let batch = shape.first().copied().unwrap_or(1).max(1);
-    numel(shape) / batch
 }
 
 /// Checks `input` against a model input: the exact shape, or the shape without its leading
@@ -471,10 +477,16 @@ fn once(
     let mut run = e.start(batched)?;
     run.forward(feeds)?;
     let lv = run.logits()?;
-    let batch = x.shape().first().copied().unwrap_or(1).max(1);
+    let batch = if spec.batched() {
+        x.shape().first().copied().unwrap_or(1).max(1)
+    } else {
+        1
+    };
     let per = lv.len() / batch;
     let mut logits_shape = spec.logits_shape.clone();
-    if let Some(b) = logits_shape.first_mut() {
+    if spec.batched()
+        && let Some(b) = logits_shape.first_mut()
+    {
         *b = batch;
     }
     let mut targets = Vec::with_capacity(batch);
