@@ -142,6 +142,10 @@ pub const FOLDED_INPUTS: &[&str] = &[
     "ReduceL2",
     "ReduceLogSumExp",
     "ReduceSumSquare",
+    // Weights an exporter reshapes from a constant (silero's Unsqueeze of W, R, B).
+    "LSTM",
+    "GRU",
+    "RNN",
 ];
 
 /// Ops whose import needs the shape of their first input (their decomposition depends on its
