@@ -346,6 +346,19 @@ impl Explainer {
 
     /// Explains `input` for a model with other inputs too: `others` gives their data by name
     /// (they enter the relevance as constants).
+    /// Explains one batch with a class per sample (`None`: that sample's arg-max), for inputs
+    /// of any element type (token ids included).
+    pub fn explain_for(&self, input: Tensor, targets: &[Option<usize>]) -> Result<Explanation> {
+        let feeds = self.spec.check_feeds(input, &[])?;
+        procedure::explain(
+            &*self.evaluator()?,
+            &self.spec,
+            &feeds,
+            Target::Top,
+            targets,
+        )
+    }
+
     pub fn explain_with(
         &self,
         input: Tensor,

@@ -8,6 +8,7 @@ pub mod alloc;
 pub mod bench;
 pub mod codegen;
 pub mod error;
+pub mod eval;
 pub mod explain;
 pub mod heatmap;
 pub mod interp;

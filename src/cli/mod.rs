@@ -3,6 +3,7 @@
 mod bench;
 mod compile;
 mod engine;
+mod evaluate;
 mod explain;
 mod inputs;
 mod inspect;
@@ -40,6 +41,9 @@ enum Command {
     /// The words most relevant for a class over a corpus of token ids (mean relevance per
     /// occurrence, and count).
     Words(Box<words::WordsArgs>),
+    /// Region perturbation (pixel flipping; word deletion for token ids) over a data set: AOPC
+    /// per method, with its standard error, ranked.
+    Evaluate(Box<evaluate::EvaluateArgs>),
 }
 
 /// How to bind the model's symbolic dimensions.
@@ -165,6 +169,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Compile(a) => compile::compile(*a),
         Command::Bench(a) => bench::bench(a),
         Command::Words(a) => words::words(*a),
+        Command::Evaluate(a) => evaluate::evaluate(*a),
     }
 }
 

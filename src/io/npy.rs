@@ -101,17 +101,28 @@ fn read_elements(path: &Path, npy: npyz::NpyFile<&[u8]>, reversed: bool) -> Resu
     Tensor::from_f32(shape, data).map_err(|e| input_error(path, e.0))
 }
 
-/// Writes an f32 tensor as a `.npy` file.
+/// Writes a tensor as a `.npy` file (float32, or int64 for integer tensors).
 pub fn write(path: &Path, t: &Tensor) -> Result<()> {
-    let data = t.f32s().map_err(|e| input_error(path, e.0))?;
     let shape: Vec<u64> = t.shape().iter().map(|&d| d as u64).collect();
-    super::write_atomically(path, |file| {
-        let mut writer = npyz::WriteOptions::<f32>::new()
-            .default_dtype()
-            .shape(&shape)
-            .writer(file)
-            .begin_nd()?;
-        writer.extend(data.iter().copied())?;
-        writer.finish()
-    })
+    match t.data() {
+        crate::ir::TensorData::F32(data) => super::write_atomically(path, |file| {
+            let mut writer = npyz::WriteOptions::<f32>::new()
+                .default_dtype()
+                .shape(&shape)
+                .writer(file)
+                .begin_nd()?;
+            writer.extend(data.iter().copied())?;
+            writer.finish()
+        }),
+        // Integer tensors (token ids, labels) as int64.
+        crate::ir::TensorData::I64(data) => super::write_atomically(path, |file| {
+            let mut writer = npyz::WriteOptions::<i64>::new()
+                .default_dtype()
+                .shape(&shape)
+                .writer(file)
+                .begin_nd()?;
+            writer.extend(data.iter().copied())?;
+            writer.finish()
+        }),
+    }
 }

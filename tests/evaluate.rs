@@ -1,0 +1,258 @@
+//! `lrpc evaluate` against fixtures/aopc_ref.py, the reference implementation of the region
+//! perturbation protocol (torch + zennit heatmaps, numpy perturbation, onnxruntime scores): the
+//! same SplitMix64 draws make the two agree far inside the statistical bound (each
+//! method's AOPC within 2 standard errors, the same ranking where AOPCs differ by more than
+//! 3 s.e.); here on the digits CI subset and the shapes data set; word deletion on the text
+//! corpus; bad input refused in one line.
+
+mod common;
+
+use std::process::Command;
+
+use common::root;
+
+fn lrpc(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_lrpc"))
+        .args(args)
+        .current_dir(root())
+        .env_clear()
+        .output()
+        .expect("the lrpc binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json(path: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(root().join(path)).unwrap()).unwrap()
+}
+
+/// Runs `lrpc evaluate --json` with the reference's protocol and compares every method.
+fn agree(model: &str, data: &str, labels: &str, reference: &str, extra: &[&str]) {
+    let r = json(reference);
+    let methods: Vec<String> = r["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["method"].as_str().unwrap().to_string())
+        .collect();
+    let (patch, steps, seed) = (
+        r["patch"].to_string(),
+        r["steps"].to_string(),
+        r["seed"].to_string(),
+    );
+    let list = methods.join(",");
+    let mut args = vec![
+        "evaluate",
+        model,
+        "--data",
+        data,
+        "--labels",
+        labels,
+        "--methods",
+        &list,
+        "--patch",
+        &patch,
+        "--steps",
+        &steps,
+        "--seed",
+        &seed,
+        "--target",
+        "label",
+        "--correct-only",
+        "--perturb",
+        r["perturb"].as_str().unwrap(),
+        "--json",
+        "--quiet",
+    ];
+    args.extend(extra);
+    let (code, out, err) = lrpc(&args);
+    assert_eq!(code, 0, "{err}");
+    let got: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(got["n"], r["n"], "{reference}: samples evaluated");
+    let aopc = |v: &serde_json::Value, m: &str| -> (f64, f64, Vec<f64>) {
+        let e = v["methods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["method"] == m)
+            .unwrap_or_else(|| panic!("{m} missing"));
+        let curve = e["curve"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        (
+            e["aopc"].as_f64().unwrap(),
+            e["se"].as_f64().unwrap(),
+            curve,
+        )
+    };
+    let mut ours = Vec::new();
+    for m in &methods {
+        let (a, se, curve) = aopc(&got, m);
+        let (ra, rse, rcurve) = aopc(&r, m);
+        assert!(
+            (a - ra).abs() <= 2.0 * rse,
+            "{reference} {m}: AOPC {a} vs reference {ra} (s.e. {rse})"
+        );
+        // The shared random numbers make the agreement much closer than that.
+        assert!(
+            (a - ra).abs() <= 1e-3 * ra.abs().max(1.0),
+            "{reference} {m}: {a} vs {ra}"
+        );
+        assert!(
+            (se - rse).abs() <= 1e-3 * rse.max(1e-3),
+            "{reference} {m}: s.e. {se} vs {rse}"
+        );
+        assert_eq!(curve.len(), rcurve.len(), "{reference} {m}: curve length");
+        for (k, (c, rc)) in curve.iter().zip(&rcurve).enumerate() {
+            assert!(
+                (c - rc).abs() <= 1e-3 * rc.abs().max(1.0),
+                "{reference} {m} step {k}: {c} vs {rc}"
+            );
+        }
+        ours.push((m.clone(), a, rse));
+    }
+    // Ranked alike wherever the reference AOPCs differ by more than 3 s.e.
+    for (m1, a1, s1) in &ours {
+        for (m2, a2, s2) in &ours {
+            let (r1, r2) = (aopc(&r, m1).0, aopc(&r, m2).0);
+            if (r1 - r2).abs() > 3.0 * s1.max(*s2) {
+                assert_eq!(
+                    a1 > a2,
+                    r1 > r2,
+                    "{reference}: {m1} vs {m2} ranked differently"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn digits_ci_subset_agrees_with_the_reference() {
+    // The reference's CI run is the first 100 rows as the whole data set.
+    let dir = tempfile::tempdir().unwrap();
+    let d = lrpc::io::npy::read(&root().join("fixtures/digits/data.npy")).unwrap();
+    let l = lrpc::io::npy::read(&root().join("fixtures/digits/labels.npy")).unwrap();
+    let per = d.len() / d.shape()[0];
+    let mut shape = d.shape().to_vec();
+    shape[0] = 100;
+    let data = lrpc::ir::Tensor::from_f32(shape, d.f32s().unwrap()[..100 * per].to_vec()).unwrap();
+    let labels = lrpc::ir::Tensor::from_i64(vec![100], l.i64s().unwrap()[..100].to_vec()).unwrap();
+    let (dp, lp) = (dir.path().join("d.npy"), dir.path().join("l.npy"));
+    lrpc::io::npy::write(&dp, &data).unwrap();
+    lrpc::io::npy::write(&lp, &labels).unwrap();
+    agree(
+        "fixtures/digits/model.onnx",
+        dp.to_str().unwrap(),
+        lp.to_str().unwrap(),
+        "fixtures/digits/aopc_ref_p2_ci.json",
+        &[],
+    );
+}
+
+#[test]
+fn shapes_with_mean_perturbation_agrees_with_the_reference() {
+    agree(
+        "fixtures/shapes/model.onnx",
+        "fixtures/shapes_data/data.npy",
+        "fixtures/shapes_data/labels.npy",
+        "fixtures/shapes_data/aopc_ref_mean.json",
+        &[],
+    );
+}
+
+#[test]
+fn word_deletion_on_the_text_corpus() {
+    let (code, out, err) = lrpc(&[
+        "evaluate",
+        "fixtures/text_lstm/model.onnx",
+        "--data",
+        "fixtures/text/test_ids.npy",
+        "--labels",
+        "fixtures/text/test_labels.npy",
+        "--methods",
+        "epsilon,random",
+        "--epsilon",
+        "0.001",
+        "--order",
+        "arras",
+        "--steps",
+        "3",
+        "--json",
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["perturb"], "delete");
+    let m = v["methods"].as_array().unwrap();
+    let get = |name: &str| m.iter().find(|e| e["method"] == name).unwrap();
+    let (eps, rnd) = (get("epsilon"), get("random"));
+    let (a, sa) = (eps["aopc"].as_f64().unwrap(), eps["se"].as_f64().unwrap());
+    let (b, sb) = (rnd["aopc"].as_f64().unwrap(), rnd["se"].as_f64().unwrap());
+    assert!(
+        a > b + 3.0 * sa.max(sb),
+        "deleting LRP's words first hurts more: {a} vs random {b}"
+    );
+    let acc = eps["accuracy"].as_array().expect("accuracy per step");
+    assert_eq!(acc.len(), 4, "steps 0..=3");
+    let acc: Vec<f64> = acc.iter().map(|x| x.as_f64().unwrap()).collect();
+    assert!(
+        acc[3] < acc[0],
+        "deleting the relevant words of correct documents costs accuracy: {acc:?}"
+    );
+}
+
+#[test]
+fn bad_evaluation_input_is_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("short.npy");
+    lrpc::io::npy::write(
+        &short,
+        &lrpc::ir::Tensor::from_i64(vec![3], vec![0, 1, 2]).unwrap(),
+    )
+    .unwrap();
+    let far = dir.path().join("far.npy");
+    let l = lrpc::io::npy::read(&root().join("fixtures/shapes_data/labels.npy")).unwrap();
+    let mut v = l.i64s().unwrap().to_vec();
+    v[5] = 99;
+    lrpc::io::npy::write(&far, &lrpc::ir::Tensor::from_i64(vec![v.len()], v).unwrap()).unwrap();
+    let base = [
+        "evaluate",
+        "fixtures/shapes/model.onnx",
+        "--data",
+        "fixtures/shapes_data/data.npy",
+        "--quiet",
+    ];
+    for (extra, says) in [
+        (
+            vec!["--patch", "4", "--steps", "65"],
+            "beyond the 64 regions",
+        ),
+        (
+            vec!["--labels", short.to_str().unwrap()],
+            "3 labels for 120 samples",
+        ),
+        (
+            vec!["--labels", far.to_str().unwrap()],
+            "sample 5 has label 99",
+        ),
+        (vec!["--patch", "40"], "larger than"),
+        (vec!["--target", "label"], "needs --labels"),
+        (
+            vec!["--patch", "4", "--perturb", "delete"],
+            "uniform, mean or zero",
+        ),
+    ] {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend(&extra);
+        let (code, out, err) = lrpc(&args);
+        assert_eq!(code, 1, "{args:?}: {out}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
