@@ -188,8 +188,10 @@ impl Model {
             .iter()
             .map(|&n| {
                 let f = self.graph.fact(n);
+                let name = self.graph.node(n).name.clone();
                 InputSpec {
-                    name: self.graph.node(n).name.clone(),
+                    limit: self.graph.input_limits.get(&name).cloned(),
+                    name,
                     dtype: f.dtype,
                     shape: f.shape.clone(),
                 }

@@ -136,3 +136,31 @@ fn other_activation_lists_are_refused_by_name() {
         assert_eq!(err.lines().count(), 1, "{name}: {err}");
     }
 }
+
+#[test]
+fn sequence_lens_beyond_the_sequence_is_refused() {
+    let case = root().join("fixtures/rnn/rnn_lens_inputs");
+    let x = npy(&case.join("in_X.npy"));
+    let model = Model::load(
+        case.join("model.onnx"),
+        &ImportOptions {
+            input_shape: Some(x.shape().to_vec()),
+            explain_input: Some("X".into()),
+            ..ImportOptions::default()
+        },
+    )
+    .unwrap();
+    let lens = npy(&case.join("in_sequence_lens.npy"));
+    let mut v = lens.i64s().unwrap().to_vec();
+    v[1] = x.shape()[0] as i64 + 1;
+    let bad = lrpc::ir::Tensor::from_i64(lens.shape().to_vec(), v).unwrap();
+    let f = model.forward(Engine::Compiled, 1).unwrap();
+    let err = model
+        .run_forward_with(&f, x, &[("sequence_lens", bad)])
+        .expect_err("sequence_lens past the sequence")
+        .to_string();
+    assert!(
+        err.contains("sequence_lens") && err.contains("at most 5"),
+        "{err}"
+    );
+}

@@ -73,7 +73,9 @@ pub struct EvaluateArgs {
     /// Seed of the uniform noise and the random heatmaps.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Print one JSON object instead of the table.
+    /// Print one JSON object instead of the table: n, steps, patch, score, order, perturb,
+    /// target, and per method its aopc, se, rank, curve (mean f(x_0) - f(x_k), k = 0..L),
+    /// scores (mean f(x_k)) and, with --labels, accuracy (per step).
     #[arg(long)]
     json: bool,
     /// No progress bar.
@@ -410,6 +412,7 @@ pub fn evaluate(args: EvaluateArgs) -> Result<()> {
     for (name, h) in names.iter().zip(&heatmaps) {
         bar.set_message(name.clone());
         let mut curves = Vec::with_capacity(keep.len());
+        let mut score_sums = vec![0f64; steps + 1];
         let mut right = vec![0usize; steps + 1];
         for chunk in keep.chunks(eb.min(model_batch).max(1)) {
             // Relevance per position for the chunk's samples.
@@ -487,6 +490,9 @@ pub fn evaluate(args: EvaluateArgs) -> Result<()> {
                     }
                 };
                 let f = pert::scores(&logits, classes, targets[k], probability);
+                for (s, &v) in score_sums.iter_mut().zip(&f) {
+                    *s += f64::from(v);
+                }
                 curves.push(f.iter().map(|&fk| f[0] - fk).collect::<Vec<f32>>());
                 if let Some(l) = &labels {
                     for (s, row) in logits.chunks(classes).enumerate() {
@@ -503,7 +509,8 @@ pub fn evaluate(args: EvaluateArgs) -> Result<()> {
                 .map(|&r| r as f64 / keep.len() as f64)
                 .collect()
         });
-        results.push((name.clone(), aopc, se, curve, accuracy));
+        let mean_score: Vec<f64> = score_sums.iter().map(|s| s / keep.len() as f64).collect();
+        results.push((name.clone(), aopc, se, curve, accuracy, mean_score));
     }
     bar.finish_and_clear();
     // Rank: larger AOPC is better for morf (and arras), smaller for lerf.
@@ -525,8 +532,8 @@ pub fn evaluate(args: EvaluateArgs) -> Result<()> {
         let methods: Vec<serde_json::Value> = results
             .iter()
             .zip(&ranks)
-            .map(|((name, aopc, se, curve, acc), rank)| {
-                let mut m = serde_json::json!({"method": name, "aopc": aopc, "se": se, "rank": rank, "curve": curve});
+            .map(|((name, aopc, se, curve, acc, score), rank)| {
+                let mut m = serde_json::json!({"method": name, "aopc": aopc, "se": se, "rank": rank, "curve": curve, "scores": score});
                 if let Some(a) = acc {
                     m["accuracy"] = serde_json::json!(a);
                 }
@@ -559,7 +566,7 @@ pub fn evaluate(args: EvaluateArgs) -> Result<()> {
             "rank", "method", "AOPC", "s.e."
         );
         for &i in &rank {
-            let (name, aopc, se, _, _) = &results[i];
+            let (name, aopc, se, ..) = &results[i];
             println!("{:>4}  {:<28} {:>12.5} {:>10.5}", ranks[i], name, aopc, se);
         }
     }

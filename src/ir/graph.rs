@@ -59,6 +59,9 @@ pub struct Graph {
     /// What import changed about the model's meaning ("node 'x' (Op): ..."), for the user: a
     /// dynamically quantised model explained as its float network, for one.
     pub notes: Vec<String>,
+    /// Largest value an integer model input may hold, by input name, and why (a recurrent
+    /// op's `sequence_lens` given at run time: at most its sequence length).
+    pub input_limits: std::collections::BTreeMap<String, (i64, String)>,
 }
 
 impl Graph {

@@ -542,6 +542,18 @@ impl Importer<'_> {
             }
             Err(ImportError::Invalid(reason)) => return Err(import_error(reason)),
         };
+        for &(pos, max) in &imported.limits {
+            if let Some(input) = n.input.get(pos).filter(|i| !i.is_empty())
+                && self
+                    .graph
+                    .inputs
+                    .iter()
+                    .any(|&g| self.graph.node(g).name == *input)
+            {
+                let why = format!("input {pos} of node '{name}' ({op_type}) takes at most {max}");
+                self.graph.input_limits.insert(input.clone(), (max, why));
+            }
+        }
         for note in &imported.notes {
             self.graph
                 .notes

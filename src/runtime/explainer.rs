@@ -87,6 +87,8 @@ pub struct InputSpec {
     pub name: String,
     pub dtype: DType,
     pub shape: Vec<usize>,
+    /// The largest value an integer input may hold, and why ([`crate::ir::Graph::input_limits`]).
+    pub limit: Option<(i64, String)>,
 }
 
 /// Integer inputs travel through compiled code as f32, exact below this magnitude.
@@ -272,6 +274,14 @@ pub fn check_input(spec: &InputSpec, source: &str, input: Tensor, what: &str) ->
             if let Some(i) = values.iter().position(|v| v.abs() >= MAX_EXACT_INT) {
                 return Err(err(format!(
                     "holds {} at flat index {i}; integer inputs must lie within +-2^24",
+                    values[i]
+                )));
+            }
+            if let Some((max, why)) = &spec.limit
+                && let Some(i) = values.iter().position(|v| v > max)
+            {
+                return Err(err(format!(
+                    "holds {} at flat index {i}, more than {max} ({why})",
                     values[i]
                 )));
             }

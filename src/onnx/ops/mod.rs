@@ -51,6 +51,9 @@ pub struct Imported {
     /// What the import changed about the model's meaning, for the user (recorded in
     /// [`crate::ir::Graph::notes`] with the node's name).
     pub notes: Vec<String>,
+    /// (ONNX input position, largest value): an integer operand that, when it is a model
+    /// input, must not exceed the value (checked on the data, [`crate::ir::Graph::input_limits`]).
+    pub limits: Vec<(usize, i64)>,
 }
 
 impl Imported {
@@ -64,6 +67,7 @@ impl Imported {
             }],
             outputs: vec![Some(0)],
             notes: Vec::new(),
+            limits: Vec::new(),
         }
     }
 
@@ -78,6 +82,7 @@ impl Imported {
             nodes: Vec::new(),
             outputs: Vec::new(),
             notes: Vec::new(),
+            limits: Vec::new(),
         }
     }
 

@@ -646,6 +646,8 @@ impl<'a> Cell<'a> {
     }
 
     fn build(mut self) -> Result<Imported, String> {
+        // sequence_lens given at run time: checked against the sequence on the data.
+        self.out.limits.push((4, self.steps as i64));
         let mut ys: Vec<Vec<Source>> = vec![Vec::new(); self.steps];
         let (mut last_h, mut last_c) = (Vec::new(), Vec::new());
         let masks: Vec<Option<Source>> = (0..self.steps)

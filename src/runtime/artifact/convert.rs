@@ -508,6 +508,9 @@ pub fn spec_proto(s: &Spec) -> proto::Spec {
                 name: i.name.clone(),
                 dtype: i.dtype.to_string(),
                 shape: dims(&i.shape),
+                has_limit: i.limit.is_some(),
+                limit: i.limit.as_ref().map_or(0, |l| l.0),
+                limit_reason: i.limit.as_ref().map(|l| l.1.clone()).unwrap_or_default(),
             })
             .collect(),
         explained: s.explained as u64,
@@ -966,6 +969,7 @@ pub fn spec(s: Option<&proto::Spec>, m: &MethodInfo, source: &str) -> Decode<Spe
                     other => return Err(format!("input '{}' has dtype '{other}'", i.name)),
                 },
                 shape: sizes(&i.shape)?,
+                limit: i.has_limit.then(|| (i.limit, i.limit_reason.clone())),
             })
         })
         .collect::<Decode<Vec<InputSpec>>>()?;
