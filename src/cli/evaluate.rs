@@ -92,6 +92,9 @@ pub struct EvaluateArgs {
 /// Samples per explained batch when the model's batch axis is symbolic.
 const EXPLAIN_BATCH: usize = 32;
 
+/// Input values per batched forward run of perturbed inputs (64 MB of float32).
+const CURVE_BATCH_VALUES: usize = 1 << 24;
+
 /// One row of the data set, as a tensor of `shape` (batch 1 in front).
 fn row(data: &Tensor, k: usize) -> Result<Tensor> {
     let per = data.len() / data.shape()[0];
@@ -408,6 +411,24 @@ pub fn evaluate(args: EvaluateArgs) -> Result<()> {
         b
     };
     let positions = grid.positions();
+    let position: std::collections::HashMap<usize, usize> =
+        keep.iter().enumerate().map(|(i, &k)| (k, i)).collect();
+    // The perturbed inputs run in batches of a chunk's whole curves (L + 1 rows per sample),
+    // capped at CURVE_BATCH_VALUES input values per run; a fixed-batch model runs at its own.
+    let chunk_rows = eb.min(model_batch).max(1) * (steps + 1);
+    let curve_batch = chunk_rows.min((CURVE_BATCH_VALUES / per.max(1)).max(1));
+    let bigger = if curve_batch > model_batch {
+        model.with_batch(curve_batch)?
+    } else {
+        None
+    };
+    let curve_model = bigger.as_ref().unwrap_or(&model);
+    let curve_runner = Runner {
+        model: curve_model,
+        forward: curve_model.forward(engine, threads)?,
+        batch: curve_model.input_shape().first().copied().unwrap_or(1).max(1),
+        sample: sample.clone(),
+    };
     let mut results = Vec::new();
     for (name, h) in names.iter().zip(&heatmaps) {
         bar.set_message(name.clone());
@@ -457,45 +478,60 @@ pub fn evaluate(args: EvaluateArgs) -> Result<()> {
                     rels
                 }
             };
-            for (&k, map) in chunk.iter().zip(&maps) {
-                let regions = regions_of(k);
-                let order = match order_all {
-                    Some(o) => o,
-                    None if correct[k] => Order::Morf,
-                    None => Order::Lerf,
-                };
-                let o = regions.order(&regions.scores(map), order);
-                let idx = keep.iter().position(|&j| j == k).unwrap_or(0);
-                let logits = match data.data() {
-                    TensorData::F32(v) => {
-                        let inputs = pert::curve_inputs(
+            // Every perturbed input of the chunk's samples, then one batched forward run.
+            let orders: Vec<(Regions, Vec<usize>)> = chunk
+                .iter()
+                .zip(&maps)
+                .map(|(&k, map)| {
+                    let regions = regions_of(k);
+                    let order = match order_all {
+                        Some(o) => o,
+                        None if correct[k] => Order::Morf,
+                        None => Order::Lerf,
+                    };
+                    let o = regions.order(&regions.scores(map), order);
+                    (regions, o)
+                })
+                .collect();
+            let logits = match data.data() {
+                TensorData::F32(v) => {
+                    let mut inputs = Vec::with_capacity(chunk.len() * (steps + 1) * per);
+                    for (&k, (regions, o)) in chunk.iter().zip(&orders) {
+                        let idx = position[&k];
+                        inputs.extend(pert::curve_inputs(
                             &v[k * per..(k + 1) * per],
                             &fills_f32[idx],
-                            &regions,
-                            &o,
+                            regions,
+                            o,
                             steps,
-                        );
-                        runner.logits(&inputs, |s, d| Ok(Tensor::from_f32(s, d)?))?
+                        ));
                     }
-                    TensorData::I64(v) => {
-                        let fill = vec![fill_id; per];
-                        let inputs = pert::curve_inputs(
+                    curve_runner.logits(&inputs, |s, d| Ok(Tensor::from_f32(s, d)?))?
+                }
+                TensorData::I64(v) => {
+                    let fill = vec![fill_id; per];
+                    let mut inputs = Vec::with_capacity(chunk.len() * (steps + 1) * per);
+                    for (&k, (regions, o)) in chunk.iter().zip(&orders) {
+                        inputs.extend(pert::curve_inputs(
                             &v[k * per..(k + 1) * per],
                             &fill,
-                            &regions,
-                            &o,
+                            regions,
+                            o,
                             steps,
-                        );
-                        runner.logits(&inputs, |s, d| Ok(Tensor::from_i64(s, d)?))?
+                        ));
                     }
-                };
-                let f = pert::scores(&logits, classes, targets[k], probability);
+                    curve_runner.logits(&inputs, |s, d| Ok(Tensor::from_i64(s, d)?))?
+                }
+            };
+            for (j, &k) in chunk.iter().enumerate() {
+                let rows = &logits[j * (steps + 1) * classes..(j + 1) * (steps + 1) * classes];
+                let f = pert::scores(rows, classes, targets[k], probability);
                 for (s, &v) in score_sums.iter_mut().zip(&f) {
                     *s += f64::from(v);
                 }
                 curves.push(f.iter().map(|&fk| f[0] - fk).collect::<Vec<f32>>());
                 if let Some(l) = &labels {
-                    for (s, row) in logits.chunks(classes).enumerate() {
+                    for (s, row) in rows.chunks(classes).enumerate() {
                         right[s] += usize::from(argmax(row) as i64 == l[k]);
                     }
                 }
