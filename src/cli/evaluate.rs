@@ -426,7 +426,12 @@ pub fn evaluate(args: EvaluateArgs) -> Result<()> {
     let curve_runner = Runner {
         model: curve_model,
         forward: curve_model.forward(engine, threads)?,
-        batch: curve_model.input_shape().first().copied().unwrap_or(1).max(1),
+        batch: curve_model
+            .input_shape()
+            .first()
+            .copied()
+            .unwrap_or(1)
+            .max(1),
         sample: sample.clone(),
     };
     let mut results = Vec::new();

@@ -8,6 +8,7 @@ mod explain;
 mod inputs;
 mod inspect;
 mod method;
+mod regions;
 mod run;
 mod words;
 
@@ -44,6 +45,9 @@ enum Command {
     /// Region perturbation (pixel flipping; word deletion for token ids) over a data set: AOPC
     /// per method, with its standard error, ranked.
     Evaluate(Box<evaluate::EvaluateArgs>),
+    /// Relevance inside and outside object boxes (context use), or each labelled region's
+    /// share of the relevance, per sample and averaged.
+    Regions(Box<regions::RegionsArgs>),
 }
 
 /// How to bind the model's symbolic dimensions.
@@ -170,6 +174,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(a) => bench::bench(a),
         Command::Words(a) => words::words(*a),
         Command::Evaluate(a) => evaluate::evaluate(*a),
+        Command::Regions(a) => regions::regions(*a),
     }
 }
 

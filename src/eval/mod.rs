@@ -1,5 +1,7 @@
 //! Evaluating explanations: region perturbation and its AOPC ([`perturbation`]), with the
-//! protocol's random numbers ([`rng`]).
+//! protocol's random numbers ([`rng`]); relevance pooled over boxes and labelled regions
+//! ([`regions`]).
 
 pub mod perturbation;
+pub mod regions;
 pub mod rng;
