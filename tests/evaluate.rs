@@ -256,3 +256,56 @@ fn bad_evaluation_input_is_refused_in_one_line() {
         assert!(err.contains(says), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn curves_are_plotted_as_png_and_svg() {
+    let dir = tempfile::tempdir().unwrap();
+    for ext in ["png", "svg"] {
+        let path = dir.path().join(format!("c.{ext}"));
+        let (code, _, err) = lrpc(&[
+            "evaluate",
+            "fixtures/digits/model.onnx",
+            "--data",
+            "fixtures/digits/data.npy",
+            "--methods",
+            "epsilon,random",
+            "--patch",
+            "2",
+            "--steps",
+            "8",
+            "--quiet",
+            "--plot",
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        if ext == "png" {
+            let img = image::open(&path).unwrap();
+            assert_eq!((img.width(), img.height()), (900, 600));
+        } else {
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                text.contains("epsilon (AOPC") && text.contains("random (AOPC"),
+                "legend"
+            );
+            assert!(text.contains("regions perturbed"), "axis label");
+        }
+    }
+    let bad = dir.path().join("c.gif");
+    let (code, _, err) = lrpc(&[
+        "evaluate",
+        "fixtures/digits/model.onnx",
+        "--data",
+        "fixtures/digits/data.npy",
+        "--methods",
+        "random",
+        "--patch",
+        "2",
+        "--steps",
+        "4",
+        "--quiet",
+        "--plot",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains(".png or .svg"), "{err}");
+}

@@ -78,6 +78,10 @@ pub struct EvaluateArgs {
     /// scores (mean f(x_k)) and, with --labels, accuracy (per step).
     #[arg(long)]
     json: bool,
+    /// Plot the curves (mean f(x_0) - f(x_k) per method, +-1 s.e. band, AOPC in the legend)
+    /// to a .png or .svg file.
+    #[arg(long)]
+    plot: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -435,6 +439,7 @@ pub fn evaluate(args: EvaluateArgs) -> Result<()> {
         sample: sample.clone(),
     };
     let mut results = Vec::new();
+    let mut curve_ses = Vec::new();
     for (name, h) in names.iter().zip(&heatmaps) {
         bar.set_message(name.clone());
         let mut curves = Vec::with_capacity(keep.len());
@@ -544,6 +549,7 @@ pub fn evaluate(args: EvaluateArgs) -> Result<()> {
             }
         }
         let (aopc, se, curve) = pert::aopc(&curves);
+        curve_ses.push(lrpc::eval::plot::curve_se(&curves));
         let accuracy: Option<Vec<f64>> = labels.as_ref().map(|_| {
             right
                 .iter()
@@ -554,6 +560,36 @@ pub fn evaluate(args: EvaluateArgs) -> Result<()> {
         results.push((name.clone(), aopc, se, curve, accuracy, mean_score));
     }
     bar.finish_and_clear();
+    if let Some(path) = &args.plot {
+        let series: Vec<lrpc::eval::plot::Series> = results
+            .iter()
+            .zip(&curve_ses)
+            .map(
+                |((name, aopc, _, curve, ..), se)| lrpc::eval::plot::Series {
+                    name,
+                    aopc: *aopc,
+                    mean: curve,
+                    se,
+                },
+            )
+            .collect();
+        let title = format!(
+            "{} ({} samples, {}, {} perturbation)",
+            args.model
+                .model
+                .file_stem()
+                .map_or_else(String::new, |s| s.to_string_lossy().into_owned()),
+            keep.len(),
+            args.order,
+            perturb
+        );
+        let x = if tokens {
+            "words removed"
+        } else {
+            "regions perturbed"
+        };
+        lrpc::eval::plot::curves(path, &title, x, &series)?;
+    }
     // Rank: larger AOPC is better for morf (and arras), smaller for lerf.
     let lower_better = order_all == Some(Order::Lerf);
     let mut rank: Vec<usize> = (0..results.len()).collect();

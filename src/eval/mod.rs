@@ -3,5 +3,6 @@
 //! ([`regions`]).
 
 pub mod perturbation;
+pub mod plot;
 pub mod regions;
 pub mod rng;
