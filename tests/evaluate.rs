@@ -309,3 +309,114 @@ fn curves_are_plotted_as_png_and_svg() {
     assert_eq!(code, 1);
     assert!(err.contains(".png or .svg"), "{err}");
 }
+
+#[test]
+fn image_folders_evaluate_like_the_stacked_array() {
+    // fixtures/digits/images (+ images.csv) hold rows 0..20 of data.npy as grey PNGs.
+    let dir = tempfile::tempdir().unwrap();
+    let d = lrpc::io::npy::read(&root().join("fixtures/digits/data.npy")).unwrap();
+    let l = lrpc::io::npy::read(&root().join("fixtures/digits/labels.npy")).unwrap();
+    let per = d.len() / d.shape()[0];
+    let mut shape = d.shape().to_vec();
+    shape[0] = 20;
+    let (dp, lp) = (dir.path().join("d.npy"), dir.path().join("l.npy"));
+    lrpc::io::npy::write(
+        &dp,
+        &lrpc::ir::Tensor::from_f32(shape, d.f32s().unwrap()[..20 * per].to_vec()).unwrap(),
+    )
+    .unwrap();
+    lrpc::io::npy::write(
+        &lp,
+        &lrpc::ir::Tensor::from_i64(vec![20], l.i64s().unwrap()[..20].to_vec()).unwrap(),
+    )
+    .unwrap();
+    let common = [
+        "--methods",
+        "epsilon,random",
+        "--patch",
+        "2",
+        "--steps",
+        "16",
+        "--target",
+        "label",
+        "--json",
+        "--quiet",
+    ];
+    let run = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["evaluate", "fixtures/digits/model.onnx"];
+        args.extend(extra);
+        args.extend(common);
+        let (code, out, err) = lrpc(&args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        serde_json::from_str(&out).unwrap()
+    };
+    let array = run(&[
+        "--data",
+        dp.to_str().unwrap(),
+        "--labels",
+        lp.to_str().unwrap(),
+    ]);
+    let folder = run(&[
+        "--data",
+        "fixtures/digits/images",
+        "--labels",
+        "fixtures/digits/images.csv",
+        "--mean",
+        "0.30587152",
+        "--std",
+        "0.3763538",
+    ]);
+    for k in 0..2 {
+        let (a, b) = (&array["methods"][k], &folder["methods"][k]);
+        let (x, y) = (a["aopc"].as_f64().unwrap(), b["aopc"].as_f64().unwrap());
+        assert!(
+            (x - y).abs() <= 1e-4 * x.abs(),
+            "{}: array {x} vs folder {y}",
+            a["method"]
+        );
+        assert_eq!(a["accuracy"], b["accuracy"]);
+    }
+    // Sub-folders as classes (sorted names): the labels the digits were filed under.
+    let classes = run(&[
+        "--data",
+        "fixtures/digits/images",
+        "--mean",
+        "0.30587152",
+        "--std",
+        "0.3763538",
+    ]);
+    assert_eq!(classes["n"], 20);
+    assert!(
+        classes["methods"][0]["accuracy"][0].as_f64().unwrap() > 0.9,
+        "labels from folder names"
+    );
+    // Images of another size without --resize, and an empty folder, are refused.
+    let mixed = dir.path().join("mixed");
+    std::fs::create_dir(&mixed).unwrap();
+    image::GrayImage::new(8, 8)
+        .save(mixed.join("a.png"))
+        .unwrap();
+    image::GrayImage::new(9, 8)
+        .save(mixed.join("b.png"))
+        .unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for (data, says) in [(&mixed, "give --resize"), (&empty, "holds no PNG or JPEG")] {
+        let (code, _, err) = lrpc(&[
+            "evaluate",
+            "fixtures/digits/model.onnx",
+            "--data",
+            data.to_str().unwrap(),
+            "--methods",
+            "random",
+            "--patch",
+            "2",
+            "--steps",
+            "4",
+            "--quiet",
+        ]);
+        assert_eq!(code, 1, "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(says), "{err}");
+    }
+}

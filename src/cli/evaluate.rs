@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use lrpc::eval::data::{Data, ImageFolder};
 use lrpc::eval::perturbation::{self as pert, Order, Regions};
 use lrpc::eval::rng;
 use lrpc::io::npy;
@@ -24,10 +25,13 @@ use super::{ModelArg, ShapeArgs};
 pub struct EvaluateArgs {
     #[command(flatten)]
     model: ModelArg,
-    /// The data set: one .npy of stacked samples (N, ...): floats, or token ids.
+    /// The data set: one .npy of stacked samples (N, ...), floats or token ids; or a folder of
+    /// PNG/JPEG images, read one batch at a time (labels from its sub-folders, the ImageFolder
+    /// convention, or from --labels FILE.csv with lines `file,label`).
     #[arg(long)]
     data: PathBuf,
-    /// Integer labels (N,): for --target label, --correct-only and the accuracy per step.
+    /// Integer labels (N,) as .npy (or for an image folder a CSV `file,label`): for --target
+    /// label, --correct-only and the accuracy per step.
     #[arg(long)]
     labels: Option<PathBuf>,
     /// Methods to compare, comma-separated: any --method name, `sensitivity` (the squared
@@ -85,6 +89,15 @@ pub struct EvaluateArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Image folders: resize every image to W,H (or N for N,N).
+    #[arg(long, value_name = "W,H")]
+    resize: Option<String>,
+    /// Image folders: per-channel mean subtracted after scaling to [0, 1] (one value or r,g,b).
+    #[arg(long, value_name = "R,G,B")]
+    mean: Option<String>,
+    /// Image folders: per-channel standard deviation divided by (one value or r,g,b).
+    #[arg(long, value_name = "R,G,B")]
+    std: Option<String>,
     #[command(flatten)]
     method: MethodArgs,
     #[command(flatten)]
@@ -93,20 +106,30 @@ pub struct EvaluateArgs {
     engine: EngineArgs,
 }
 
+impl EvaluateArgs {
+    fn image_options(&self) -> Result<lrpc::io::image::ImageOptions> {
+        super::explain::image_options(
+            self.resize.as_deref(),
+            self.mean.as_deref(),
+            self.std.as_deref(),
+        )
+    }
+}
+
 /// Samples per explained batch when the model's batch axis is symbolic.
 const EXPLAIN_BATCH: usize = 32;
 
 /// Input values per batched forward run of perturbed inputs (64 MB of float32).
 const CURVE_BATCH_VALUES: usize = 1 << 24;
 
-/// One row of the data set, as a tensor of `shape` (batch 1 in front).
-fn row(data: &Tensor, k: usize) -> Result<Tensor> {
-    let per = data.len() / data.shape()[0];
-    let mut shape = data.shape().to_vec();
-    shape[0] = 1;
-    Ok(match data.data() {
-        TensorData::F32(v) => Tensor::from_f32(shape, v[k * per..(k + 1) * per].to_vec())?,
-        TensorData::I64(v) => Tensor::from_i64(shape, v[k * per..(k + 1) * per].to_vec())?,
+/// One sample of the data set as a batch-1 tensor.
+fn row(data: &Data, k: usize) -> Result<Tensor> {
+    let mut shape = vec![1];
+    shape.extend(data.sample_shape());
+    Ok(if data.tokens() {
+        Tensor::from_i64(shape, data.ids(k)?)?
+    } else {
+        Tensor::from_f32(shape, data.floats(k)?)?
     })
 }
 
@@ -165,19 +188,42 @@ enum Heatmaps {
 }
 
 pub fn evaluate(args: EvaluateArgs) -> Result<()> {
-    let data = npy::read(&args.data)?;
     let what = args.data.display().to_string();
-    let n = *data
-        .shape()
-        .first()
-        .ok_or_else(|| anyhow!("{what}: the data has no axes"))?;
+    let csv = args
+        .labels
+        .as_deref()
+        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")));
+    let data = if args.data.is_dir() {
+        // The model's channels decide grey or RGB decoding.
+        let probe = Model::load(
+            &args.model.model,
+            &args.shapes.options_for(None, &[], None)?,
+        )?;
+        let channels = match probe.input_shape() {
+            [_, c, _, _] => *c,
+            s => bail!("{what}: a folder of images needs a model taking (N, C, H, W), not {s:?}"),
+        };
+        Data::Folder(ImageFolder::open(
+            &args.data,
+            csv,
+            args.image_options()?,
+            channels,
+        )?)
+    } else {
+        Data::Array(npy::read(&args.data)?)
+    };
+    let n = data.len();
     if n == 0 {
         bail!("{what}: the data set is empty");
     }
-    let sample: Vec<usize> = data.shape()[1..].to_vec();
-    let tokens = matches!(data.data(), TensorData::I64(_));
+    let sample: Vec<usize> = data.sample_shape();
+    if sample.is_empty() {
+        bail!("{what}: the data must be stacked samples (N, ...)");
+    }
+    let tokens = data.tokens();
     let labels: Option<Vec<i64>> = match &args.labels {
-        None => None,
+        None => data.labels(),
+        Some(_) if csv.is_some() => data.labels(),
         Some(p) => {
             let l = npy::read(p)?;
             let v = l
@@ -231,11 +277,24 @@ pub fn evaluate(args: EvaluateArgs) -> Result<()> {
         "prob" => true,
         s => bail!("--score '{s}' is neither logit nor prob"),
     };
-    // Unperturbed forward: targets, correctness.
-    let base = match data.data() {
-        TensorData::F32(v) => runner.logits(v, |s, d| Ok(Tensor::from_f32(s, d)?))?,
-        TensorData::I64(v) => runner.logits(v, |s, d| Ok(Tensor::from_i64(s, d)?))?,
-    };
+    // Unperturbed forward (streamed in the model's batches): targets, correctness.
+    let mut base = Vec::new();
+    for start in (0..n).step_by(model_batch) {
+        let end = (start + model_batch).min(n);
+        if tokens {
+            let mut v = Vec::new();
+            for k in start..end {
+                v.extend(data.ids(k)?);
+            }
+            base.extend(runner.logits(&v, |s, d| Ok(Tensor::from_i64(s, d)?))?);
+        } else {
+            let mut v = Vec::new();
+            for k in start..end {
+                v.extend(data.floats(k)?);
+            }
+            base.extend(runner.logits(&v, |s, d| Ok(Tensor::from_f32(s, d)?))?);
+        }
+    }
     let classes = base.len() / n;
     let predicted: Vec<usize> = base.chunks(classes).map(argmax).collect();
     if let Some(l) = &labels
@@ -268,15 +327,11 @@ pub fn evaluate(args: EvaluateArgs) -> Result<()> {
     // Regions (token ids: every non-padding word), steps.
     let patch = args.patch.unwrap_or(if tokens { 1 } else { 9 });
     let grid = Regions::new(&sample, patch)?;
-    let ids = data.i64s().ok();
     let per: usize = sample.iter().product();
     let regions_of = |k: usize| -> Regions {
-        match ids {
-            Some(v) => {
-                let row = &v[k * per..(k + 1) * per];
-                grid.clone().without(|p| row[p] == args.pad_id)
-            }
-            None => grid.clone(),
+        match data.ids(k) {
+            Ok(row) if tokens => grid.clone().without(|p| row[p] == args.pad_id),
+            _ => grid.clone(),
         }
     };
     let fewest = keep.iter().map(|&k| regions_of(k).len()).min().unwrap_or(0);
@@ -296,48 +351,36 @@ pub fn evaluate(args: EvaluateArgs) -> Result<()> {
             "uniform".into()
         }
     });
-    let fills_f32: Vec<Vec<f32>> = match (data.data(), perturb.as_str()) {
-        (TensorData::F32(v), "uniform") => {
-            let (lo, hi) = v
-                .iter()
-                .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &x| {
-                    (l.min(x), h.max(x))
-                });
-            // Draw k * per + i of stream `seed` for value i of row k (fixtures/aopc_ref.py).
-            let (lo, hi) = (f64::from(lo), f64::from(hi));
-            keep.iter()
-                .map(|&k| {
-                    (0..per)
-                        .map(|i| {
-                            let u = rng::uniform(args.seed, (k * per + i) as u64);
-                            (lo + (hi - lo) * u) as f32
-                        })
-                        .collect()
-                })
-                .collect()
+    // uniform: draw k * per + i of stream `seed` for value i of row k (fixtures/aopc_ref.py);
+    // mean: the per-channel mean; zero. Made per sample when needed, not held for all.
+    enum Fill {
+        Uniform(f64, f64),
+        Field(Vec<f32>),
+        Ids,
+    }
+    let fill = match (tokens, perturb.as_str()) {
+        (false, "uniform") => {
+            let (lo, hi) = data.range()?;
+            Fill::Uniform(f64::from(lo), f64::from(hi))
         }
-        (TensorData::F32(v), "mean") => {
-            // Per channel (the sample's first axis for rank 3 and more), else one mean.
-            let channels = if sample.len() >= 3 { sample[0] } else { 1 };
-            let plane = per / channels;
-            let mut means = vec![0f64; channels];
-            for s in v.chunks(per) {
-                for (c, m) in means.iter_mut().enumerate() {
-                    *m += s[c * plane..(c + 1) * plane]
-                        .iter()
-                        .map(|&x| f64::from(x))
-                        .sum::<f64>();
-                }
-            }
-            let field: Vec<f32> = (0..per)
-                .map(|i| (means[i / plane] / (n * plane) as f64) as f32)
-                .collect();
-            vec![field; keep.len()]
+        (false, "mean") => {
+            let means = data.channel_means()?;
+            let plane = per / means.len().max(1);
+            Fill::Field((0..per).map(|i| means[i / plane] as f32).collect())
         }
-        (TensorData::F32(_), "zero") => vec![vec![0.0; per]; keep.len()],
-        (TensorData::F32(_), p) => bail!("--perturb '{p}': float data takes uniform, mean or zero"),
-        (TensorData::I64(_), "delete" | "unk") => Vec::new(),
-        (TensorData::I64(_), p) => bail!("--perturb '{p}': token ids take delete or unk"),
+        (false, "zero") => Fill::Field(vec![0.0; per]),
+        (false, p) => bail!("--perturb '{p}': float data takes uniform, mean or zero"),
+        (true, "delete" | "unk") => Fill::Ids,
+        (true, p) => bail!("--perturb '{p}': token ids take delete or unk"),
+    };
+    let fill_of = |k: usize| -> Vec<f32> {
+        match &fill {
+            Fill::Uniform(lo, hi) => (0..per)
+                .map(|i| (lo + (hi - lo) * rng::uniform(args.seed, (k * per + i) as u64)) as f32)
+                .collect(),
+            Fill::Field(v) => v.clone(),
+            Fill::Ids => Vec::new(),
+        }
     };
     let fill_id = if perturb == "unk" {
         args.unk_id
@@ -369,12 +412,8 @@ pub fn evaluate(args: EvaluateArgs) -> Result<()> {
                 let mut method: Method = a.method()?;
                 // The z-box bounds default to the data set's range (not -3..3).
                 let given: Vec<&str> = args.method.given().iter().map(|(f, _)| *f).collect();
-                if let TensorData::F32(v) = data.data() {
-                    let (lo, hi) = v
-                        .iter()
-                        .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &x| {
-                            (l.min(x), h.max(x))
-                        });
+                if !tokens && base == "epsilon-gamma-box" {
+                    let (lo, hi) = data.range()?;
                     if !given.contains(&"--low") {
                         method.params.low = Bound::Scalar(lo);
                     }
@@ -415,8 +454,6 @@ pub fn evaluate(args: EvaluateArgs) -> Result<()> {
         b
     };
     let positions = grid.positions();
-    let position: std::collections::HashMap<usize, usize> =
-        keep.iter().enumerate().map(|(i, &k)| (k, i)).collect();
     // The perturbed inputs run in batches of a chunk's whole curves (L + 1 rows per sample),
     // capped at CURVE_BATCH_VALUES input values per run; a fixed-batch model runs at its own.
     let chunk_rows = eb.min(model_batch).max(1) * (steps + 1);
@@ -503,35 +540,25 @@ pub fn evaluate(args: EvaluateArgs) -> Result<()> {
                     (regions, o)
                 })
                 .collect();
-            let logits = match data.data() {
-                TensorData::F32(v) => {
-                    let mut inputs = Vec::with_capacity(chunk.len() * (steps + 1) * per);
-                    for (&k, (regions, o)) in chunk.iter().zip(&orders) {
-                        let idx = position[&k];
-                        inputs.extend(pert::curve_inputs(
-                            &v[k * per..(k + 1) * per],
-                            &fills_f32[idx],
-                            regions,
-                            o,
-                            steps,
-                        ));
-                    }
-                    curve_runner.logits(&inputs, |s, d| Ok(Tensor::from_f32(s, d)?))?
+            let logits = if tokens {
+                let fill = vec![fill_id; per];
+                let mut inputs = Vec::with_capacity(chunk.len() * (steps + 1) * per);
+                for (&k, (regions, o)) in chunk.iter().zip(&orders) {
+                    inputs.extend(pert::curve_inputs(&data.ids(k)?, &fill, regions, o, steps));
                 }
-                TensorData::I64(v) => {
-                    let fill = vec![fill_id; per];
-                    let mut inputs = Vec::with_capacity(chunk.len() * (steps + 1) * per);
-                    for (&k, (regions, o)) in chunk.iter().zip(&orders) {
-                        inputs.extend(pert::curve_inputs(
-                            &v[k * per..(k + 1) * per],
-                            &fill,
-                            regions,
-                            o,
-                            steps,
-                        ));
-                    }
-                    curve_runner.logits(&inputs, |s, d| Ok(Tensor::from_i64(s, d)?))?
+                curve_runner.logits(&inputs, |s, d| Ok(Tensor::from_i64(s, d)?))?
+            } else {
+                let mut inputs = Vec::with_capacity(chunk.len() * (steps + 1) * per);
+                for (&k, (regions, o)) in chunk.iter().zip(&orders) {
+                    inputs.extend(pert::curve_inputs(
+                        &data.floats(k)?,
+                        &fill_of(k),
+                        regions,
+                        o,
+                        steps,
+                    ));
                 }
+                curve_runner.logits(&inputs, |s, d| Ok(Tensor::from_f32(s, d)?))?
             };
             for (j, &k) in chunk.iter().enumerate() {
                 let rows = &logits[j * (steps + 1) * classes..(j + 1) * (steps + 1) * classes];

@@ -89,34 +89,43 @@ fn triple(text: &str, flag: &str) -> Result<[f32; 3]> {
 
 impl ExplainArgs {
     fn image_options(&self) -> Result<ImageOptions> {
-        let resize = match &self.resize {
-            None => None,
-            Some(r) => {
-                let v: Vec<u32> = r
-                    .split(',')
-                    .map(|x| {
-                        x.trim()
-                            .parse()
-                            .map_err(|_| anyhow!("--resize '{r}': '{x}' is not a size"))
-                    })
-                    .collect::<Result<_>>()?;
-                match v.as_slice() {
-                    [n] => Some((*n, *n)),
-                    [w, h] => Some((*w, *h)),
-                    _ => return Err(anyhow!("--resize takes N or W,H, got '{r}'")),
-                }
-            }
-        };
-        Ok(ImageOptions {
-            resize,
-            mean: self
-                .mean
-                .as_deref()
-                .map(|m| triple(m, "mean"))
-                .transpose()?,
-            std: self.std.as_deref().map(|s| triple(s, "std")).transpose()?,
-        })
+        image_options(
+            self.resize.as_deref(),
+            self.mean.as_deref(),
+            self.std.as_deref(),
+        )
     }
+}
+
+/// Image options from the --resize, --mean and --std flags' text.
+pub fn image_options(
+    resize: Option<&str>,
+    mean: Option<&str>,
+    std: Option<&str>,
+) -> Result<ImageOptions> {
+    let resize = match resize {
+        None => None,
+        Some(r) => {
+            let v: Vec<u32> = r
+                .split(',')
+                .map(|x| {
+                    x.trim()
+                        .parse()
+                        .map_err(|_| anyhow!("--resize '{r}': '{x}' is not a size"))
+                })
+                .collect::<Result<_>>()?;
+            match v.as_slice() {
+                [n] => Some((*n, *n)),
+                [w, h] => Some((*w, *h)),
+                _ => return Err(anyhow!("--resize takes N or W,H, got '{r}'")),
+            }
+        }
+    };
+    Ok(ImageOptions {
+        resize,
+        mean: mean.map(|m| triple(m, "mean")).transpose()?,
+        std: std.map(|s| triple(s, "std")).transpose()?,
+    })
 }
 
 pub fn explain(args: ExplainArgs) -> Result<()> {

@@ -2,6 +2,7 @@
 //! protocol's random numbers ([`rng`]); relevance pooled over boxes and labelled regions
 //! ([`regions`]).
 
+pub mod data;
 pub mod perturbation;
 pub mod plot;
 pub mod regions;
