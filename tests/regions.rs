@@ -129,3 +129,63 @@ fn bad_boxes_and_masks_are_refused_in_one_line() {
         assert!(err.contains(says), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn an_image_folder_gives_the_same_shares_as_the_array() {
+    // fixtures/shapes_data/images/<k>.png are rows k of data.npy (pixel / 255, mean 0.5, std
+    // 0.25); a CSV puts them in row order.
+    let dir = tempfile::tempdir().unwrap();
+    let labels = lrpc::io::npy::read(&root().join("fixtures/shapes_data/labels.npy")).unwrap();
+    let mut csv = String::from("file,label\n");
+    for k in 0..6 {
+        let png = root().join(format!("fixtures/shapes_data/images/{k}.png"));
+        csv += &format!("{},{}\n", png.display(), labels.i64s().unwrap()[k]);
+    }
+    let csv_path = dir.path().join("images.csv");
+    std::fs::write(&csv_path, csv).unwrap();
+    let run = |data: &str, labels: &str, extra: &[&str]| -> serde_json::Value {
+        let mut args = vec![
+            "regions",
+            "fixtures/shapes/model.onnx",
+            "--data",
+            data,
+            "--labels",
+            labels,
+            "--method",
+            "epsilon-plus-flat",
+            "--masks",
+            "fixtures/shapes_data/masks",
+            "--limit",
+            "6",
+            "--json",
+        ];
+        args.extend(extra);
+        let (code, out, err) = lrpc(&args);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str(&out).unwrap()
+    };
+    let array = run(
+        "fixtures/shapes_data/data.npy",
+        "fixtures/shapes_data/labels.npy",
+        &[],
+    );
+    let folder = run(
+        "fixtures/shapes_data/images",
+        csv_path.to_str().unwrap(),
+        &["--mean", "0.5", "--std", "0.25"],
+    );
+    for k in 0..6 {
+        for name in ["background", "object", "surround"] {
+            let a = array["images"][k]["share"]["signed"][name]
+                .as_f64()
+                .unwrap();
+            let b = folder["images"][k]["share"]["signed"][name]
+                .as_f64()
+                .unwrap();
+            assert!(
+                (a - b).abs() < 1e-4,
+                "image {k} {name}: array {a} vs folder {b}"
+            );
+        }
+    }
+}

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, anyhow, bail};
 use clap::Args;
+use lrpc::eval::data::{Data, ImageFolder};
 use lrpc::eval::regions::{self, Box4, BoxStats, Ratio};
 use lrpc::io::npy;
 use lrpc::ir::tensor::Tensor;
@@ -20,10 +21,13 @@ use super::{ModelArg, ShapeArgs};
 pub struct RegionsArgs {
     #[command(flatten)]
     model: ModelArg,
-    /// Images: one float .npy of stacked samples (N, C, H, W) or (N, H, W).
+    /// Images: one float .npy of stacked samples (N, C, H, W) or (N, H, W), or a folder of
+    /// PNG/JPEG images read one batch at a time (the order of --labels FILE.csv, else sorted
+    /// names; box and mask indexes count in that order).
     #[arg(long)]
     data: PathBuf,
-    /// Integer labels (N,): the explained class of each sample (default: its arg-max).
+    /// Integer labels (N,) as .npy, or for an image folder a CSV `file,label`: the explained
+    /// class of each sample (default: its arg-max; an image folder's sub-folders).
     #[arg(long)]
     labels: Option<PathBuf>,
     /// A CSV `index,x0,y0,x1,y1` (pixels; x the column; x1, y1 exclusive) of object boxes.
@@ -37,6 +41,15 @@ pub struct RegionsArgs {
     /// folder's mask_names.json or names.json, else the numbers].
     #[arg(long)]
     mask_names: Option<PathBuf>,
+    /// Image folders: resize every image to W,H (or N for N,N).
+    #[arg(long, value_name = "W,H")]
+    resize: Option<String>,
+    /// Image folders: per-channel mean subtracted after scaling to [0, 1].
+    #[arg(long, value_name = "R,G,B")]
+    mean: Option<String>,
+    /// Image folders: per-channel standard deviation divided by.
+    #[arg(long, value_name = "R,G,B")]
+    std: Option<String>,
     /// Only the first N samples.
     #[arg(long)]
     limit: Option<usize>,
@@ -132,9 +145,34 @@ fn mask_names(args: &RegionsArgs, dir: &Path) -> Result<BTreeMap<u8, String>> {
 }
 
 pub fn regions(args: RegionsArgs) -> Result<()> {
-    let data = npy::read(&args.data)?;
-    let shape = data.shape().to_vec();
     let what = args.data.display().to_string();
+    let csv = args
+        .labels
+        .as_deref()
+        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")));
+    let data = if args.data.is_dir() {
+        let probe = Model::load(
+            &args.model.model,
+            &args.shapes.options_for(None, &[], None)?,
+        )?;
+        let channels = match probe.input_shape() {
+            [_, c, _, _] => *c,
+            s => bail!("{what}: a folder of images needs a model taking (N, C, H, W), not {s:?}"),
+        };
+        let options = super::explain::image_options(
+            args.resize.as_deref(),
+            args.mean.as_deref(),
+            args.std.as_deref(),
+        )?;
+        Data::Folder(ImageFolder::open(&args.data, csv, options, channels)?)
+    } else {
+        Data::Array(npy::read(&args.data)?)
+    };
+    if data.tokens() {
+        bail!("{what}: regions are for images; the data holds token ids");
+    }
+    let mut shape = vec![data.len()];
+    shape.extend(data.sample_shape());
     if shape.len() < 3 || shape[0] == 0 {
         bail!("{what}: images must be stacked as (N, C, H, W) or (N, H, W), got {shape:?}");
     }
@@ -142,7 +180,8 @@ pub fn regions(args: RegionsArgs) -> Result<()> {
     let (h, w) = (shape[shape.len() - 2], shape[shape.len() - 1]);
     let per: usize = shape[1..].iter().product();
     let labels: Option<Vec<i64>> = match &args.labels {
-        None => None,
+        None => data.labels(),
+        Some(_) if csv.is_some() => data.labels(),
         Some(p) => {
             let v = npy::read(p)?
                 .i64s()
@@ -186,13 +225,13 @@ pub fn regions(args: RegionsArgs) -> Result<()> {
     let explainer = Explainer::with_options(&model, args.method.method()?, options)?;
     let mb = explainer.spec().batch().max(1);
     let classes = explainer.spec().classes();
-    let values = data
-        .f32s()
-        .map_err(|_| anyhow!("{what}: images must be floats"))?;
     let mut rows = Vec::with_capacity(n);
     for start in (0..n).step_by(mb) {
         let count = mb.min(n - start);
-        let mut chunk = values[start * per..(start + count) * per].to_vec();
+        let mut chunk = Vec::with_capacity(mb * per);
+        for k in start..start + count {
+            chunk.extend(data.floats(k)?);
+        }
         chunk.resize(mb * per, 0.0);
         let mut s = vec![mb];
         s.extend(&shape[1..]);
