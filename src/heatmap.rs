@@ -132,7 +132,12 @@ impl Default for HeatmapOptions {
 
 /// Renders the heatmap of sample 0.
 pub fn render(relevance: &Tensor, opts: &HeatmapOptions) -> Result<RgbImage> {
-    let (rows, cols, v) = channel_sum(relevance, 0)?;
+    render_sample(relevance, 0, opts)
+}
+
+/// Renders the heatmap of one sample of a batch.
+pub fn render_sample(relevance: &Tensor, sample: usize, opts: &HeatmapOptions) -> Result<RgbImage> {
+    let (rows, cols, v) = channel_sum(relevance, sample)?;
     let peak = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
     let scale = if peak > 0.0 { 1.0 / peak } else { 0.0 };
     let block = (opts.min_size as usize).div_ceil(rows.max(cols)).max(1) as u32;

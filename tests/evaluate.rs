@@ -420,3 +420,52 @@ fn image_folders_evaluate_like_the_stacked_array() {
         assert!(err.contains(says), "{err}");
     }
 }
+
+#[test]
+fn explain_compares_models_and_methods_in_one_grid() {
+    let dir = tempfile::tempdir().unwrap();
+    let twin = dir.path().join("twin.onnx");
+    std::fs::copy(root().join("fixtures/digits/model.onnx"), &twin).unwrap();
+    let d = lrpc::io::npy::read(&root().join("fixtures/digits/data.npy")).unwrap();
+    let x =
+        lrpc::ir::Tensor::from_f32(vec![3, 1, 8, 8], d.f32s().unwrap()[..3 * 64].to_vec()).unwrap();
+    let xp = dir.path().join("x.npy");
+    lrpc::io::npy::write(&xp, &x).unwrap();
+    let grid = dir.path().join("grid.png");
+    let (code, out, err) = lrpc(&[
+        "explain",
+        "fixtures/digits/model.onnx",
+        "--model",
+        twin.to_str().unwrap(),
+        "--input",
+        xp.to_str().unwrap(),
+        "--method",
+        "epsilon,gradient",
+        "--heatmap",
+        grid.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let cells = v["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 4, "2 models x 2 methods");
+    // The twin is the same network: the same relevance.
+    assert_eq!(cells[0]["relevance_sum"], cells[2]["relevance_sum"]);
+    let img = image::open(&grid).unwrap();
+    assert!(
+        img.width() > 4 * 160 && img.height() > 3 * 160,
+        "{}x{}",
+        img.width(),
+        img.height()
+    );
+    let (code, _, err) = lrpc(&[
+        "explain",
+        "fixtures/digits/model.onnx",
+        "--input",
+        xp.to_str().unwrap(),
+        "--method",
+        "epsilon,gradient",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("give --heatmap"), "{err}");
+}

@@ -42,6 +42,11 @@ pub struct ExplainArgs {
     /// Lay the heatmap over the input image (image inputs only).
     #[arg(long)]
     overlay: bool,
+    /// Compare: another model to explain the same input with (repeatable); with several
+    /// models and/or several methods (--method A,B,C) --heatmap writes one grid: a row per
+    /// sample, a column per model and method.
+    #[arg(long = "model", value_name = "MODEL")]
+    models: Vec<PathBuf>,
     /// Token-id inputs: the vocabulary that names the ids (vocab.json, a list or an object
     /// word -> id, or one word per line); the tokens are then printed as words.
     #[arg(long)]
@@ -150,6 +155,18 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
             "--overlay needs an image input, got {}",
             path.display()
         ));
+    }
+    let methods: Vec<String> = args
+        .method
+        .method
+        .as_deref()
+        .unwrap_or(super::method::DEFAULT_METHOD)
+        .split(',')
+        .map(|m| m.trim().to_string())
+        .filter(|m| !m.is_empty())
+        .collect();
+    if methods.len() > 1 || !args.models.is_empty() {
+        return compare(&args, input, picture, &methods, target, cmap);
     }
     let explainer = if args.model.is_artifact() {
         let mut given = args.method.given();
@@ -325,4 +342,118 @@ fn per_token(relevance: &Tensor) -> Result<Tensor> {
         .map(|c| c.iter().sum())
         .collect();
     Ok(Tensor::from_f32(outer.to_vec(), sums)?)
+}
+
+/// Several models and/or methods on the same input: one grid picture (`--heatmap`), a row per
+/// sample and a column per model and method, every cell in the same colour map, each
+/// normalised to its own largest |relevance|.
+fn compare(
+    args: &ExplainArgs,
+    input: Tensor,
+    picture: Option<image::RgbImage>,
+    methods: &[String],
+    target: Target,
+    cmap: ColorMap,
+) -> Result<()> {
+    let Some(out) = &args.heatmap else {
+        bail!("comparing several models or methods writes one grid: give --heatmap GRID.png");
+    };
+    if args.output.is_some() || args.output_embedding.is_some() || args.html.is_some() {
+        bail!("comparing several models or methods writes only the --heatmap grid (and --json)");
+    }
+    let mut models = vec![args.model.model.clone()];
+    models.extend(args.models.iter().cloned());
+    let others = args.inputs.others()?;
+    let mut columns = Vec::new();
+    let mut cells: Vec<Vec<image::RgbImage>> = Vec::new();
+    let mut report = Vec::new();
+    for path in &models {
+        if lrpc::runtime::artifact::is_artifact(path) {
+            bail!(
+                "{}: comparing takes ONNX models (an artifact fixes its method)",
+                path.display()
+            );
+        }
+        let model = Model::load(
+            path,
+            &args.shapes.options_for(
+                Some(input.shape()),
+                &others,
+                args.inputs.explain_input()?.as_deref(),
+            )?,
+        )?;
+        super::print_notes(path, &model);
+        let (engine, threads) = args.engine.engine()?;
+        for m in methods {
+            let mut a = args.method.clone();
+            a.method = Some(m.clone());
+            let options = lrpc::ExplainOptions {
+                engine,
+                threads,
+                ..lrpc::ExplainOptions::default()
+            };
+            let e = Explainer::with_options(&model, a.method()?, options)
+                .map_err(|e| anyhow!("{} with {m}: {e}", path.display()))?;
+            if e.spec().relevance_at_embedding() {
+                bail!(
+                    "{}: the grid draws images; its input is token ids",
+                    path.display()
+                );
+            }
+            let x = e
+                .spec()
+                .check_input(input.clone(), &path.display().to_string())?;
+            let r = e.explain_with(x, &super::inputs::borrowed(&others), target)?;
+            let stem = path
+                .file_stem()
+                .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+            let stem = if stem == "model" {
+                path.parent()
+                    .and_then(|p| p.file_name())
+                    .map_or(stem.clone(), |s| s.to_string_lossy().into_owned())
+            } else {
+                stem
+            };
+            columns.push(format!("{stem} / {m}"));
+            let samples = r.targets.len();
+            let opts = HeatmapOptions {
+                cmap,
+                overlay: if args.overlay { picture.clone() } else { None },
+                min_size: 160,
+                ..HeatmapOptions::default()
+            };
+            for b in 0..samples {
+                if cells.len() <= b {
+                    cells.push(Vec::new());
+                }
+                cells[b].push(heatmap::render_sample(&r.relevance, b, &opts)?);
+            }
+            report.push(serde_json::json!({
+                "model": path.display().to_string(), "method": m, "targets": r.targets,
+                "target_logits": r.target_logits,
+                "relevance_sum": r.relevance.f32s()?.iter().sum::<f32>(),
+            }));
+        }
+    }
+    let rows: Vec<(String, Vec<image::RgbImage>)> = cells
+        .into_iter()
+        .enumerate()
+        .map(|(b, c)| (format!("sample {b}"), c))
+        .collect();
+    lrpc::eval::plot::grid(out, &columns, &rows)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({ "grid": out.display().to_string(), "cells": report })
+        );
+    } else {
+        println!(
+            "grid {}: {} samples x {} columns ({})",
+            out.display(),
+            rows.len(),
+            columns.len(),
+            columns.join(", ")
+        );
+    }
+    Ok(())
 }

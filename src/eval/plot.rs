@@ -1,6 +1,7 @@
-//! Perturbation curves as a picture (plotters; PNG or SVG by the file's extension): one line
-//! per method, the mean of f(x_0) - f(x_k) over samples, a band of +-1 standard error, the AOPC in
-//! the legend. Text is set in DejaVu Sans (embedded), so nothing depends on system fonts.
+//! Pictures (plotters): perturbation curves (PNG or SVG by the file's extension: one line per
+//! method, the mean of f(x_0) - f(x_k) over samples, a band of +-1 standard error, the AOPC in
+//! the legend), and grids of heatmaps with titles (PNG). Text is set in DejaVu Sans
+//! (embedded), so nothing depends on system fonts.
 
 use std::path::Path;
 use std::sync::Once;
@@ -178,4 +179,69 @@ pub fn curves(path: &Path, title: &str, x_label: &str, series: &[Series]) -> Res
         }
         _ => Err(bad("--plot writes .png or .svg".into())),
     }
+}
+
+/// A grid of heatmaps as a PNG: one row per input (`rows`: label and one image per column),
+/// one column per title in `columns`, each cell titled; images are drawn at their own size
+/// in cells as large as the largest.
+pub fn grid(
+    path: &Path,
+    columns: &[String],
+    rows: &[(String, Vec<image::RgbImage>)],
+) -> Result<()> {
+    register_font();
+    let bad = |reason: String| Error::Input {
+        what: path.display().to_string(),
+        reason,
+    };
+    let (cw, ch) = rows
+        .iter()
+        .flat_map(|(_, r)| r.iter())
+        .fold((1u32, 1u32), |(w, h), i| {
+            (w.max(i.width()), h.max(i.height()))
+        });
+    let (pad, title, label) = (10u32, 26u32, 90u32);
+    // Wide enough for the longest title too (about 8 px a character at 14 px).
+    let longest = columns.iter().map(|t| t.chars().count()).max().unwrap_or(0) as u32;
+    let cell_w = cw.max(longest * 8);
+    let width = label + columns.len() as u32 * (cell_w + pad) + pad;
+    let height = title + rows.len() as u32 * (ch + pad) + pad;
+    let mut pixels = vec![255u8; (width * height * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, (width, height)).into_drawing_area();
+        let e = |x: DrawingAreaErrorKind<_>| bad(format!("drawing the grid: {x}"));
+        root.fill(&WHITE).map_err(e)?;
+        let font = ("sans-serif", 14).into_font();
+        for (j, t) in columns.iter().enumerate() {
+            let x = (label + pad + j as u32 * (cell_w + pad)) as i32;
+            root.draw(&Text::new(t.clone(), (x, 6), font.clone()))
+                .map_err(e)?;
+        }
+        for (i, (name, cells)) in rows.iter().enumerate() {
+            let y = (title + i as u32 * (ch + pad)) as i32;
+            root.draw(&Text::new(
+                name.clone(),
+                (6, y + ch as i32 / 2 - 7),
+                font.clone(),
+            ))
+            .map_err(e)?;
+            for (j, img) in cells.iter().enumerate() {
+                let x = (label + pad + j as u32 * (cell_w + pad)) as i32;
+                let element = BitMapElement::with_owned_buffer(
+                    (x, y),
+                    (img.width(), img.height()),
+                    img.as_raw().clone(),
+                )
+                .ok_or_else(|| bad("internal: a heatmap buffer has the wrong size".into()))?;
+                root.draw(&element).map_err(e)?;
+            }
+        }
+        root.present().map_err(e)?;
+    }
+    let img = image::RgbImage::from_raw(width, height, pixels)
+        .ok_or_else(|| bad("internal: the grid buffer has the wrong size".into()))?;
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| bad(format!("encoding the PNG: {e}")))?;
+    crate::io::atomic::write_atomically(path, |w| w.write_all(&png))
 }
