@@ -91,11 +91,20 @@ pub fn build_window_forward(b: &mut FunctionBuilder, k: &WindowKernel, _ptr: Typ
                 let addr = at(b, in_base, t);
                 let v = b.ins().load(types::F32, flags, addr, 0);
                 let a = b.use_var(acc);
+                // Max as compare-and-select (one maxss-like pair, where Cranelift's fmax is a
+                // NaN-propagating sequence): a NaN tap is skipped, as Rust's f32::max does in
+                // the reference; padding taps are never taken.
                 let next = match k.reduce {
-                    Reduce::Average => b.ins().fadd(a, v),
-                    _ => b.ins().fmax(a, v),
+                    Reduce::Average => {
+                        let s = b.ins().fadd(a, v);
+                        b.ins().select(valid, s, a)
+                    }
+                    _ => {
+                        let gt = b.ins().fcmp(FloatCC::GreaterThan, v, a);
+                        let take = b.ins().band(gt, valid);
+                        b.ins().select(take, v, a)
+                    }
                 };
-                let next = b.ins().select(valid, next, a);
                 b.def_var(acc, next);
             });
             let mut v = b.use_var(acc);
