@@ -469,3 +469,78 @@ fn explain_compares_models_and_methods_in_one_grid() {
     assert_eq!(code, 1);
     assert!(err.contains("give --heatmap"), "{err}");
 }
+
+#[test]
+fn the_library_runs_the_study_on_tensors() {
+    use lrpc::eval::data::Data;
+    use lrpc::eval::perturbation::Order;
+    use lrpc::eval::protocol::{self, Heatmaps, Perturb, Protocol};
+    let d = lrpc::io::npy::read(&root().join("fixtures/digits/data.npy")).unwrap();
+    let l = lrpc::io::npy::read(&root().join("fixtures/digits/labels.npy")).unwrap();
+    let per = d.len() / d.shape()[0];
+    let data = Data::Array(
+        lrpc::ir::Tensor::from_f32(vec![100, 1, 8, 8], d.f32s().unwrap()[..100 * per].to_vec())
+            .unwrap(),
+    );
+    let labels = l.i64s().unwrap()[..100].to_vec();
+    let options = lrpc::onnx::ImportOptions {
+        batch: Some(32),
+        ..lrpc::onnx::ImportOptions::default()
+    };
+    let model = lrpc::Model::load(root().join("fixtures/digits/model.onnx"), &options).unwrap();
+    let explainer =
+        lrpc::Explainer::new(&model, lrpc::relevance::Method::parse("epsilon").unwrap()).unwrap();
+    let methods = vec![
+        (
+            "epsilon".to_string(),
+            Heatmaps::Explained {
+                explainer: Box::new(explainer),
+                square: false,
+            },
+        ),
+        ("random".to_string(), Heatmaps::Random),
+    ];
+    let p = Protocol {
+        patch: 2,
+        steps: Some(16),
+        order: Some(Order::Morf),
+        perturb: Perturb::Uniform,
+        pad_id: 0,
+        probability: false,
+        target_label: true,
+        correct_only: true,
+        seed: 2017,
+    };
+    let mut calls = 0;
+    let report = protocol::run(
+        &model,
+        (lrpc::Engine::Compiled, 2),
+        &data,
+        Some(&labels),
+        &methods,
+        &p,
+        &mut |_, _| calls += 1,
+    )
+    .unwrap();
+    assert!(calls > 0, "progress is reported");
+    let r = json("fixtures/digits/aopc_ref_p2_ci.json");
+    assert_eq!(report.n as u64, r["n"].as_u64().unwrap());
+    for m in &report.methods {
+        let want = r["methods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["method"] == m.method.as_str())
+            .unwrap()["aopc"]
+            .as_f64()
+            .unwrap();
+        assert!(
+            (m.aopc - want).abs() <= 1e-3 * want,
+            "{}: {} vs {want}",
+            m.method,
+            m.aopc
+        );
+        assert_eq!(m.curve.len(), 17);
+        assert_eq!(m.curve_se.len(), 17);
+    }
+}

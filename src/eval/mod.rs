@@ -5,5 +5,6 @@
 pub mod data;
 pub mod perturbation;
 pub mod plot;
+pub mod protocol;
 pub mod regions;
 pub mod rng;
