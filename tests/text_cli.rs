@@ -149,6 +149,12 @@ fn bad_token_input_is_refused_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let short = dir.path().join("short.txt");
     std::fs::write(&short, "<pad>\nthe\n").unwrap();
+    let long = dir.path().join("long.npy");
+    lrpc::io::npy::write(
+        &long,
+        &lrpc::ir::Tensor::from_i64(vec![1, 20], vec![2; 20]).unwrap(),
+    )
+    .unwrap();
     let floats = dir.path().join("f.npy");
     lrpc::io::npy::write(
         &floats,
@@ -170,6 +176,11 @@ fn bad_token_input_is_refused_in_one_line() {
         (
             vec!["explain", LSTM, "--input", floats.to_str().unwrap()],
             "integers for ids",
+        ),
+        // The exported model's sequence axis is static (16).
+        (
+            vec!["explain", LSTM, "--input", long.to_str().unwrap()],
+            "expects [1, 16]",
         ),
         (
             vec![

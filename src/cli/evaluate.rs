@@ -119,6 +119,12 @@ impl EvaluateArgs {
 const EXPLAIN_BATCH: usize = 32;
 
 pub fn evaluate(args: EvaluateArgs) -> Result<()> {
+    if args.model.is_artifact() {
+        bail!(
+            "{}: evaluate takes the ONNX model: it compiles an explainer per method and a forward pass at the batch of whole curves, and an artifact fixes one method and one batch",
+            args.model.model.display()
+        );
+    }
     let what = args.data.display().to_string();
     let csv = args
         .labels

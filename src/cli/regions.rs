@@ -145,6 +145,12 @@ fn mask_names(args: &RegionsArgs, dir: &Path) -> Result<BTreeMap<u8, String>> {
 }
 
 pub fn regions(args: RegionsArgs) -> Result<()> {
+    if args.model.is_artifact() {
+        bail!(
+            "{}: regions takes the ONNX model (it explains at the data's batch; an artifact fixes its batch)",
+            args.model.model.display()
+        );
+    }
     let what = args.data.display().to_string();
     let csv = args
         .labels
