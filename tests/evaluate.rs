@@ -519,7 +519,10 @@ fn the_library_runs_the_study_on_tensors() {
         Some(&labels),
         &methods,
         &p,
-        &mut |_, _| calls += 1,
+        &mut |_, _, total| {
+            assert_eq!(total, 2 * 98, "two methods over the 98 correct samples");
+            calls += 1
+        },
     )
     .unwrap();
     assert!(calls > 0, "progress is reported");

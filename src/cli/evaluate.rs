@@ -300,7 +300,8 @@ pub fn evaluate(args: EvaluateArgs) -> Result<()> {
         );
         b
     };
-    let mut progress = |name: &str, done: u64| {
+    let mut progress = |name: &str, done: u64, total: u64| {
+        bar.set_length(total);
         bar.set_message(name.to_string());
         bar.inc(done);
     };

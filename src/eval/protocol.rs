@@ -170,7 +170,8 @@ fn sample_rows(data: &Data, ks: &[usize]) -> Result<Rows> {
 }
 
 /// Runs the study of `methods` (name, heatmaps) on `data` with `model` (whose batch is the
-/// explainers' batch). `progress(method, samples done)` is called as samples finish.
+/// explainers' batch). `progress(method, samples just done, total)` is called as samples
+/// finish; the total counts every method's evaluated samples.
 pub fn run(
     model: &Model,
     (engine, threads): (Engine, usize),
@@ -178,7 +179,7 @@ pub fn run(
     labels: Option<&[i64]>,
     methods: &[(String, Heatmaps)],
     p: &Protocol,
-    progress: &mut dyn FnMut(&str, u64),
+    progress: &mut dyn FnMut(&str, u64, u64),
 ) -> Result<Report> {
     let n = data.len();
     let sample = data.sample_shape();
@@ -405,7 +406,11 @@ pub fn run(
                     }
                 }
             }
-            progress(name, chunk.len() as u64);
+            progress(
+                name,
+                chunk.len() as u64,
+                (keep.len() * methods.len()) as u64,
+            );
         }
         let (aopc, se, curve) = pert::aopc(&curves);
         reports.push(MethodReport {
