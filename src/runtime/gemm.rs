@@ -152,7 +152,15 @@ pub enum Split {
     Positions { cols: usize },
     /// One im2col per (image, group), output channels split over the threads.
     Channels,
+    /// Small planes: `images` images of one group side by side in one im2col + GEMM (their
+    /// columns concatenated), the result copied to each image's place; a tiny per-image GEMM
+    /// would cost more in call overhead than in arithmetic.
+    Images { images: usize },
 }
+
+/// Below this many output positions per image, a Conv with a batch runs several images per
+/// GEMM ([`Split::Images`]).
+const SMALL_PLANE: usize = 256;
 
 /// The shapes of one Conv (or its adjoint): what lowering decides and an artifact stores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -222,6 +230,16 @@ impl ConvGemm {
         };
         let p = c.out_plane();
         let images = batch * group;
+        if p < SMALL_PLANE && batch >= 2 {
+            // As many images as fill a col tile, but enough tiles for every thread.
+            let by_memory = (TILE_FLOATS / c.k().max(1)).max(64) / p.max(1);
+            let by_threads = batch.div_ceil(2 * c.threads);
+            let ni = by_memory.min(by_threads).min(batch);
+            if ni >= 2 {
+                c.split = Split::Images { images: ni };
+                return c;
+            }
+        }
         if p >= TILE_MIN_POSITIONS || images >= 2 * c.threads || c.threads == 1 {
             let cols = (TILE_FLOATS / c.k().max(1)).max(64).min(p.max(1));
             let cols = if cols < p {
@@ -272,6 +290,10 @@ impl ConvGemm {
     /// Scratch floats the forward pass needs (im2col tiles, one per thread).
     pub fn forward_scratch(&self) -> usize {
         match (self.direct(), self.split) {
+            // Side by side needs the copy even for a 1x1 kernel: images are not adjacent.
+            (_, Split::Images { images }) => {
+                self.threads * (self.k() + self.cout_g()) * images * self.out_plane()
+            }
             (true, _) => 0,
             (false, Split::Positions { cols }) => self.threads * self.k() * cols,
             (false, Split::Channels) => self.k() * self.out_plane(),
@@ -369,6 +391,60 @@ impl ConvGemm {
                             (w[g * mg * k..].as_ptr(), k, 1),
                             (rhs, rrs, 1),
                         )
+                    }
+                });
+            }
+            Split::Images { images: ni } => {
+                let ni = ni.max(1);
+                let per_slot = (k + mg) * ni * p;
+                let tiles = self.batch.div_ceil(ni) * self.group;
+                (0..tiles).into_par_iter().for_each(|t| {
+                    let (chunk, g) = (t / self.group, t % self.group);
+                    let (n0, n1) = (chunk * ni, ((chunk + 1) * ni).min(self.batch));
+                    let width = (n1 - n0) * p;
+                    let slot = sp.get().wrapping_add(self.slot() * per_slot);
+                    // SAFETY: slot `slot()` of the scratch (per_slot floats, inside the asserted
+                    // length) belongs to this worker for the tile's duration: the first
+                    // k * ni * p floats hold the side-by-side im2col, the next mg * ni * p the
+                    // GEMM's result.
+                    let (col, tmp) = unsafe {
+                        (
+                            std::slice::from_raw_parts_mut(slot, k * width),
+                            std::slice::from_raw_parts_mut(slot.add(k * ni * p), mg * width),
+                        )
+                    };
+                    for (j, n) in (n0..n1).enumerate() {
+                        let xs =
+                            &x[(n * self.cin + g * cg) * self.in_plane()..][..cg * self.in_plane()];
+                        for r in 0..k {
+                            self.im2col_row(xs, r, &mut col[r * width + j * p..][..p], 0, p);
+                        }
+                    }
+                    if let Some(b) = bias {
+                        for (r, &v) in b[g * mg..][..mg].iter().enumerate() {
+                            tmp[r * width..][..width].fill(v);
+                        }
+                    }
+                    // SAFETY: W_g is mg x k inside w; col is k x width and tmp mg x width, both
+                    // in this worker's slot, disjoint from each other and from w.
+                    unsafe {
+                        gemm_raw(
+                            (mg, k, width),
+                            tmp.as_mut_ptr(),
+                            width,
+                            bias.is_some(),
+                            (w[g * mg * k..].as_ptr(), k, 1),
+                            (col.as_ptr(), width, 1),
+                        )
+                    }
+                    for (j, n) in (n0..n1).enumerate() {
+                        for r in 0..mg {
+                            let dst = yp.get().wrapping_add((n * self.cout + g * mg + r) * p);
+                            // SAFETY: output row r of image n and group g (inside y, asserted),
+                            // written by this tile only: tiles own disjoint (images, group).
+                            let row = unsafe { std::slice::from_raw_parts_mut(dst, p) };
+                            row.copy_from_slice(&tmp[r * width + j * p..][..p]);
+                        }
                     }
                 });
             }

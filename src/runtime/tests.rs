@@ -403,6 +403,9 @@ fn conv_tiles_and_splits_equal_the_interpreter() {
                 Split::Positions { cols: 7 },
                 Split::Positions { cols: p },
                 Split::Channels,
+                Split::Images { images: 1 },
+                Split::Images { images: 2 },
+                Split::Images { images: n.max(1) },
             ] {
                 let g = ConvGemm {
                     split,
