@@ -392,26 +392,24 @@ impl Explainer {
         others: &[(&str, Tensor)],
         targets: &[Option<usize>],
     ) -> Result<Explanation> {
+        self.explain_rows(Samples::F32(values), n, others, targets)
+    }
+
+    /// [`Explainer::explain_samples_with`] for samples of any element type (token ids).
+    pub fn explain_rows(
+        &self,
+        samples: Samples<'_>,
+        n: usize,
+        others: &[(&str, Tensor)],
+        targets: &[Option<usize>],
+    ) -> Result<Explanation> {
         let spec = &self.spec;
-        let per = spec.input_len();
-        let bad = |reason: String| Error::Input {
-            what: "input".into(),
-            reason,
-        };
-        if values.len() != n * per {
-            return Err(bad(format!(
-                "has {} values, not {n} samples of {per} ({:?} per sample)",
-                values.len(),
-                &spec.input().shape[1.min(spec.input().shape.len())..]
-            )));
-        }
         if !targets.is_empty() && targets.len() != n {
             return Err(Error::Input {
                 what: "targets".into(),
                 reason: format!("{} targets for {n} samples", targets.len()),
             });
         }
-        let batch = spec.batch().max(1);
         let classes = spec.classes();
         let evaluator = self.evaluator()?;
         let mut out = Explanation {
@@ -423,34 +421,92 @@ impl Explainer {
         };
         let per_relevance = spec.relevance_len();
         let (mut relevance, mut logits) = (Vec::with_capacity(n * per_relevance), Vec::new());
-        for start in (0..n).step_by(batch) {
-            let count = batch.min(n - start);
-            let mut chunk = values[start * per..(start + count) * per].to_vec();
-            chunk.resize(batch * per, 0.0);
-            let x = Tensor::from_f32(spec.input().shape.clone(), chunk).map_err(|e| bad(e.0))?;
-            let rows_of = others
-                .iter()
-                .map(|(name, t)| Ok((*name, rows(t, start, count, batch).map_err(|e| bad(e.0))?)))
-                .collect::<Result<Vec<_>>>()?;
-            let feeds = spec.check_feeds(x, &rows_of)?;
+        self.each_batch(samples, n, others, |start, count, feeds| {
             let fixed: Vec<Option<usize>> = if targets.is_empty() {
                 Vec::new()
             } else {
                 targets[start..start + count].to_vec()
             };
-            let e = procedure::explain(&*evaluator, spec, &feeds, Target::Top, &fixed)?;
+            let e = procedure::explain(&*evaluator, spec, feeds, Target::Top, &fixed)?;
             relevance.extend_from_slice(
-                &e.relevance.f32s().map_err(|e| bad(e.0))?[..count * per_relevance],
+                &e.relevance.f32s().map_err(|e| samples_error(e.0))?[..count * per_relevance],
             );
-            logits.extend_from_slice(&e.logits.f32s().map_err(|e| bad(e.0))?[..count * classes]);
+            logits.extend_from_slice(
+                &e.logits.f32s().map_err(|e| samples_error(e.0))?[..count * classes],
+            );
             out.targets.extend_from_slice(&e.targets[..count]);
             out.target_logits
                 .extend_from_slice(&e.target_logits[..count]);
-        }
-        out.relevance =
-            Tensor::from_f32(spec.relevance_shape_for(n), relevance).map_err(|e| bad(e.0))?;
-        out.logits = Tensor::from_f32(vec![n, classes], logits).map_err(|e| bad(e.0))?;
+            Ok(())
+        })?;
+        out.relevance = Tensor::from_f32(spec.relevance_shape_for(n), relevance)
+            .map_err(|e| samples_error(e.0))?;
+        out.logits = Tensor::from_f32(vec![n, classes], logits).map_err(|e| samples_error(e.0))?;
         Ok(out)
+    }
+
+    /// The explained logits of `n` samples, `[n, classes]`: the explain program's forward
+    /// phase alone, in batches of the explainer's size (the last padded with zeros).
+    pub fn logits_rows(
+        &self,
+        samples: Samples<'_>,
+        n: usize,
+        others: &[(&str, Tensor)],
+    ) -> Result<Tensor> {
+        let classes = self.spec.classes();
+        let evaluator = self.evaluator()?;
+        let mut logits = Vec::with_capacity(n * classes);
+        self.each_batch(samples, n, others, |_, count, feeds| {
+            let mut run = evaluator.start(false)?;
+            run.forward(feeds)?;
+            logits.extend_from_slice(&run.logits()?[..count * classes]);
+            Ok(())
+        })?;
+        Tensor::from_f32(vec![n, classes], logits).map_err(|e| samples_error(e.0))
+    }
+
+    /// Calls `f(start, count, feeds)` for each batch of the `n` samples, the feeds checked and
+    /// in the model's input order.
+    fn each_batch(
+        &self,
+        samples: Samples<'_>,
+        n: usize,
+        others: &[(&str, Tensor)],
+        mut f: impl FnMut(usize, usize, &[Tensor]) -> Result<()>,
+    ) -> Result<()> {
+        let spec = &self.spec;
+        let per = spec.input_len();
+        if samples.len() != n * per {
+            return Err(samples_error(format!(
+                "has {} values, not {n} samples of {per} ({:?} per sample)",
+                samples.len(),
+                &spec.input().shape[1.min(spec.input().shape.len())..]
+            )));
+        }
+        let batch = spec.batch().max(1);
+        for start in (0..n).step_by(batch) {
+            let count = batch.min(n - start);
+            let x = samples
+                .batch(
+                    start * per,
+                    count * per,
+                    batch * per,
+                    spec.input().shape.clone(),
+                )
+                .map_err(|e| samples_error(e.0))?;
+            let rows_of = others
+                .iter()
+                .map(|(name, t)| {
+                    Ok((
+                        *name,
+                        rows(t, start, count, batch).map_err(|e| samples_error(e.0))?,
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let feeds = spec.check_feeds(x, &rows_of)?;
+            f(start, count, &feeds)?;
+        }
+        Ok(())
     }
 
     /// SmoothGrad with the given noise (`[samples] + input shape`): the mean of the gradients at
@@ -714,17 +770,62 @@ fn rows(t: &Tensor, start: usize, count: usize, batch: usize) -> crate::error::O
         "has {n} samples; samples {start}..{} were asked for",
         start + count
     );
-    match t.data() {
-        crate::ir::TensorData::F32(v) => {
-            let mut r = v[start * per..(start + count) * per].to_vec();
-            r.resize(batch * per, 0.0);
-            Tensor::from_f32(shape, r)
+    let samples = match t.data() {
+        crate::ir::TensorData::F32(v) => Samples::F32(v),
+        crate::ir::TensorData::I64(v) => Samples::I64(v),
+    };
+    samples.batch(start * per, count * per, batch * per, shape)
+}
+
+/// Samples of the explained input, flat and row-major (`n` times the per-sample length).
+#[derive(Clone, Copy, Debug)]
+pub enum Samples<'a> {
+    F32(&'a [f32]),
+    /// Token ids (or other integer data).
+    I64(&'a [i64]),
+}
+
+impl Samples<'_> {
+    /// How many values there are.
+    pub fn len(&self) -> usize {
+        match self {
+            Samples::F32(v) => v.len(),
+            Samples::I64(v) => v.len(),
         }
-        crate::ir::TensorData::I64(v) => {
-            let mut r = v[start * per..(start + count) * per].to_vec();
-            r.resize(batch * per, 0);
-            Tensor::from_i64(shape, r)
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Values `start..start + count` as a tensor of `shape`, padded with zeros to `padded`.
+    fn batch(
+        &self,
+        start: usize,
+        count: usize,
+        padded: usize,
+        shape: Vec<usize>,
+    ) -> crate::error::OpResult<Tensor> {
+        match self {
+            Samples::F32(v) => {
+                let mut r = v[start..start + count].to_vec();
+                r.resize(padded, 0.0);
+                Tensor::from_f32(shape, r)
+            }
+            Samples::I64(v) => {
+                let mut r = v[start..start + count].to_vec();
+                r.resize(padded, 0);
+                Tensor::from_i64(shape, r)
+            }
         }
+    }
+}
+
+fn samples_error(reason: String) -> Error {
+    Error::Input {
+        what: "input".into(),
+        reason,
     }
 }
 

@@ -22,5 +22,5 @@ pub mod runtime;
 pub mod text;
 
 pub use error::{Error, Result};
-pub use explain::{ExplainOptions, Explainer, Explanation, LoadOptions, Target};
+pub use explain::{ExplainOptions, Explainer, Explanation, LoadOptions, Samples, Target};
 pub use model::{Engine, Forward, Model};

@@ -225,7 +225,7 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
     }
     if let Some(path) = &args.output {
         if at_embedding {
-            npy::write(path, &per_token(&e.relevance)?)?;
+            npy::write(path, &lrpc::text::per_token(&e.relevance)?)?;
         } else {
             npy::write(path, &e.relevance)?;
         }
@@ -260,7 +260,12 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
             .enumerate()
             .map(|(b, (t, l))| format!("sample {b}: target {t} (logit {l:.4})"))
             .collect();
-        let t = super::words::texts(ids, &per_token(&e.relevance)?, vocab.as_ref(), captions)?;
+        let t = super::words::texts(
+            ids,
+            &lrpc::text::per_token(&e.relevance)?,
+            vocab.as_ref(),
+            captions,
+        )?;
         if let Some(path) = &args.html {
             super::words::write_html(path, &t)?;
         }
@@ -331,19 +336,6 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
 }
 
 /// The relevance per token: the embedding relevance (batch, seq, dim) summed over its last axis.
-fn per_token(relevance: &Tensor) -> Result<Tensor> {
-    let shape = relevance.shape();
-    let (&dim, outer) = shape
-        .split_last()
-        .ok_or_else(|| anyhow!("the embedding relevance has no axes"))?;
-    let sums: Vec<f32> = relevance
-        .f32s()?
-        .chunks(dim.max(1))
-        .map(|c| c.iter().sum())
-        .collect();
-    Ok(Tensor::from_f32(outer.to_vec(), sums)?)
-}
-
 /// Several models and/or methods on the same input: one grid picture (`--heatmap`), a row per
 /// sample and a column per model and method, every cell in the same colour map, each
 /// normalised to its own largest |relevance|.

@@ -1,0 +1,72 @@
+"""Ray Data on a local cluster: explain_dataset's results equal the single-process ones, row
+for row and in order, over several blocks and actors."""
+
+import numpy as np
+import pytest
+
+import lrpc
+
+ray = pytest.importorskip("ray", reason="ray is not installed (the README's test command installs it)")
+
+from lrpc.ray import explain_dataset  # noqa: E402
+from conftest import cli  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True
+    ctx.enable_progress_bars = False
+    yield
+    ray.shutdown()
+
+
+def rows(ds, *columns):
+    out = {c: [] for c in columns}
+    for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        for c in columns:
+            out[c].append(batch[c])
+    return {c: np.concatenate(v) for c, v in out.items()}
+
+
+@pytest.mark.parametrize("actors,blocks", [(1, 3), (2, 5)])
+def test_explain_dataset_equals_one_process(cluster, shapes_model, shapes_data, actors, blocks):
+    x, y = shapes_data[0][:22], shapes_data[1][:22]
+    ds = ray.data.from_items([{"image": x[k], "id": k, "label": int(y[k])} for k in range(len(x))], override_num_blocks=blocks)
+    out = explain_dataset(ds, shapes_model, method="epsilon-gamma-box", low=-2.0, high=2.0, batch_size=4, concurrency=actors)
+    got = rows(out, "id", "image", "relevance", "logits", "target")
+    assert list(got["id"]) == list(range(len(x)))
+    assert np.array_equal(got["image"], x)
+    one = lrpc.Explainer(shapes_model, method="epsilon-gamma-box", low=-2.0, high=2.0, batch=4, threads=1)
+    want = one.explain(x)
+    assert got["relevance"].shape == x.shape
+    assert np.array_equal(got["relevance"], want.relevance)
+    assert np.array_equal(got["logits"], want.logits)
+    assert np.array_equal(got["target"], want.targets)
+
+
+def test_targets_from_a_column_and_an_artifact_model(cluster, tmp_path, shapes_model, shapes_data):
+    x, y = shapes_data[0][:10], shapes_data[1][:10].astype(np.int64)
+    art = tmp_path / "shapes.lrpx"
+    cli("compile", shapes_model, "--method", "epsilon", "--batch", "3", "--threads", "1", "-o", art)
+    ds = ray.data.from_items([{"data": x[k], "label": int(y[k])} for k in range(len(x))], override_num_blocks=2)
+    out = explain_dataset(ds, art, column="data", batch_size=3, concurrency=2, target_column="label")
+    got = rows(out, "relevance", "target")
+    assert np.array_equal(got["target"], y)
+    want = lrpc.Explainer(art, threads=1).explain(x, target=y)
+    assert np.array_equal(got["relevance"], want.relevance)
+
+
+def test_refusals(cluster, tmp_path, shapes_model, shapes_data):
+    ds = ray.data.from_items([{"image": shapes_data[0][0]}])
+    with pytest.raises(lrpc.LrpcError, match="epsilon-minus"):
+        explain_dataset(ds, shapes_model, method="epsilon-minus")
+    with pytest.raises(lrpc.LrpcError, match="target or target_column"):
+        explain_dataset(ds, shapes_model, target=1, target_column="label")
+    art = tmp_path / "a.lrpx"
+    cli("compile", shapes_model, "-o", art)
+    with pytest.raises(lrpc.LrpcError, match="gamma: the artifact fixed this"):
+        explain_dataset(ds, art, gamma=0.5)
+    with pytest.raises(Exception, match="no column 'pixels'"):
+        explain_dataset(ds, shapes_model, column="pixels").materialize()
