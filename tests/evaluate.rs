@@ -510,6 +510,9 @@ fn the_library_runs_the_study_on_tensors() {
         target_label: true,
         correct_only: true,
         seed: 2017,
+        ids: None,
+        range: None,
+        means: None,
     };
     let mut calls = 0;
     let report = protocol::run(
@@ -546,4 +549,115 @@ fn the_library_runs_the_study_on_tensors() {
         assert_eq!(m.curve.len(), 17);
         assert_eq!(m.curve_se.len(), 17);
     }
+}
+
+/// A data set evaluated in parts (as Ray blocks are), each with its samples' ids in the whole
+/// and the whole's value range, gives per-sample curves that summarise to the whole's report
+/// exactly.
+#[test]
+fn parts_of_a_data_set_summarise_to_the_whole() {
+    use lrpc::eval::data::Data;
+    use lrpc::eval::perturbation::Order;
+    use lrpc::eval::protocol::{self, Heatmaps, Perturb, Protocol};
+    let d = lrpc::io::npy::read(&root().join("fixtures/digits/data.npy")).unwrap();
+    let l = lrpc::io::npy::read(&root().join("fixtures/digits/labels.npy")).unwrap();
+    let per = d.len() / d.shape()[0];
+    let part = |a: usize, b: usize| {
+        Data::Array(
+            lrpc::ir::Tensor::from_f32(
+                vec![b - a, 1, 8, 8],
+                d.f32s().unwrap()[a * per..b * per].to_vec(),
+            )
+            .unwrap(),
+        )
+    };
+    let labels = l.i64s().unwrap()[..40].to_vec();
+    let options = lrpc::onnx::ImportOptions {
+        batch: Some(8),
+        ..lrpc::onnx::ImportOptions::default()
+    };
+    let model = lrpc::Model::load(root().join("fixtures/digits/model.onnx"), &options).unwrap();
+    let methods = || {
+        let explainer = lrpc::Explainer::new(
+            &model,
+            lrpc::relevance::Method::parse("epsilon-plus").unwrap(),
+        )
+        .unwrap();
+        vec![
+            (
+                "epsilon-plus".to_string(),
+                Heatmaps::Explained {
+                    explainer: Box::new(explainer),
+                    square: false,
+                },
+            ),
+            ("random".to_string(), Heatmaps::Random),
+        ]
+    };
+    let whole = part(0, 40);
+    let mut p = Protocol {
+        patch: 2,
+        steps: Some(10),
+        order: Some(Order::Morf),
+        perturb: Perturb::Uniform,
+        target_label: true,
+        correct_only: true,
+        seed: 5,
+        ..Protocol::new(false)
+    };
+    let engine = (lrpc::Engine::Compiled, 1);
+    let all = protocol::run(
+        &model,
+        engine,
+        &whole,
+        Some(&labels),
+        &methods(),
+        &p,
+        &mut |_, _, _| {},
+    )
+    .unwrap();
+    p.range = Some(whole.range().unwrap());
+    let mut samples = vec![Vec::new(), Vec::new()];
+    for (a, b) in [(0, 13), (13, 40)] {
+        p.ids = Some((a as u64..b as u64).collect());
+        let r = protocol::run(
+            &model,
+            engine,
+            &part(a, b),
+            Some(&labels[a..b]),
+            &methods(),
+            &p,
+            &mut |_, _, _| {},
+        )
+        .unwrap();
+        for (m, s) in r.methods.into_iter().zip(&mut samples) {
+            s.extend(m.samples);
+        }
+    }
+    for (m, s) in all.methods.iter().zip(samples) {
+        let joined = protocol::summarise(&m.method, s);
+        assert_eq!(joined.samples, m.samples, "{}: the same curves", m.method);
+        assert_eq!(joined.aopc, m.aopc, "{}", m.method);
+        assert_eq!(joined.se, m.se);
+        assert_eq!(joined.curve, m.curve);
+        assert_eq!(joined.curve_se, m.curve_se);
+        assert_eq!(joined.scores, m.scores);
+        assert_eq!(joined.accuracy, m.accuracy);
+    }
+    // Without the ids, the second part draws other noise: the test can tell.
+    p.ids = None;
+    let r = protocol::run(
+        &model,
+        engine,
+        &part(13, 40),
+        Some(&labels[13..40]),
+        &methods(),
+        &p,
+        &mut |_, _, _| {},
+    )
+    .unwrap();
+    assert_ne!(
+        r.methods[1].samples,
+        all.methods[1].samples[all.methods[1].samples.len() - r.methods[1].samples.len()..]
+    );
 }

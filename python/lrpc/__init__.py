@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from os import PathLike
 from typing import Any, Mapping, Optional, Sequence, Union
 
+import json
+
 import numpy as np
 
 from . import _lrpc
@@ -29,8 +31,11 @@ __all__ = [
     "Explainer",
     "Explanation",
     "LrpcError",
+    "context_use",
+    "evaluate",
     "heatmap",
     "methods",
+    "region_shares",
     "__version__",
 ]
 
@@ -295,3 +300,126 @@ def heatmap(relevance: Any, cmap: str = "bwr", min_size: int = 224) -> np.ndarra
 def methods() -> list:
     """The names ``method=`` accepts."""
     return list(_lrpc.methods())
+
+
+def _rank(methods: list, lower_better: bool) -> None:
+    order = sorted(range(len(methods)), key=lambda i: methods[i]["aopc"], reverse=not lower_better)
+    for r, i in enumerate(order):
+        methods[i]["rank"] = r + 1
+
+
+def _report(raw: dict, order: str, score: str) -> dict:
+    for m in raw["methods"]:
+        for k in ("curve", "curve_se", "scores", "accuracy"):
+            if m.get(k) is not None:
+                m[k] = np.asarray(m[k], dtype=np.float64)
+        if "samples" in m:
+            m["samples"] = {
+                "drop": np.asarray(m["samples"]["drop"], dtype=np.float32),
+                "scores": np.asarray(m["samples"]["scores"], dtype=np.float32),
+                "right": np.asarray(m["samples"]["right"], dtype=bool),
+            }
+    raw["score"], raw["order"] = score, order
+    _rank(raw["methods"], lower_better=order == "lerf")
+    return raw
+
+
+def evaluate(
+    model: Union[str, PathLike],
+    x: Any,
+    labels: Any = None,
+    methods: Sequence[str] = ("epsilon-plus", "random"),
+    patch: Optional[int] = None,
+    steps: Optional[int] = None,
+    order: str = "morf",
+    perturb: Optional[str] = None,
+    score: str = "logit",
+    target: str = "top",
+    correct_only: bool = False,
+    seed: int = 0,
+    pad_id: int = 0,
+    batch: Optional[int] = None,
+    threads: Optional[int] = None,
+    *,
+    samples: bool = False,
+    ids: Any = None,
+    value_range: Optional[tuple] = None,
+    means: Optional[Sequence[float]] = None,
+    **method_params: Any,
+) -> dict:
+    """The region perturbation study of ``lrpc evaluate`` on stacked samples ``x`` (N, ...).
+
+    ``methods``: method names, ``sensitivity`` (squared gradient) and ``random``; ``patch``
+    (9; tokens 1), ``steps`` (100, at most the regions), ``order`` (morf, lerf; arras for
+    token ids), ``perturb`` (uniform, mean, zero; token ids: delete or ``id:N``), ``score``
+    (logit, prob), ``target`` (top, label), ``correct_only`` and ``seed`` as the command line's
+    flags; ``method_params`` (``low``, ``high``, ``epsilon``, ...) as :class:`Explainer`'s
+    (epsilon-gamma-box's bounds default to the data's range).
+
+    Returns ``{"n", "steps", "patch", "score", "order", "methods": [{"method", "aopc", "se",
+    "rank", "curve", "curve_se", "scores", "accuracy"}]}`` with the curves as arrays; with
+    ``samples=True`` each method also has ``samples`` (per-sample ``drop`` f(x0) - f(xk),
+    ``scores`` and ``right``), which :func:`lrpc.ray.evaluate_dataset` combines. ``ids``,
+    ``value_range`` and ``means`` place a part of a data set in the whole (the noise of sample
+    ``ids[k]``, the whole's range and channel means).
+    """
+    dtype = np.int64 if np.asarray(x).dtype.kind in "iu" else np.float32
+    a = _array(x, dtype, "data")
+    if a.ndim < 2:
+        raise LrpcError(f"data: has shape {a.shape}; give stacked samples (N, ...)")
+    y = None
+    if labels is not None:
+        y = [int(v) for v in _array(labels, np.int64, "labels").reshape(-1)]
+    known = {"epsilon", "gamma", "alpha", "bias_factor", "low", "high", "rules"}
+    unknown = sorted(set(method_params) - known)
+    if unknown:
+        raise LrpcError(f"evaluate: unknown parameter {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    if "rules" in method_params and method_params["rules"] is not None:
+        method_params["rules"] = list(dict(method_params["rules"]).items())
+    if isinstance(methods, str):
+        methods = [m.strip() for m in methods.split(",") if m.strip()]
+    if not methods:
+        raise LrpcError("evaluate: methods names no method")
+    raw = json.loads(
+        _lrpc.evaluate(
+            str(model),
+            a,
+            y,
+            list(methods),
+            patch,
+            steps,
+            order,
+            perturb,
+            score,
+            target,
+            bool(correct_only),
+            int(seed),
+            int(pad_id),
+            None if ids is None else [int(v) for v in np.asarray(ids).reshape(-1)],
+            None if value_range is None else (float(value_range[0]), float(value_range[1])),
+            None if means is None else [float(v) for v in means],
+            batch,
+            threads,
+            bool(samples),
+            **method_params,
+        )
+    )
+    return _report(raw, order, score)
+
+
+def context_use(relevance: Any, box: Sequence[int]) -> dict:
+    """Relevance inside and outside ``box`` (x0, y0, x1, y1 in pixels, end exclusive) of one
+    sample's relevance, summed over channels, and the context use outside / inside (signed and
+    positive, also per pixel), as ``lrpc regions --boxes`` reports it."""
+    return json.loads(_lrpc.context_use(_array(relevance, np.float32, "relevance"), [int(v) for v in box]))
+
+
+def region_shares(relevance: Any, mask: Any, labels: Optional[Sequence[int]] = None) -> dict:
+    """The share of one sample's relevance (summed over channels) on each labelled region of
+    ``mask`` ((H, W) integers; default: every non-zero label), signed and positive, as
+    ``lrpc regions --masks`` reports it: ``{label: {"signed", "positive"}}``."""
+    m = _array(mask, np.uint8, "mask")
+    if labels is None:
+        labels = sorted(int(v) for v in np.unique(m) if v != 0)
+    pairs = json.loads(_lrpc.region_shares(_array(relevance, np.float32, "relevance"), m, [int(v) for v in labels]))
+    return {int(label): ratio for label, ratio in pairs}

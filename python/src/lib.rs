@@ -26,7 +26,7 @@ fn error(e: impl std::fmt::Display) -> PyErr {
 }
 
 /// A model's relevance method with its parameters, as the Python constructor gives them.
-#[derive(FromPyObject)]
+#[derive(FromPyObject, Clone)]
 enum BoundArg {
     Scalar(f32),
     PerChannel(Vec<f32>),
@@ -113,6 +113,33 @@ impl Settings {
                 .map_err(error)?;
         }
         Ok(m)
+    }
+}
+
+/// Method parameters given by keyword (evaluate's `**method_params`).
+#[derive(Default)]
+struct MethodParams {
+    epsilon: Option<f32>,
+    gamma: Option<f32>,
+    alpha: Option<f32>,
+    bias_factor: Option<f32>,
+    low: Option<BoundArg>,
+    high: Option<BoundArg>,
+    rules: Option<Vec<(String, String)>>,
+}
+
+impl MethodParams {
+    fn settings(&self, method: Option<String>) -> Settings {
+        Settings {
+            method,
+            epsilon: self.epsilon,
+            gamma: self.gamma,
+            alpha: self.alpha,
+            bias_factor: self.bias_factor,
+            low: self.low.clone().map(Limit::from),
+            high: self.high.clone().map(Limit::from),
+            rules: self.rules.clone().unwrap_or_default(),
+        }
     }
 }
 
@@ -235,16 +262,16 @@ impl NativeExplainer {
             Some(t) => t,
             None => lrpc::runtime::default_threads(),
         };
-        let settings = Settings {
-            method,
+        let settings = MethodParams {
             epsilon,
             gamma,
             alpha,
             bias_factor,
-            low: low.map(Limit::from),
-            high: high.map(Limit::from),
-            rules: rules.unwrap_or_default(),
-        };
+            low,
+            high,
+            rules,
+        }
+        .settings(method);
         let shape_given: Vec<&str> = [
             ("batch", batch.is_some()),
             ("dims", dims.as_ref().is_some_and(|d| !d.is_empty())),
@@ -477,6 +504,269 @@ fn heatmap<'py>(
     Ok(a.into_pyarray(py))
 }
 
+/// Per-sample results of a method (what a Ray block hands back to be summarised).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SampleRows {
+    drop: Vec<Vec<f32>>,
+    scores: Vec<Vec<f32>>,
+    right: Vec<Vec<bool>>,
+}
+
+fn sample_rows(samples: &[lrpc::eval::protocol::SampleCurve]) -> SampleRows {
+    SampleRows {
+        drop: samples.iter().map(|s| s.drop.clone()).collect(),
+        scores: samples.iter().map(|s| s.scores.clone()).collect(),
+        right: samples.iter().map(|s| s.right.clone()).collect(),
+    }
+}
+
+/// The region perturbation study (`lrpc evaluate`) on stacked samples `x`; returns its report
+/// as JSON (with each method's per-sample curves when `samples`).
+#[pyfunction]
+#[pyo3(signature = (model, x, labels, methods, patch, steps, order, perturb, score, target, correct_only, seed, pad_id, ids, value_range, means, batch, threads, samples, epsilon=None, gamma=None, alpha=None, bias_factor=None, low=None, high=None, rules=None))]
+#[allow(clippy::too_many_arguments)]
+fn evaluate(
+    py: Python<'_>,
+    model: std::path::PathBuf,
+    x: InputArray<'_>,
+    labels: Option<Vec<i64>>,
+    methods: Vec<String>,
+    patch: Option<usize>,
+    steps: Option<usize>,
+    order: &str,
+    perturb: Option<String>,
+    score: &str,
+    target: &str,
+    correct_only: bool,
+    seed: u64,
+    pad_id: i64,
+    ids: Option<Vec<u64>>,
+    value_range: Option<(f32, f32)>,
+    means: Option<Vec<f64>>,
+    batch: Option<usize>,
+    threads: Option<usize>,
+    samples: bool,
+    epsilon: Option<f32>,
+    gamma: Option<f32>,
+    alpha: Option<f32>,
+    bias_factor: Option<f32>,
+    low: Option<BoundArg>,
+    high: Option<BoundArg>,
+    rules: Option<Vec<(String, String)>>,
+) -> PyResult<String> {
+    let method_params = MethodParams {
+        epsilon,
+        gamma,
+        alpha,
+        bias_factor,
+        low,
+        high,
+        rules,
+    };
+    use lrpc::eval::perturbation::Order;
+    use lrpc::eval::protocol::{self, Perturb, Protocol};
+    let data = lrpc::eval::data::Data::Array(tensor("x", &x)?);
+    let n = data.len();
+    if n == 0 {
+        return Err(error("evaluate: the data set is empty"));
+    }
+    let tokens = data.tokens();
+    let order = match order {
+        "arras" if tokens => None,
+        "arras" => {
+            return Err(error(
+                "evaluate: order 'arras' is for token ids (word deletion)",
+            ));
+        }
+        o => Some(Order::parse(o).map_err(error)?),
+    };
+    let probability = match score {
+        "logit" => false,
+        "prob" => true,
+        s => {
+            return Err(error(format!(
+                "evaluate: score '{s}' is neither logit nor prob"
+            )));
+        }
+    };
+    let target_label = match target {
+        "top" => false,
+        "label" => true,
+        t => {
+            return Err(error(format!(
+                "evaluate: target '{t}' is neither label nor top"
+            )));
+        }
+    };
+    let perturb = match perturb
+        .as_deref()
+        .unwrap_or(if tokens { "delete" } else { "uniform" })
+    {
+        "uniform" => Perturb::Uniform,
+        "mean" => Perturb::Mean,
+        "zero" => Perturb::Zero,
+        "delete" => Perturb::Id(pad_id),
+        p if p.starts_with("id:") => Perturb::Id(
+            p[3..]
+                .parse()
+                .map_err(|_| error(format!("evaluate: perturb '{p}': not an id")))?,
+        ),
+        p => {
+            return Err(error(format!(
+                "evaluate: perturb '{p}' is none of uniform, mean, zero (floats), delete, id:N (token ids)"
+            )));
+        }
+    };
+    let protocol = Protocol {
+        patch: patch.unwrap_or(if tokens { 1 } else { 9 }),
+        steps,
+        order,
+        perturb,
+        pad_id,
+        probability,
+        target_label,
+        correct_only,
+        seed,
+        ids,
+        range: value_range,
+        means,
+    };
+    let threads = match threads {
+        Some(0) => return Err(error("threads must be positive")),
+        Some(t) => t,
+        None => lrpc::runtime::default_threads(),
+    };
+    let settings = method_params.settings(None);
+    let bounds_given = (settings.low.is_some(), settings.high.is_some());
+    // The command line's batch by default; a given one exactly (parts of a data set evaluated
+    // apart then run the same programs as the whole).
+    let mut shape = vec![batch.unwrap_or(32.min(n))];
+    shape.extend(data.sample_shape());
+    let json = py.detach(|| -> PyResult<String> {
+        let options = lrpc::onnx::ImportOptions {
+            input_shape: Some(shape),
+            ..lrpc::onnx::ImportOptions::default()
+        };
+        let m = Model::load(&model, &options).map_err(error)?;
+        let range = match (tokens, value_range) {
+            (true, _) => None,
+            (false, Some(r)) => Some(r),
+            (false, None) => Some(data.range().map_err(error)?),
+        };
+        let explain = lrpc::ExplainOptions {
+            threads,
+            ..lrpc::ExplainOptions::default()
+        };
+        let heatmaps = methods
+            .iter()
+            .map(|name| {
+                let h = protocol::heatmaps(name, &m, explain, range, bounds_given, |base| {
+                    method_params
+                        .settings(Some(base.to_string()))
+                        .method()
+                        .map_err(|e| lrpc::Error::Input {
+                            what: name.clone(),
+                            reason: e.to_string(),
+                        })
+                })
+                .map_err(error)?;
+                Ok((name.clone(), h))
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        let report = protocol::run(
+            &m,
+            (lrpc::Engine::Compiled, threads),
+            &data,
+            labels.as_deref(),
+            &heatmaps,
+            &protocol,
+            &mut |_, _, _| {},
+        )
+        .map_err(error)?;
+        let mut v = serde_json::to_value(&report).map_err(error)?;
+        if samples && let Some(list) = v["methods"].as_array_mut() {
+            for (j, m) in report.methods.iter().enumerate() {
+                list[j]["samples"] =
+                    serde_json::to_value(sample_rows(&m.samples)).map_err(error)?;
+            }
+        }
+        serde_json::to_string(&v).map_err(error)
+    })?;
+    Ok(json)
+}
+
+/// Summarises per-sample curves (from several `evaluate(..., samples=True)` calls,
+/// concatenated in order) into one method's report, as JSON.
+#[pyfunction]
+fn summarise(method: &str, samples_json: &str) -> PyResult<String> {
+    let rows: SampleRows = serde_json::from_str(samples_json).map_err(error)?;
+    if rows.drop.len() != rows.scores.len()
+        || (!rows.right.is_empty() && rows.right.len() != rows.drop.len())
+    {
+        return Err(error("summarise: the per-sample lists differ in length"));
+    }
+    let samples = rows
+        .drop
+        .into_iter()
+        .zip(rows.scores)
+        .enumerate()
+        .map(|(k, (drop, scores))| lrpc::eval::protocol::SampleCurve {
+            drop,
+            scores,
+            right: rows.right.get(k).cloned().unwrap_or_default(),
+        })
+        .collect();
+    serde_json::to_string(&lrpc::eval::protocol::summarise(method, samples)).map_err(error)
+}
+
+/// One sample's relevance summed over channels: (height, width, values).
+fn plane(relevance: &PyReadonlyArrayDyn<'_, f32>) -> PyResult<(usize, usize, Vec<f64>)> {
+    let shape = relevance.shape();
+    let (h, w) = match shape {
+        [h, w] | [_, h, w] | [1, _, h, w] => (*h, *w),
+        s => {
+            return Err(error(format!(
+                "relevance of shape {s:?}: give one sample, (H, W), (C, H, W) or (1, C, H, W)"
+            )));
+        }
+    };
+    let v: Vec<f32> = relevance.as_array().iter().copied().collect();
+    Ok((h, w, lrpc::eval::regions::channel_sum(&v, h * w)))
+}
+
+/// Relevance inside and outside a box (x0, y0, x1, y1; pixels, end exclusive) and the
+/// context use (outside / inside, Lapuschkin et al. 2016), as `lrpc regions --boxes`: JSON.
+#[pyfunction]
+fn context_use(relevance: PyReadonlyArrayDyn<'_, f32>, bbox: [usize; 4]) -> PyResult<String> {
+    let (h, w, v) = plane(&relevance)?;
+    let [x0, y0, x1, y1] = bbox;
+    if x0 >= x1 || y0 >= y1 || x1 > w || y1 > h {
+        return Err(error(format!(
+            "box {bbox:?} is not (x0, y0, x1, y1) with x0 < x1 <= {w} and y0 < y1 <= {h}"
+        )));
+    }
+    serde_json::to_string(&lrpc::eval::regions::box_stats(&v, w, bbox)).map_err(error)
+}
+
+/// The share of the relevance on each labelled region of a mask (H, W) (Seibold et al. 2018),
+/// as `lrpc regions --masks`: JSON [[label, {signed, positive}], ...].
+#[pyfunction]
+fn region_shares(
+    relevance: PyReadonlyArrayDyn<'_, f32>,
+    mask: PyReadonlyArrayDyn<'_, u8>,
+    labels: Vec<u8>,
+) -> PyResult<String> {
+    let (h, w, v) = plane(&relevance)?;
+    if mask.shape() != [h, w] {
+        return Err(error(format!(
+            "the mask has shape {:?}, the relevance's plane is ({h}, {w})",
+            mask.shape()
+        )));
+    }
+    let m: Vec<u8> = mask.as_array().iter().copied().collect();
+    serde_json::to_string(&lrpc::eval::regions::shares(&v, &m, &labels)).map_err(error)
+}
+
 /// The method names `method=` accepts.
 #[pyfunction]
 fn methods() -> Vec<&'static str> {
@@ -488,6 +778,10 @@ fn _lrpc(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeExplainer>()?;
     m.add_function(wrap_pyfunction!(heatmap, m)?)?;
     m.add_function(wrap_pyfunction!(methods, m)?)?;
+    m.add_function(wrap_pyfunction!(evaluate, m)?)?;
+    m.add_function(wrap_pyfunction!(summarise, m)?)?;
+    m.add_function(wrap_pyfunction!(context_use, m)?)?;
+    m.add_function(wrap_pyfunction!(region_shares, m)?)?;
     m.add("LrpcError", m.py().get_type::<LrpcError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

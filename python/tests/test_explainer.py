@@ -219,3 +219,51 @@ def test_explainers_do_not_pickle(shapes_model):
 
     with pytest.raises(lrpc.LrpcError, match="cannot be pickled"):
         pickle.dumps(lrpc.Explainer(shapes_model))
+
+
+def test_evaluate_equals_the_command_line(tmp_path, shapes_model, shapes_data):
+    import json
+
+    x, y = shapes_data[0][:24], shapes_data[1][:24]
+    r = lrpc.evaluate(
+        shapes_model, x, y, methods=["epsilon-plus", "sensitivity", "random"], patch=4, steps=12,
+        target="label", seed=3, threads=2,
+    )
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y.astype(np.int64))
+    out = cli(
+        "evaluate", shapes_model, "--data", tmp_path / "x.npy", "--labels", tmp_path / "y.npy",
+        "--methods", "epsilon-plus,sensitivity,random", "--patch", "4", "--steps", "12",
+        "--target", "label", "--seed", "3", "--threads", "2", "--json", "--quiet",
+    ).stdout
+    want = json.loads(out)
+    assert r["n"] == want["n"] == 24 and r["steps"] == 12
+    for got, m in zip(r["methods"], want["methods"]):
+        assert got["method"] == m["method"]
+        assert got["aopc"] == m["aopc"] and got["se"] == m["se"] and got["rank"] == m["rank"]
+        assert np.array_equal(got["curve"], np.asarray(m["curve"]))
+        assert np.array_equal(got["accuracy"], np.asarray(m["accuracy"]))
+    with pytest.raises(lrpc.LrpcError, match="neither morf nor lerf"):
+        lrpc.evaluate(shapes_model, x, order="sideways")
+    with pytest.raises(lrpc.LrpcError, match="unknown parameter 'epsilom'"):
+        lrpc.evaluate(shapes_model, x, epsilom=1e-3)
+
+
+def test_regions_context_use_and_shares(shapes_model, shapes_batch):
+    r = lrpc.Explainer(shapes_model, method="epsilon-plus").explain(shapes_batch[0]).relevance
+    plane = r.sum(axis=0).astype(np.float64)
+    c = lrpc.context_use(r, (4, 6, 20, 30))
+    inside = plane[6:30, 4:20].sum()
+    assert c["inside_pixels"] == 16 * 24
+    np.testing.assert_allclose(c["inside"]["signed"], inside, rtol=1e-6)
+    np.testing.assert_allclose(c["context_use"]["signed"], (plane.sum() - inside) / inside, rtol=1e-6)
+    mask = np.zeros((32, 32), np.uint8)
+    mask[:16] = 1
+    mask[16:, :8] = 2
+    s = lrpc.region_shares(r, mask)
+    assert sorted(s) == [1, 2]
+    np.testing.assert_allclose(s[1]["signed"], plane[:16].sum() / plane.sum(), rtol=1e-6)
+    with pytest.raises(lrpc.LrpcError, match="box"):
+        lrpc.context_use(r, (10, 0, 5, 4))
+    with pytest.raises(lrpc.LrpcError, match="mask has shape"):
+        lrpc.region_shares(r, np.zeros((8, 8), np.uint8))

@@ -70,3 +70,23 @@ def test_refusals(cluster, tmp_path, shapes_model, shapes_data):
         explain_dataset(ds, art, gamma=0.5)
     with pytest.raises(Exception, match="no column 'pixels'"):
         explain_dataset(ds, shapes_model, column="pixels").materialize()
+
+
+@pytest.mark.parametrize("perturb", ["uniform", "mean"])
+def test_evaluate_dataset_equals_one_process(cluster, shapes_model, shapes_data, perturb):
+    from lrpc.ray import evaluate_dataset
+
+    x, y = shapes_data[0][:30], shapes_data[1][:30]
+    ds = ray.data.from_items([{"image": x[k], "label": int(y[k])} for k in range(len(x))], override_num_blocks=3)
+    study = dict(methods=["epsilon-plus", "random"], patch=4, steps=8, target="label", correct_only=True, seed=11, perturb=perturb)
+    got = evaluate_dataset(ds, shapes_model, label_column="label", batch_size=7, concurrency=2, explain_batch=4, **study)
+    want = lrpc.evaluate(shapes_model, x, y, batch=4, threads=1, **study)
+    assert got["n"] == want["n"] and got["steps"] == want["steps"] == 8
+    for g, w in zip(got["methods"], want["methods"]):
+        assert g["method"] == w["method"]
+        if perturb == "uniform":
+            assert g["aopc"] == w["aopc"] and g["se"] == w["se"]
+            assert np.array_equal(g["curve"], w["curve"]) and np.array_equal(g["curve_se"], w["curve_se"])
+            assert np.array_equal(g["accuracy"], w["accuracy"])
+        else:  # the channel means are summed in another order
+            np.testing.assert_allclose(g["curve"], w["curve"], rtol=1e-5, atol=1e-6)

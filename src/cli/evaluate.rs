@@ -8,13 +8,11 @@ use std::path::PathBuf;
 use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use lrpc::Model;
 use lrpc::eval::data::{Data, ImageFolder};
 use lrpc::eval::perturbation::Order;
-use lrpc::eval::protocol::{self, Heatmaps, Perturb, Protocol};
+use lrpc::eval::protocol::{self, Perturb, Protocol};
 use lrpc::io::npy;
-use lrpc::relevance::Bound;
-use lrpc::relevance::Method;
-use lrpc::{Explainer, Model};
 
 use super::engine::EngineArgs;
 use super::method::MethodArgs;
@@ -236,6 +234,9 @@ pub fn evaluate(args: EvaluateArgs) -> Result<()> {
         target_label,
         correct_only: args.correct_only,
         seed: args.seed,
+        ids: None,
+        range: None,
+        means: None,
     };
     // Methods.
     let names: Vec<String> = args
@@ -247,44 +248,24 @@ pub fn evaluate(args: EvaluateArgs) -> Result<()> {
     if names.is_empty() {
         bail!("--methods names no method");
     }
+    let given: Vec<&str> = args.method.given().iter().map(|(f, _)| *f).collect();
+    let bounds_given = (given.contains(&"--low"), given.contains(&"--high"));
+    let range = if tokens { None } else { Some(data.range()?) };
+    let options = lrpc::ExplainOptions {
+        engine,
+        threads,
+        ..lrpc::ExplainOptions::default()
+    };
     let mut methods = Vec::with_capacity(names.len());
     for name in &names {
-        let h = match name.as_str() {
-            "random" => Heatmaps::Random,
-            m => {
-                let (base, square) = if m == "sensitivity" {
-                    ("gradient", true)
-                } else {
-                    (m, false)
-                };
-                let mut a = args.method.clone();
-                a.method = Some(base.to_string());
-                let mut method: Method = a.method()?;
-                // The z-box bounds default to the data set's range (not -3..3).
-                let given: Vec<&str> = args.method.given().iter().map(|(f, _)| *f).collect();
-                if !tokens && base == "epsilon-gamma-box" {
-                    let (lo, hi) = data.range()?;
-                    if !given.contains(&"--low") {
-                        method.params.low = Bound::Scalar(lo);
-                    }
-                    if !given.contains(&"--high") {
-                        method.params.high = Bound::Scalar(hi);
-                    }
-                }
-                let options = lrpc::ExplainOptions {
-                    engine,
-                    threads,
-                    ..lrpc::ExplainOptions::default()
-                };
-                Heatmaps::Explained {
-                    explainer: Box::new(
-                        Explainer::with_options(&model, method, options)
-                            .map_err(|e| anyhow!("{name}: {e}"))?,
-                    ),
-                    square,
-                }
-            }
-        };
+        let h = protocol::heatmaps(name, &model, options, range, bounds_given, |base| {
+            let mut a = args.method.clone();
+            a.method = Some(base.to_string());
+            a.method().map_err(|e| lrpc::Error::Input {
+                what: name.clone(),
+                reason: e.to_string(),
+            })
+        })?;
         methods.push((name.clone(), h));
     }
     let bar = if args.quiet || !std::io::stderr().is_terminal() {

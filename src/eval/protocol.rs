@@ -44,6 +44,38 @@ pub struct Protocol {
     pub target_label: bool,
     pub correct_only: bool,
     pub seed: u64,
+    /// Each sample's index in the whole data set, for the noise streams (`None`: its index
+    /// here): a part of a data set evaluated alone (a Ray block) then draws the same noise as
+    /// in the whole.
+    pub ids: Option<Vec<u64>>,
+    /// The whole data set's value range, for the uniform noise (`None`: this data's).
+    pub range: Option<(f32, f32)>,
+    /// The whole data set's channel means, for `Perturb::Mean` (`None`: this data's).
+    pub means: Option<Vec<f64>>,
+}
+
+impl Protocol {
+    /// The defaults of `lrpc evaluate` for float data (tokens: patch 1, deletion).
+    pub fn new(tokens: bool) -> Protocol {
+        Protocol {
+            patch: if tokens { 1 } else { 9 },
+            steps: None,
+            order: Some(Order::Morf),
+            perturb: if tokens {
+                Perturb::Id(0)
+            } else {
+                Perturb::Uniform
+            },
+            pad_id: 0,
+            probability: false,
+            target_label: false,
+            correct_only: false,
+            seed: 0,
+            ids: None,
+            range: None,
+            means: None,
+        }
+    }
 }
 
 /// Where a method's heatmaps come from.
@@ -71,6 +103,88 @@ pub struct MethodReport {
     pub scores: Vec<f64>,
     /// Fraction classified as labelled after each step (with labels).
     pub accuracy: Option<Vec<f64>>,
+    /// What each evaluated sample gave, in order (what [`summarise`] makes the rest of).
+    #[serde(skip)]
+    pub samples: Vec<SampleCurve>,
+}
+
+/// One sample's perturbation curve under one method.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SampleCurve {
+    /// f(x_0) - f(x_k), k = 0..=L.
+    pub drop: Vec<f32>,
+    /// f(x_k).
+    pub scores: Vec<f32>,
+    /// Whether x_k is classified as labelled (empty without labels).
+    pub right: Vec<bool>,
+}
+
+/// A method's report from its samples' curves (in order): AOPC and its standard error, the
+/// mean curve and its per-step standard error, the mean score and the accuracy per step.
+/// Curves of parts of a data set, concatenated in order, give the whole one's report exactly.
+pub fn summarise(method: &str, samples: Vec<SampleCurve>) -> MethodReport {
+    let curves: Vec<Vec<f32>> = samples.iter().map(|s| s.drop.clone()).collect();
+    let (aopc, se, curve) = pert::aopc(&curves);
+    let n = samples.len().max(1) as f64;
+    let len = curve.len();
+    let scores = (0..len)
+        .map(|k| samples.iter().map(|s| f64::from(s.scores[k])).sum::<f64>() / n)
+        .collect();
+    let labelled = samples.first().is_some_and(|s| !s.right.is_empty());
+    let accuracy = labelled.then(|| {
+        (0..len)
+            .map(|k| samples.iter().filter(|s| s.right[k]).count() as f64 / n)
+            .collect()
+    });
+    MethodReport {
+        method: method.to_string(),
+        aopc,
+        se,
+        curve,
+        curve_se: super::plot::curve_se(&curves),
+        scores,
+        accuracy,
+        samples,
+    }
+}
+
+/// The heatmaps of a method as `lrpc evaluate --methods` names them: `random`, `sensitivity`
+/// (the squared gradient) or any method name; `method(base)` makes a method with the user's
+/// parameters. Unless `bounds_given`, epsilon-gamma-box's z-box bounds are the data's
+/// `range` (float data), not -3..3.
+pub fn heatmaps(
+    name: &str,
+    model: &Model,
+    options: crate::ExplainOptions,
+    range: Option<(f32, f32)>,
+    bounds_given: (bool, bool),
+    method: impl Fn(&str) -> Result<crate::relevance::Method>,
+) -> Result<Heatmaps> {
+    if name == "random" {
+        return Ok(Heatmaps::Random);
+    }
+    let (base, square) = if name == "sensitivity" {
+        ("gradient", true)
+    } else {
+        (name, false)
+    };
+    let mut m = method(base)?;
+    if let (Some((lo, hi)), "epsilon-gamma-box") = (range, base) {
+        if !bounds_given.0 {
+            m.params.low = crate::relevance::Bound::Scalar(lo);
+        }
+        if !bounds_given.1 {
+            m.params.high = crate::relevance::Bound::Scalar(hi);
+        }
+    }
+    let explainer = Explainer::with_options(model, m, options).map_err(|e| Error::Input {
+        what: name.to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok(Heatmaps::Explained {
+        explainer: Box::new(explainer),
+        square,
+    })
 }
 
 /// The study's result.
@@ -81,6 +195,8 @@ pub struct Report {
     pub steps: usize,
     pub patch: usize,
     pub methods: Vec<MethodReport>,
+    /// The evaluated samples' indices in the data (all, or the correctly classified).
+    pub kept: Vec<usize>,
 }
 
 /// Input values per batched forward run of perturbed inputs (64 MB of float32).
@@ -191,6 +307,12 @@ pub fn run(
     {
         return Err(bad(format!("{} labels for {n} samples", l.len())));
     }
+    if let Some(ids) = &p.ids
+        && ids.len() != n
+    {
+        return Err(bad(format!("{} sample ids for {n} samples", ids.len())));
+    }
+    let id = |k: usize| -> u64 { p.ids.as_ref().map_or(k as u64, |v| v[k]) };
     let runner = Runner {
         model,
         forward: model.forward(engine, threads)?,
@@ -251,11 +373,17 @@ pub fn run(
     // What replaces a region, made per sample when needed.
     let fill = match (tokens, p.perturb) {
         (false, Perturb::Uniform) => {
-            let (lo, hi) = data.range()?;
+            let (lo, hi) = match p.range {
+                Some(r) => r,
+                None => data.range()?,
+            };
             (Some((f64::from(lo), f64::from(hi))), Vec::new())
         }
         (false, Perturb::Mean) => {
-            let means = data.channel_means()?;
+            let means = match &p.means {
+                Some(m) => m.clone(),
+                None => data.channel_means()?,
+            };
             let plane = per / means.len().max(1);
             (None, (0..per).map(|i| means[i / plane] as f32).collect())
         }
@@ -272,7 +400,10 @@ pub fn run(
     let fill_of = |k: usize| -> Vec<f32> {
         match fill.0 {
             Some((lo, hi)) => (0..per)
-                .map(|i| (lo + (hi - lo) * rng::uniform(p.seed, (k * per + i) as u64)) as f32)
+                .map(|i| {
+                    let draw = rng::uniform(p.seed, id(k) * per as u64 + i as u64);
+                    (lo + (hi - lo) * draw) as f32
+                })
                 .collect(),
             None => fill.1.clone(),
         }
@@ -306,9 +437,7 @@ pub fn run(
     };
     let mut reports = Vec::with_capacity(methods.len());
     for (name, h) in methods {
-        let mut curves = Vec::with_capacity(keep.len());
-        let mut score_sums = vec![0f64; steps + 1];
-        let mut right = vec![0usize; steps + 1];
+        let mut samples = Vec::with_capacity(keep.len());
         for chunk in keep.chunks(chunk_samples) {
             let maps: Vec<Vec<f32>> = match h {
                 Heatmaps::Random => chunk
@@ -316,8 +445,10 @@ pub fn run(
                     .map(|&k| {
                         (0..positions)
                             .map(|q| {
-                                rng::uniform(p.seed.wrapping_add(1), (k * positions + q) as u64)
-                                    as f32
+                                rng::uniform(
+                                    p.seed.wrapping_add(1),
+                                    id(k) * positions as u64 + q as u64,
+                                ) as f32
                             })
                             .collect()
                     })
@@ -396,15 +527,18 @@ pub fn run(
             for (j, &k) in chunk.iter().enumerate() {
                 let rows = &logits[j * (steps + 1) * classes..(j + 1) * (steps + 1) * classes];
                 let f = pert::scores(rows, classes, targets[k], p.probability);
-                for (s, &v) in score_sums.iter_mut().zip(&f) {
-                    *s += f64::from(v);
-                }
-                curves.push(f.iter().map(|&fk| f[0] - fk).collect::<Vec<f32>>());
-                if let Some(l) = labels {
-                    for (s, row) in rows.chunks(classes).enumerate() {
-                        right[s] += usize::from(argmax(row) as i64 == l[k]);
-                    }
-                }
+                let right = match labels {
+                    Some(l) => rows
+                        .chunks(classes)
+                        .map(|row| argmax(row) as i64 == l[k])
+                        .collect(),
+                    None => Vec::new(),
+                };
+                samples.push(SampleCurve {
+                    drop: f.iter().map(|&fk| f[0] - fk).collect(),
+                    scores: f,
+                    right,
+                });
             }
             progress(
                 name,
@@ -412,26 +546,13 @@ pub fn run(
                 (keep.len() * methods.len()) as u64,
             );
         }
-        let (aopc, se, curve) = pert::aopc(&curves);
-        reports.push(MethodReport {
-            method: name.clone(),
-            aopc,
-            se,
-            curve,
-            curve_se: super::plot::curve_se(&curves),
-            scores: score_sums.iter().map(|s| s / keep.len() as f64).collect(),
-            accuracy: labels.map(|_| {
-                right
-                    .iter()
-                    .map(|&r| r as f64 / keep.len() as f64)
-                    .collect()
-            }),
-        });
+        reports.push(summarise(name, samples));
     }
     Ok(Report {
         n: keep.len(),
         steps,
         patch: p.patch,
         methods: reports,
+        kept: keep,
     })
 }
