@@ -320,6 +320,26 @@ impl WordStats {
     }
 }
 
+/// The relevance per token, (batch, seq), from the relevance of the embedding vectors
+/// (batch, seq, dim): the sum over the embedding axis.
+pub fn per_token(relevance: &crate::ir::Tensor) -> Result<crate::ir::Tensor> {
+    let shape = relevance.shape();
+    let bad = |reason: String| Error::Input {
+        what: "relevance".into(),
+        reason,
+    };
+    let (&dim, outer) = shape
+        .split_last()
+        .ok_or_else(|| bad("the embedding relevance has no axes".into()))?;
+    let sums: Vec<f32> = relevance
+        .f32s()
+        .map_err(|e| bad(e.0))?
+        .chunks(dim.max(1))
+        .map(|c| c.iter().sum())
+        .collect();
+    crate::ir::Tensor::from_f32(outer.to_vec(), sums).map_err(|e| bad(e.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,24 +426,4 @@ mod tests {
         assert!(v.check_covers(4, "vocab").is_err());
         assert!(v.check_covers(3, "vocab").is_ok());
     }
-}
-
-/// The relevance per token, (batch, seq), from the relevance of the embedding vectors
-/// (batch, seq, dim): the sum over the embedding axis.
-pub fn per_token(relevance: &crate::ir::Tensor) -> Result<crate::ir::Tensor> {
-    let shape = relevance.shape();
-    let bad = |reason: String| Error::Input {
-        what: "relevance".into(),
-        reason,
-    };
-    let (&dim, outer) = shape
-        .split_last()
-        .ok_or_else(|| bad("the embedding relevance has no axes".into()))?;
-    let sums: Vec<f32> = relevance
-        .f32s()
-        .map_err(|e| bad(e.0))?
-        .chunks(dim.max(1))
-        .map(|c| c.iter().sum())
-        .collect();
-    crate::ir::Tensor::from_f32(outer.to_vec(), sums).map_err(|e| bad(e.0))
 }
