@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use lrpc::heatmap::{ColorMap, HeatmapOptions};
 use lrpc::ir::Tensor;
-use lrpc::relevance::{Bound as Limit, Method};
+use lrpc::relevance::{Bound as Limit, Settings};
 use lrpc::{Explainer, LoadOptions, Model, Samples};
 use numpy::{IntoPyArray, PyArrayDyn, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::create_exception;
@@ -41,81 +41,6 @@ impl From<BoundArg> for Limit {
     }
 }
 
-/// The method parameters a constructor was given (`None`: the method's default).
-#[derive(Default)]
-struct Settings {
-    method: Option<String>,
-    epsilon: Option<f32>,
-    gamma: Option<f32>,
-    alpha: Option<f32>,
-    bias_factor: Option<f32>,
-    low: Option<Limit>,
-    high: Option<Limit>,
-    rules: Vec<(String, String)>,
-}
-
-impl Settings {
-    /// The settings that were given, by keyword: what an artifact refuses.
-    fn given(&self) -> Vec<&'static str> {
-        let mut v = Vec::new();
-        for (name, set) in [
-            ("method", self.method.is_some()),
-            ("epsilon", self.epsilon.is_some()),
-            ("gamma", self.gamma.is_some()),
-            ("alpha", self.alpha.is_some()),
-            ("bias_factor", self.bias_factor.is_some()),
-            ("low", self.low.is_some()),
-            ("high", self.high.is_some()),
-            ("rules", !self.rules.is_empty()),
-        ] {
-            if set {
-                v.push(name);
-            }
-        }
-        v
-    }
-
-    fn method(&self) -> PyResult<Method> {
-        let mut m =
-            Method::parse(self.method.as_deref().unwrap_or("epsilon-plus")).map_err(error)?;
-        let p = &mut m.params;
-        if let Some(e) = self.epsilon {
-            p.epsilon = e;
-        }
-        if let Some(g) = self.gamma {
-            p.gamma = g;
-        }
-        if let Some(a) = self.alpha {
-            if a.is_nan() || a < 1.0 {
-                return Err(error(format!(
-                    "alpha must be at least 1 (beta = alpha - 1), got {a}"
-                )));
-            }
-            p.alpha = a;
-            p.beta = a - 1.0;
-        }
-        if let Some(b) = self.bias_factor {
-            if !b.is_finite() {
-                return Err(error(format!(
-                    "bias_factor must be a finite number, got {b}"
-                )));
-            }
-            p.bias_factor = b;
-        }
-        if let Some(l) = &self.low {
-            p.low = l.clone();
-        }
-        if let Some(h) = &self.high {
-            p.high = h.clone();
-        }
-        for (pattern, rule) in &self.rules {
-            m.add_override(&format!("{pattern}={rule}"))
-                .map_err(error)?;
-        }
-        Ok(m)
-    }
-}
-
 /// Method parameters given by keyword (evaluate's `**method_params`).
 #[derive(Default)]
 struct MethodParams {
@@ -138,8 +63,30 @@ impl MethodParams {
             bias_factor: self.bias_factor,
             low: self.low.clone().map(Limit::from),
             high: self.high.clone().map(Limit::from),
-            rules: self.rules.clone().unwrap_or_default(),
+            rules: self
+                .rules
+                .iter()
+                .flatten()
+                .map(|(pattern, rule)| format!("{pattern}={rule}"))
+                .collect(),
         }
+    }
+
+    /// The keywords that were given: what an artifact refuses.
+    fn given(&self, method: bool) -> Vec<&'static str> {
+        [
+            ("method", method),
+            ("epsilon", self.epsilon.is_some()),
+            ("gamma", self.gamma.is_some()),
+            ("alpha", self.alpha.is_some()),
+            ("bias_factor", self.bias_factor.is_some()),
+            ("low", self.low.is_some()),
+            ("high", self.high.is_some()),
+            ("rules", self.rules.as_ref().is_some_and(|r| !r.is_empty())),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
     }
 }
 
@@ -262,7 +209,7 @@ impl NativeExplainer {
             Some(t) => t,
             None => lrpc::runtime::default_threads(),
         };
-        let settings = MethodParams {
+        let params = MethodParams {
             epsilon,
             gamma,
             alpha,
@@ -270,8 +217,9 @@ impl NativeExplainer {
             low,
             high,
             rules,
-        }
-        .settings(method);
+        };
+        let method_given = method.is_some();
+        let settings = params.settings(method);
         let shape_given: Vec<&str> = [
             ("batch", batch.is_some()),
             ("dims", dims.as_ref().is_some_and(|d| !d.is_empty())),
@@ -296,7 +244,7 @@ impl NativeExplainer {
                     },
                 )
                 .map_err(error)?;
-                let mut given = settings.given();
+                let mut given = params.given(method_given);
                 given.extend(shape_given);
                 if let Some(name) = given.first() {
                     return Err(error(format!(
@@ -325,7 +273,8 @@ impl NativeExplainer {
                 threads: if interpreter { 1 } else { threads },
                 ..lrpc::ExplainOptions::default()
             };
-            Explainer::with_options(&m, settings.method()?, explain).map_err(error)
+            let method = settings.method().map_err(error)?;
+            Explainer::with_options(&m, method, explain).map_err(error)
         })?;
         Ok(NativeExplainer { inner, threads })
     }

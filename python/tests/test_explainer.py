@@ -186,7 +186,7 @@ def test_token_ids_give_relevance_per_token_and_per_embedding(tmp_path):
         (lambda m: lrpc.Explainer("/no/such/model.onnx"), "/no/such/model.onnx: No such file"),
         (lambda m: lrpc.Explainer(m, method="epsilon-minus"), "epsilon-minus"),
         (lambda m: lrpc.Explainer(m, rules={"conv*": "bogus"}), "bogus"),
-        (lambda m: lrpc.Explainer(m, alpha=0.5), "alpha must be at least 1"),
+        (lambda m: lrpc.Explainer(m, alpha=0.5), "alpha: must be at least 1"),
         (lambda m: lrpc.Explainer(m, batch=0), "batch must be a positive integer"),
         (lambda m: lrpc.Explainer(m, threads=0), "threads must be a positive integer"),
         (lambda m: lrpc.Explainer(m).explain(np.zeros((2, 3, 31, 32), np.float32)), r"has shape \(2, 3, 31, 32\)"),

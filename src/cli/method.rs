@@ -2,7 +2,7 @@
 
 use anyhow::{Result, anyhow};
 use clap::Args;
-use lrpc::relevance::{Bound, Method};
+use lrpc::relevance::{Bound, Method, Settings};
 
 #[derive(Args, Debug, Clone)]
 pub struct MethodArgs {
@@ -52,7 +52,7 @@ fn bound(text: &str, flag: &str) -> Result<Bound> {
 }
 
 /// The method when `--method` is not given.
-pub const DEFAULT_METHOD: &str = "epsilon-plus";
+pub const DEFAULT_METHOD: &str = lrpc::relevance::DEFAULT_METHOD;
 
 impl MethodArgs {
     /// The flags given on the command line, as (flag, value): what an artifact refuses.
@@ -78,38 +78,16 @@ impl MethodArgs {
 
     /// The method these flags describe.
     pub fn method(&self) -> Result<Method> {
-        let mut m = Method::parse(self.method.as_deref().unwrap_or(DEFAULT_METHOD))?;
-        let p = &mut m.params;
-        if let Some(e) = self.epsilon {
-            p.epsilon = e;
-        }
-        if let Some(g) = self.gamma {
-            p.gamma = g;
-        }
-        if let Some(a) = self.alpha {
-            if a.is_nan() || a < 1.0 {
-                return Err(anyhow!(
-                    "--alpha must be at least 1 (beta = alpha - 1), got {a}"
-                ));
-            }
-            p.alpha = a;
-            p.beta = a - 1.0;
-        }
-        if let Some(b) = self.bias_factor {
-            if !b.is_finite() {
-                return Err(anyhow!("--bias-factor must be a finite number, got {b}"));
-            }
-            p.bias_factor = b;
-        }
-        if let Some(l) = &self.low {
-            p.low = bound(l, "low")?;
-        }
-        if let Some(h) = &self.high {
-            p.high = bound(h, "high")?;
-        }
-        for r in &self.rules {
-            m.add_override(r)?;
-        }
-        Ok(m)
+        let settings = Settings {
+            method: self.method.clone(),
+            epsilon: self.epsilon,
+            gamma: self.gamma,
+            alpha: self.alpha,
+            bias_factor: self.bias_factor,
+            low: self.low.as_deref().map(|l| bound(l, "low")).transpose()?,
+            high: self.high.as_deref().map(|h| bound(h, "high")).transpose()?,
+            rules: self.rules.clone(),
+        };
+        Ok(settings.method()?)
     }
 }

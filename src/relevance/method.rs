@@ -200,9 +200,10 @@ impl Method {
             "gradient" => Rule::Gradient,
             "gate" => Rule::Gate,
             "uniform" => Rule::Uniform,
+            "softmax" => Rule::Softmax,
             other => {
                 return Err(format!(
-                    "unknown rule '{other}' in '{spec}' (known: epsilon, zplus, alpha-beta, gamma, zbox, flat, wsquare, norm, pass, gradient, gate, uniform)"
+                    "unknown rule '{other}' in '{spec}' (known: epsilon, zplus, alpha-beta, gamma, zbox, flat, wsquare, norm, pass, gradient, gate, uniform, softmax)"
                 ));
             }
         };
@@ -220,6 +221,69 @@ impl Method {
     /// Whether the method starts from logit x one-hot (LRP) rather than one-hot (gradients).
     pub fn is_lrp(&self) -> bool {
         matches!(self.kind, MethodKind::Lrp(_))
+    }
+}
+
+/// The method when none is named.
+pub const DEFAULT_METHOD: &str = "epsilon-plus";
+
+/// A method by name with its parameters as a user gives them (flags, keyword arguments): each
+/// `None` keeps the method's default.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Settings {
+    /// The method's name (`None`: [`DEFAULT_METHOD`]).
+    pub method: Option<String>,
+    pub epsilon: Option<f32>,
+    pub gamma: Option<f32>,
+    /// Alpha of the alpha-beta rule; beta is alpha - 1.
+    pub alpha: Option<f32>,
+    pub bias_factor: Option<f32>,
+    pub low: Option<Bound>,
+    pub high: Option<Bound>,
+    /// Rule overrides, `PATTERN=RULE`, applied in order.
+    pub rules: Vec<String>,
+}
+
+impl Settings {
+    /// The method these settings describe.
+    pub fn method(&self) -> crate::Result<Method> {
+        let mut m = Method::parse(self.method.as_deref().unwrap_or(DEFAULT_METHOD))?;
+        let p = &mut m.params;
+        if let Some(e) = self.epsilon {
+            p.epsilon = e;
+        }
+        if let Some(g) = self.gamma {
+            p.gamma = g;
+        }
+        if let Some(a) = self.alpha {
+            if a.is_nan() || a < 1.0 {
+                return Err(method_error(
+                    "--alpha",
+                    format!("must be at least 1 (beta = alpha - 1), got {a}"),
+                ));
+            }
+            p.alpha = a;
+            p.beta = a - 1.0;
+        }
+        if let Some(b) = self.bias_factor {
+            if !b.is_finite() {
+                return Err(method_error(
+                    "--bias-factor",
+                    format!("must be a finite number, got {b}"),
+                ));
+            }
+            p.bias_factor = b;
+        }
+        if let Some(l) = &self.low {
+            p.low = l.clone();
+        }
+        if let Some(h) = &self.high {
+            p.high = h.clone();
+        }
+        for r in &self.rules {
+            m.add_override(r)?;
+        }
+        Ok(m)
     }
 }
 

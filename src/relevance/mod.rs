@@ -20,7 +20,9 @@ use petgraph::stable_graph::NodeIndex;
 
 use builder::Builder;
 use composite::LayerKind;
-pub use method::{Composite, GradientMethod, METHOD_NAMES, Method, MethodKind, Params};
+pub use method::{
+    Composite, DEFAULT_METHOD, GradientMethod, METHOD_NAMES, Method, MethodKind, Params, Settings,
+};
 pub use rule::{Bound, Rule};
 
 use crate::error::{Error, Result};
