@@ -230,8 +230,9 @@ fn refusals_say_what_is_wrong() {
     }
 }
 
+/// A Softmax inside the network takes AttnLRP's rule: R_x = x (R - s sum R).
 #[test]
-fn a_softmax_inside_the_network_is_refused() {
+fn a_softmax_inside_the_network_takes_the_softmax_rule() {
     use lrpc::ir::ops::{Activation, Softmax};
     use lrpc::ir::{DType, Fact, Graph, Output};
     let mut g = Graph::new("mid_softmax.onnx", 17);
@@ -253,13 +254,22 @@ fn a_softmax_inside_the_network_is_refused() {
         logits: None,
     });
     let m = Model::from_graph(g).unwrap();
-    let err = Explainer::new(&m, Method::parse("epsilon").unwrap())
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("node 'sm' (Softmax): a Softmax that is not the model's last node"),
-        "{err}"
-    );
+    let x = [0.5f32, -1.0, 2.0, 0.25];
+    let input = lrpc::ir::Tensor::from_f32(vec![1, 4], x.to_vec()).unwrap();
+    let e = Explainer::new(&m, Method::parse("epsilon").unwrap())
+        .unwrap()
+        .explain(input, Target::Top)
+        .unwrap();
+    let z: f32 = x.iter().map(|v| v.exp()).sum();
+    let s: Vec<f32> = x.iter().map(|v| v.exp() / z).collect();
+    // Top is index 2; the relevance there is s_2 (the ReLU passes it).
+    let want: Vec<f32> = (0..4)
+        .map(|i| x[i] * (if i == 2 { s[2] } else { 0.0 } - s[i] * s[2]))
+        .collect();
+    let got = e.relevance.f32s().unwrap();
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() < 1e-6, "{got:?} vs {want:?}");
+    }
 }
 
 /// A model with a second input: the explained one is named or the first float input; the other

@@ -39,6 +39,8 @@ pub enum LayerKind {
     },
     /// Div of two computed tensors: a normalisation by a computed scale (LayerNorm written out).
     Quotient,
+    /// MatMul of two computed tensors (attention's Q K^T and A V).
+    MatProduct,
 }
 
 /// Whether `n` is a gate: the output of a sigmoid-like activation (values in [0, 1]), seen
@@ -73,6 +75,7 @@ pub fn layer_kind(
         Op::ConvTranspose(_) if weight_const && bias_const => LayerKind::Conv,
         Op::Gemm(g) if weight_const && bias_const && !g.trans_a => LayerKind::Dense,
         Op::MatMul if weight_const => LayerKind::Dense,
+        Op::MatMul if computed == 2 => LayerKind::MatProduct,
         Op::Conv(_) | Op::Gemm(_) | Op::MatMul => {
             return Err(
                 "its weight is computed, not constant; LRP needs a layer with constant parameters"
@@ -170,12 +173,6 @@ pub fn assign(
         .filter(|n| on_path.contains(n) && *n != input)
     {
         let kind = layer_kind(graph, n, &on_path).map_err(|r| node_error(n, r))?;
-        if kind == LayerKind::Softmax {
-            return Err(node_error(
-                n,
-                "a Softmax that is not the model's last node cannot be explained; explain the logits before it".into(),
-            ));
-        }
         let first = !first_done && is_first_layer(method, kind);
         first_done |= first;
         let mut rule = default_rule(method, kind, first).map_err(|r| node_error(n, r))?;
@@ -251,8 +248,8 @@ fn default_rule(method: &Method, kind: LayerKind, first: bool) -> Result<Rule, S
         }
         LayerKind::MaxPool | LayerKind::Movement | LayerKind::ConstElementwise => Rule::Gradient,
         LayerKind::Product { gate: Some(_) } => Rule::Gate,
-        LayerKind::Product { gate: None } => Rule::Uniform,
-        LayerKind::Softmax => return Err("Softmax has no relevance rule".into()),
+        LayerKind::Product { gate: None } | LayerKind::MatProduct => Rule::Uniform,
+        LayerKind::Softmax => Rule::Softmax,
     })
 }
 
@@ -282,7 +279,8 @@ fn check_applies(rule: &Rule, kind: LayerKind) -> Result<(), String> {
         ),
         Rule::Gradient => true,
         Rule::Gate => matches!(kind, LayerKind::Product { gate: Some(_) }),
-        Rule::Uniform => matches!(kind, LayerKind::Product { .. }),
+        Rule::Uniform => matches!(kind, LayerKind::Product { .. } | LayerKind::MatProduct),
+        Rule::Softmax => kind == LayerKind::Softmax,
         _ => kind == LayerKind::Activation(Activation::Relu),
     };
     if ok {

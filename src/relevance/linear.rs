@@ -193,7 +193,12 @@ pub fn propagate(bl: &mut Builder, l: &Linear, rule: &Rule, r: NodeIndex) -> OpR
             let q = bl.normalise("q", r, n, STABILIZER);
             l.adjoint(bl, "relevance", q, wm)
         }
-        Rule::Pass | Rule::GuidedBackprop | Rule::Deconvnet | Rule::Gate | Rule::Uniform => {
+        Rule::Pass
+        | Rule::GuidedBackprop
+        | Rule::Deconvnet
+        | Rule::Gate
+        | Rule::Uniform
+        | Rule::Softmax => {
             op_bail!("rule {} does not apply to a linear layer", rule.name())
         }
     })

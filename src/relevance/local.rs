@@ -63,6 +63,22 @@ pub fn propagate(
             let g = pool_adjoint(bl, &op, x, q);
             vec![(x, bl.mul("relevance", x, g))]
         }
+        (Rule::Gradient, Op::Softmax(sm)) => {
+            // dx = s (g - sum(g s)) over the softmax axis, s the node's own output.
+            let axes = softmax_axes(sm, &out_shape);
+            let gs = bl.mul("gs", r, n);
+            let total = bl.add(
+                "total",
+                Op::Reduce(Reduce {
+                    kind: ReduceKind::Sum,
+                    axes: Some(axes),
+                    keepdims: true,
+                }),
+                &[gs],
+            );
+            let rest = bl.bin("rest", BinaryOp::Sub, r, total);
+            vec![(x, bl.mul("relevance", n, rest))]
+        }
         (Rule::Gradient, _) => gradient(bl, &op, &ins, &computed, r, &out_shape)?,
         (Rule::GuidedBackprop, Op::Activation(a)) => {
             let g = bl.add(
@@ -95,11 +111,112 @@ pub fn propagate(
             }
             out
         }
+        (Rule::Uniform, Op::MatMul) => {
+            // AttnLRP (Proposition 3.3): the epsilon rule on z = sum_k a_ik b_kj, its
+            // relevance split evenly between the two factors of every product.
+            let (a, b) = (ins[0], ins[1]);
+            let twice = bl.scale("twice", n, 2.0);
+            let q = bl.normalise("q", r, twice, STABILIZER);
+            let (ga, gb) = matmul_adjoints(bl, a, b, q)?;
+            let ra = bl.mul("relevance0", a, ga);
+            let rb = bl.mul("relevance1", b, gb);
+            let (sa, sb) = (adjoint_shape(bl, a, b, 0)?, adjoint_shape(bl, a, b, 1)?);
+            vec![
+                (a, unbroadcast(bl, "relevance0u", ra, &sa, a)?),
+                (b, unbroadcast(bl, "relevance1u", rb, &sb, b)?),
+            ]
+        }
+        (Rule::Softmax, Op::Softmax(sm)) => {
+            // R_x = x (R - s sum(R)) over the softmax axis.
+            let axes = softmax_axes(sm, &out_shape);
+            let total = bl.add(
+                "total",
+                Op::Reduce(Reduce {
+                    kind: ReduceKind::Sum,
+                    axes: Some(axes),
+                    keepdims: true,
+                }),
+                &[r],
+            );
+            let share = bl.mul("share", n, total);
+            let rest = bl.bin("rest", BinaryOp::Sub, r, share);
+            vec![(x, bl.mul("relevance", x, rest))]
+        }
         (Rule::Deconvnet, Op::Activation(_)) => {
             vec![(x, bl.point("relevance", Pointwise::Positive, r))]
         }
         (rule, op) => op_bail!("rule {} does not apply to {}", rule.name(), op.name()),
     })
+}
+
+/// The axes a Softmax normalises over (opset < 13: every axis from `axis` on).
+fn softmax_axes(sm: &crate::ir::ops::Softmax, shape: &[usize]) -> Vec<i64> {
+    let rank = shape.len() as i64;
+    let axis = if sm.axis < 0 { sm.axis + rank } else { sm.axis };
+    if sm.coerce_2d {
+        (axis..rank).collect()
+    } else {
+        vec![axis]
+    }
+}
+
+/// `t` with its last two axes swapped.
+fn swap_last(bl: &mut Builder, role: &str, t: NodeIndex) -> OpResult<NodeIndex> {
+    let rank = bl.graph.fact(t).shape.len();
+    op_ensure!(
+        rank >= 2,
+        "MatMul of two computed tensors needs operands of rank 2 or more, got rank {rank}"
+    );
+    let mut perm: Vec<usize> = (0..rank).collect();
+    perm.swap(rank - 2, rank - 1);
+    Ok(bl.add(role, Op::Transpose(Transpose { perm: Some(perm) }), &[t]))
+}
+
+/// For z = a b (batched): the adjoints g b^T and a^T g of an incoming `g`, at the broadcast
+/// batch shape (reduce them with [`unbroadcast`] to each operand's).
+fn matmul_adjoints(
+    bl: &mut Builder,
+    a: NodeIndex,
+    b: NodeIndex,
+    g: NodeIndex,
+) -> OpResult<(NodeIndex, NodeIndex)> {
+    let bt = swap_last(bl, "b_t", b)?;
+    let at = swap_last(bl, "a_t", a)?;
+    let ga = bl.add("adjoint0", Op::MatMul, &[g, bt]);
+    let gb = bl.add("adjoint1", Op::MatMul, &[at, g]);
+    Ok((ga, gb))
+}
+
+/// The shape of operand `slot`'s adjoint for a MatMul of `a` and `b`: the broadcast batch
+/// axes, then the operand's own last two.
+fn adjoint_shape(bl: &Builder, a: NodeIndex, b: NodeIndex, slot: usize) -> OpResult<Vec<usize>> {
+    let (sa, sb) = (
+        bl.graph.fact(a).shape.clone(),
+        bl.graph.fact(b).shape.clone(),
+    );
+    op_ensure!(
+        sa.len() >= 2 && sb.len() >= 2,
+        "MatMul of two computed tensors needs operands of rank 2 or more, got {sa:?} and {sb:?}"
+    );
+    let (ba, bb) = (&sa[..sa.len() - 2], &sb[..sb.len() - 2]);
+    let rank = ba.len().max(bb.len());
+    let mut batch = Vec::with_capacity(rank);
+    for k in 0..rank {
+        let da = if k + ba.len() >= rank {
+            ba[k + ba.len() - rank]
+        } else {
+            1
+        };
+        let db = if k + bb.len() >= rank {
+            bb[k + bb.len() - rank]
+        } else {
+            1
+        };
+        batch.push(da.max(db));
+    }
+    let own = if slot == 0 { &sa } else { &sb };
+    batch.extend_from_slice(&own[own.len() - 2..]);
+    Ok(batch)
 }
 
 fn pool_adjoint(bl: &mut Builder, op: &Op, x: NodeIndex, q: NodeIndex) -> NodeIndex {
@@ -141,6 +258,15 @@ fn gradient(
         Op::Pool(_) | Op::GlobalPool(_) => {
             let g = pool_adjoint(bl, op, x, r);
             vec![(x, g)]
+        }
+        Op::MatMul if computed.len() == 2 => {
+            let (a, b) = (ins[0], ins[1]);
+            let (ga, gb) = matmul_adjoints(bl, a, b, r)?;
+            let (sa, sb) = (adjoint_shape(bl, a, b, 0)?, adjoint_shape(bl, a, b, 1)?);
+            vec![
+                (a, unbroadcast(bl, "gradient0", ga, &sa, a)?),
+                (b, unbroadcast(bl, "gradient1", gb, &sb, b)?),
+            ]
         }
         Op::Binary(_) | Op::Sum => {
             let mut out = vec![];

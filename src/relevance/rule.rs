@@ -55,8 +55,12 @@ pub enum Rule {
     /// A gate times a signal (SiLU, squeeze-excite, LSTM gates): all relevance to the signal,
     /// none to the gate (Arras et al.'s signal-take-all).
     Gate,
-    /// Any other product of two computed tensors: half the relevance to each operand.
+    /// Any other product of two computed tensors: half the relevance to each operand (for a
+    /// MatMul, AttnLRP's epsilon rule on the sum of products, then half to each factor).
     Uniform,
+    /// Softmax inside the graph (AttnLRP, Proposition 3.1): R_x = x (R - s sum R), the softmax
+    /// linearised at its input with the bias-like term absorbed.
+    Softmax,
 }
 
 /// The stabiliser of every rule but Epsilon (Zennit's `stabilizer` default).
@@ -80,6 +84,7 @@ impl Rule {
             Rule::Deconvnet => "deconvnet",
             Rule::Gate => "gate",
             Rule::Uniform => "uniform",
+            Rule::Softmax => "softmax",
         }
     }
 

@@ -1,0 +1,89 @@
+//! Attention (fixtures/attention, made by fixtures/attention.py): MatMul of two computed
+//! tensors and an in-graph Softmax, exported by TorchScript (opset 17) and dynamo (opset 20).
+//! The epsilon composite (AttnLRP's rules: epsilon on linear maps and on the attention
+//! matmuls, each factor half; the softmax rule x (R - s sum R); the identity for GELU; the
+//! residual adds on their sum) matches LXT 2.1's explicit rules, and the gradient matches
+//! autograd, on both engines and under guard pages.
+
+mod common;
+
+use common::{assert_close, fixture, npy, relative_error};
+use lrpc::relevance::Method;
+use lrpc::runtime::GuardSide;
+use lrpc::{Engine, ExplainOptions, Explainer, Model, Target};
+
+const MODELS: [&str; 2] = ["model_ts.onnx", "model_dynamo.onnx"];
+
+fn explain(
+    model: &str,
+    method: &str,
+    engine: Engine,
+    guard: Option<GuardSide>,
+) -> lrpc::ir::Tensor {
+    let x = npy(&fixture("attention", "input.npy"));
+    let options = lrpc::onnx::ImportOptions {
+        input_shape: Some(x.shape().to_vec()),
+        ..lrpc::onnx::ImportOptions::default()
+    };
+    let m = Model::load(fixture("attention", model), &options)
+        .unwrap_or_else(|e| panic!("{model}: {e}"));
+    let options = ExplainOptions {
+        engine,
+        guard,
+        threads: 2,
+        ..ExplainOptions::default()
+    };
+    let e = Explainer::with_options(&m, Method::parse(method).unwrap(), options)
+        .unwrap_or_else(|e| panic!("{model} {method}: {e}"));
+    e.explain(x, Target::Top)
+        .unwrap_or_else(|e| panic!("{model} {method}: {e}"))
+        .relevance
+}
+
+#[test]
+fn attention_relevance_matches_lxt() {
+    let want = npy(&fixture("attention", "ref_attnlrp.npy"));
+    for model in MODELS {
+        let interpreted = explain(model, "epsilon", Engine::Interpreter, None);
+        assert_close(
+            &interpreted,
+            &want,
+            1e-3,
+            &format!("{model}: interpreter vs LXT"),
+        );
+        let compiled = explain(model, "epsilon", Engine::Compiled, None);
+        assert_close(&compiled, &want, 1e-3, &format!("{model}: compiled vs LXT"));
+        assert_close(
+            &compiled,
+            &interpreted,
+            1e-5,
+            &format!("{model}: compiled vs interpreter"),
+        );
+        // Conservation: the relevance totals LXT's (biases absorb the same share).
+        let total = |t: &lrpc::ir::Tensor| t.f32s().unwrap().iter().sum::<f32>();
+        assert!((total(&compiled) - total(&want)).abs() <= 1e-3 * total(&want).abs());
+    }
+}
+
+#[test]
+fn attention_gradient_matches_autograd() {
+    let want = npy(&fixture("attention", "ref_gradient.npy"));
+    for model in MODELS {
+        for engine in [Engine::Interpreter, Engine::Compiled] {
+            let got = explain(model, "gradient", engine, None);
+            assert_close(&got, &want, 1e-5, &format!("{model} {engine:?}: gradient"));
+        }
+    }
+}
+
+#[test]
+fn attention_kernels_stay_in_bounds() {
+    for model in MODELS {
+        let reference = explain(model, "epsilon", Engine::Interpreter, None);
+        for side in [GuardSide::Before, GuardSide::After] {
+            let guarded = explain(model, "epsilon", Engine::Compiled, Some(side));
+            let err = relative_error(&guarded, &reference);
+            assert!(err <= 1e-5, "{model} under guard {side:?}: {err:e}");
+        }
+    }
+}
