@@ -7,7 +7,7 @@ use lrpc::relevance::{Bound, Method, Settings};
 #[derive(Args, Debug, Clone)]
 pub struct MethodArgs {
     /// LRP composite or gradient method: epsilon, epsilon-plus, epsilon-plus-flat,
-    /// epsilon-alpha2-beta1, epsilon-alpha2-beta1-flat, epsilon-gamma-box, excitation-backprop,
+    /// epsilon-alpha2-beta1, epsilon-alpha2-beta1-flat, epsilon-gamma-box, excitation-backprop, attn-lrp,
     /// gradient, gradient-x-input, guided-backprop, deconvnet, smoothgrad, integrated-gradients
     /// [default: epsilon-plus].
     #[arg(long)]

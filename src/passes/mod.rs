@@ -7,6 +7,7 @@ mod batchnorm;
 mod check;
 mod dead;
 mod fold;
+mod gelu;
 mod identity;
 mod infer;
 mod linear;
@@ -20,6 +21,7 @@ pub use batchnorm::FoldBatchNorm;
 pub use check::check;
 pub use dead::RemoveDeadNodes;
 pub use fold::FoldConstants;
+pub use gelu::FuseGelu;
 pub use identity::{ReleaseHolds, RemoveIdentity};
 pub use infer::InferFacts;
 pub use linear::CanonicalizeLinear;
@@ -46,6 +48,8 @@ fn rewrites() -> Vec<Box<dyn Pass>> {
         Box::new(HoldStates),
         Box::new(FoldConstants),
         Box::new(RemoveDeadNodes),
+        // Before AffineToBatchNorm, which would turn the GELU's scalar products into BatchNorms.
+        Box::new(FuseGelu),
         Box::new(LowerReduce),
         Box::new(CanonicalizeLinear),
         Box::new(AffineToBatchNorm),

@@ -220,6 +220,21 @@ fn default_rule(method: &Method, kind: LayerKind, first: bool) -> Result<Rule, S
         MethodKind::Lrp(c) => c,
     };
     use Composite::*;
+    if composite == AttnLrp {
+        return Ok(match kind {
+            LayerKind::Conv | LayerKind::Dense => epsilon,
+            // Bias-like constants and per-channel affine maps absorb their share:
+            // R_x = x (dy/dx) R / s(y).
+            LayerKind::Merge
+            | LayerKind::AvgPool
+            | LayerKind::BatchNorm
+            | LayerKind::ConstElementwise => Rule::Norm,
+            LayerKind::Activation(_) | LayerKind::Lrn | LayerKind::Quotient => Rule::Pass,
+            LayerKind::MaxPool | LayerKind::Movement => Rule::Gradient,
+            LayerKind::Product { .. } | LayerKind::MatProduct => Rule::Uniform,
+            LayerKind::Softmax => Rule::Softmax,
+        });
+    }
     Ok(match kind {
         LayerKind::Conv | LayerKind::Dense if first => match composite {
             EpsilonGammaBox => Rule::ZBox {
@@ -233,6 +248,7 @@ fn default_rule(method: &Method, kind: LayerKind, first: bool) -> Result<Rule, S
             EpsilonPlus | EpsilonPlusFlat | ExcitationBackprop => Rule::ZPlus,
             EpsilonAlpha2Beta1 | EpsilonAlpha2Beta1Flat => alpha_beta,
             EpsilonGammaBox => Rule::Gamma { gamma: p.gamma },
+            AttnLrp => epsilon,
         },
         LayerKind::Dense => match composite {
             ExcitationBackprop => Rule::ZPlus,
@@ -268,7 +284,16 @@ fn check_applies(rule: &Rule, kind: LayerKind) -> Result<(), String> {
     let linear = matches!(kind, LayerKind::Conv | LayerKind::Dense);
     let ok = match rule {
         r if r.needs_linear() => linear,
-        Rule::Norm => linear || matches!(kind, LayerKind::Merge | LayerKind::AvgPool),
+        Rule::Norm => {
+            linear
+                || matches!(
+                    kind,
+                    LayerKind::Merge
+                        | LayerKind::AvgPool
+                        | LayerKind::BatchNorm
+                        | LayerKind::ConstElementwise
+                )
+        }
         Rule::Pass => matches!(
             kind,
             LayerKind::Activation(_)

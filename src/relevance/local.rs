@@ -52,6 +52,23 @@ pub fn propagate(
             }
             out
         }
+        (
+            Rule::Norm,
+            Op::Binary(BinaryOp::Max | BinaryOp::Min | BinaryOp::Pow | BinaryOp::PRelu),
+        ) => {
+            // A pointwise nonlinearity with a constant: the identity, as for activations.
+            vec![(computed[0].1, r)]
+        }
+        (Rule::Norm, Op::BatchNorm(_) | Op::Binary(BinaryOp::Mul | BinaryOp::Div)) => {
+            // An affine map of one computed operand (a per-channel scale and shift, a constant
+            // factor or divisor): R_x = x (dy/dx) R / s(y), the constant absorbing its share.
+            let q = bl.normalise("q", r, n, STABILIZER);
+            let mut out = vec![];
+            for (i, g) in gradient(bl, &op, &ins, &computed, q, &out_shape)? {
+                out.push((i, bl.mul("relevance", i, g)));
+            }
+            out
+        }
         (Rule::Norm, Op::Resize(_)) => {
             // Linear interpolation is a pool with fixed weights: the same norm rule.
             let q = bl.normalise("q", r, n, STABILIZER);

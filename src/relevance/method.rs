@@ -12,6 +12,11 @@ pub enum Composite {
     EpsilonAlpha2Beta1Flat,
     EpsilonGammaBox,
     ExcitationBackprop,
+    /// AttnLRP (Achtibat et al. 2024) as LXT computes it: epsilon on linear layers, the
+    /// uniform rule on products (attention's matmuls included), the softmax rule, identity on
+    /// pointwise functions and on the division by a normalisation's deviation, and constants
+    /// (biases, LayerNorm's shift, position embeddings) absorbing their share.
+    AttnLrp,
 }
 
 /// A gradient-based method; they run through the same pass with gradient rules.
@@ -94,6 +99,7 @@ pub const METHOD_NAMES: &[&str] = &[
     "epsilon-alpha2-beta1-flat",
     "epsilon-gamma-box",
     "excitation-backprop",
+    "attn-lrp",
     "gradient",
     "gradient-x-input",
     "guided-backprop",
@@ -115,6 +121,7 @@ impl MethodKind {
             "epsilon-alpha2-beta1-flat" => MethodKind::Lrp(EpsilonAlpha2Beta1Flat),
             "epsilon-gamma-box" => MethodKind::Lrp(EpsilonGammaBox),
             "excitation-backprop" => MethodKind::Lrp(ExcitationBackprop),
+            "attn-lrp" => MethodKind::Lrp(AttnLrp),
             "gradient" => MethodKind::Gradient(G::Gradient),
             "gradient-x-input" => MethodKind::Gradient(G::GradientXInput),
             "guided-backprop" => MethodKind::Gradient(G::GuidedBackprop),
@@ -145,6 +152,7 @@ impl MethodKind {
             MethodKind::Lrp(EpsilonAlpha2Beta1Flat) => "epsilon-alpha2-beta1-flat",
             MethodKind::Lrp(EpsilonGammaBox) => "epsilon-gamma-box",
             MethodKind::Lrp(ExcitationBackprop) => "excitation-backprop",
+            MethodKind::Lrp(AttnLrp) => "attn-lrp",
             MethodKind::Gradient(G::Gradient) => "gradient",
             MethodKind::Gradient(G::GradientXInput) => "gradient-x-input",
             MethodKind::Gradient(G::GuidedBackprop) => "guided-backprop",
