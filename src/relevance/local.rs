@@ -82,17 +82,8 @@ pub fn propagate(
         }
         (Rule::Gradient, Op::Softmax(sm)) => {
             // dx = s (g - sum(g s)) over the softmax axis, s the node's own output.
-            let axes = softmax_axes(sm, &out_shape);
             let gs = bl.mul("gs", r, n);
-            let total = bl.add(
-                "total",
-                Op::Reduce(Reduce {
-                    kind: ReduceKind::Sum,
-                    axes: Some(axes),
-                    keepdims: true,
-                }),
-                &[gs],
-            );
+            let total = softmax_total(bl, sm, &out_shape, gs);
             let rest = bl.bin("rest", BinaryOp::Sub, r, total);
             vec![(x, bl.mul("relevance", n, rest))]
         }
@@ -145,16 +136,7 @@ pub fn propagate(
         }
         (Rule::Softmax, Op::Softmax(sm)) => {
             // R_x = x (R - s sum(R)) over the softmax axis.
-            let axes = softmax_axes(sm, &out_shape);
-            let total = bl.add(
-                "total",
-                Op::Reduce(Reduce {
-                    kind: ReduceKind::Sum,
-                    axes: Some(axes),
-                    keepdims: true,
-                }),
-                &[r],
-            );
+            let total = softmax_total(bl, sm, &out_shape, r);
             let share = bl.mul("share", n, total);
             let rest = bl.bin("rest", BinaryOp::Sub, r, share);
             vec![(x, bl.mul("relevance", x, rest))]
@@ -166,15 +148,30 @@ pub fn propagate(
     })
 }
 
-/// The axes a Softmax normalises over (opset < 13: every axis from `axis` on).
-fn softmax_axes(sm: &crate::ir::ops::Softmax, shape: &[usize]) -> Vec<i64> {
+/// The sum of `t` over the axes a Softmax of output `shape` normalises (opset < 13: every
+/// axis from `axis` on), kept for broadcasting.
+fn softmax_total(
+    bl: &mut Builder,
+    sm: &crate::ir::ops::Softmax,
+    shape: &[usize],
+    t: NodeIndex,
+) -> NodeIndex {
     let rank = shape.len() as i64;
     let axis = if sm.axis < 0 { sm.axis + rank } else { sm.axis };
-    if sm.coerce_2d {
+    let axes = if sm.coerce_2d {
         (axis..rank).collect()
     } else {
         vec![axis]
-    }
+    };
+    bl.add(
+        "total",
+        Op::Reduce(Reduce {
+            kind: ReduceKind::Sum,
+            axes: Some(axes),
+            keepdims: true,
+        }),
+        &[t],
+    )
 }
 
 /// `t` with its last two axes swapped.
@@ -215,22 +212,7 @@ fn adjoint_shape(bl: &Builder, a: NodeIndex, b: NodeIndex, slot: usize) -> OpRes
         sa.len() >= 2 && sb.len() >= 2,
         "MatMul of two computed tensors needs operands of rank 2 or more, got {sa:?} and {sb:?}"
     );
-    let (ba, bb) = (&sa[..sa.len() - 2], &sb[..sb.len() - 2]);
-    let rank = ba.len().max(bb.len());
-    let mut batch = Vec::with_capacity(rank);
-    for k in 0..rank {
-        let da = if k + ba.len() >= rank {
-            ba[k + ba.len() - rank]
-        } else {
-            1
-        };
-        let db = if k + bb.len() >= rank {
-            bb[k + bb.len() - rank]
-        } else {
-            1
-        };
-        batch.push(da.max(db));
-    }
+    let mut batch = crate::ir::ops::util::broadcast(&sa[..sa.len() - 2], &sb[..sb.len() - 2])?;
     let own = if slot == 0 { &sa } else { &sb };
     batch.extend_from_slice(&own[own.len() - 2..]);
     Ok(batch)
