@@ -131,3 +131,50 @@ fn attention_kernels_stay_in_bounds() {
         }
     }
 }
+
+/// Both GELUs as the exporters write them out (exact through Erf, the tanh approximation
+/// through Tanh and a cube) become one Gelu at import: the forward matches torch and no Erf or
+/// Tanh is left; attn-lrp then passes relevance through unchanged (the identity rule).
+#[test]
+fn written_out_gelus_are_fused() {
+    let x = npy(&fixture("attention", "gelu_input.npy"));
+    let want = npy(&fixture("attention", "gelu_output.npy"));
+    for model in ["gelu_ts.onnx", "gelu_dynamo.onnx"] {
+        let options = lrpc::onnx::ImportOptions {
+            input_shape: Some(x.shape().to_vec()),
+            ..lrpc::onnx::ImportOptions::default()
+        };
+        let m = Model::load(fixture("attention", model), &options).unwrap();
+        let ops: Vec<String> = m
+            .graph()
+            .nodes
+            .node_indices()
+            .map(|n| m.graph().node(n).op.name().to_string())
+            .collect();
+        assert_eq!(
+            ops.iter().filter(|o| *o == "Gelu").count(),
+            2,
+            "{model}: {ops:?}"
+        );
+        assert!(
+            !ops.iter().any(|o| o == "Erf" || o == "Tanh"),
+            "{model}: {ops:?}"
+        );
+        let y = m.run(x.clone()).unwrap().remove(0);
+        assert_close(&y, &want, 1e-6, &format!("{model}: forward"));
+        let e = Explainer::new(&m, Method::parse("attn-lrp").unwrap()).unwrap();
+        let r = e.explain(x.clone(), Target::Index(7)).unwrap().relevance;
+        // The target column 7 is the tanh GELU of x[:, 2]: all its relevance lands there.
+        let (r, y) = (r.f32s().unwrap(), y.f32s().unwrap());
+        for b in 0..x.shape()[0] {
+            for i in 0..5 {
+                let expected = if i == 2 { y[b * 10 + 7] } else { 0.0 };
+                assert!(
+                    (r[b * 5 + i] - expected).abs() <= 1e-6,
+                    "{model} row {b} input {i}: {} vs {expected}",
+                    r[b * 5 + i]
+                );
+            }
+        }
+    }
+}

@@ -1,6 +1,7 @@
-//! FuseGelu: the exact GELU as exporters write it out, x * 0.5 * (1 + erf(x / sqrt 2)) (the
-//! TorchScript exporter before opset 20, in any order of the products and with x * (1 / sqrt 2)
-//! for the division), becomes one `Gelu` activation. The value is the same; what changes is
+//! FuseGelu: the GELU as exporters write it out becomes one `Gelu` activation: the exact form
+//! x * 0.5 * (1 + erf(x / sqrt 2)) (the TorchScript exporter before opset 20, with x * (1 /
+//! sqrt 2) for the division) and the tanh approximation x * 0.5 * (1 + tanh(sqrt(2 / pi) (x +
+//! 0.044715 x^3))) (the cube as Pow(x, 3) or x * x * x), in any order of the products. The value is the same; what changes is
 //! that relevance rules see one pointwise function (AttnLRP's identity rule) instead of a
 //! product of x with a function of x plus constants, which no product rule treats as identity.
 
@@ -65,12 +66,52 @@ fn other_factor(graph: &Graph, n: NodeIndex, one: NodeIndex) -> Option<NodeIndex
     }
 }
 
-/// The GELU ending at the Erf node `e`: (x, the node whose value is the GELU).
-fn match_gelu(graph: &Graph, e: NodeIndex) -> Option<(NodeIndex, NodeIndex)> {
+/// Whether `c` computes x^3: Pow(x, 3), or x * x * x in either grouping.
+fn is_cube(graph: &Graph, c: NodeIndex, x: NodeIndex) -> bool {
+    if with_scalar(graph, c, BinaryOp::Pow, 3.0) == Some(x) {
+        return true;
+    }
+    let is_square = |s: NodeIndex| {
+        graph.node(s).op == Op::Binary(BinaryOp::Mul) && graph.inputs_of(s) == [x, x]
+    };
+    match other_factor(graph, c, x) {
+        Some(s) => is_square(s),
+        None => false,
+    }
+}
+
+/// The x of a tanh GELU's inner argument `d` = sqrt(2 / pi) (x + 0.044715 x^3).
+fn tanh_argument(graph: &Graph, d: NodeIndex) -> Option<NodeIndex> {
+    let u = with_scalar(graph, d, BinaryOp::Mul, (2.0 / std::f32::consts::PI).sqrt())?;
+    if graph.node(u).op != Op::Binary(BinaryOp::Add) {
+        return None;
+    }
+    let ins = graph.inputs_of(u);
+    let [p, q] = ins.as_slice() else { return None };
+    [(*p, *q), (*q, *p)].into_iter().find_map(|(x, w)| {
+        let cube = with_scalar(graph, w, BinaryOp::Mul, 0.044715)?;
+        is_cube(graph, cube, x).then_some(x)
+    })
+}
+
+/// The GELU ending at the Erf or Tanh node `e`: (x, the node whose value is the GELU, whether
+/// it is the tanh approximation).
+fn match_gelu(graph: &Graph, e: NodeIndex) -> Option<(NodeIndex, NodeIndex, bool)> {
     let d = *graph.inputs_of(e).first()?;
-    let x = with_scalar(graph, d, BinaryOp::Div, std::f32::consts::SQRT_2)
-        .or_else(|| with_scalar(graph, d, BinaryOp::Mul, std::f32::consts::FRAC_1_SQRT_2))?;
+    let tanh = graph.node(e).op == Op::Activation(Activation::Tanh);
+    let x = if tanh {
+        tanh_argument(graph, d)?
+    } else {
+        with_scalar(graph, d, BinaryOp::Div, std::f32::consts::SQRT_2)
+            .or_else(|| with_scalar(graph, d, BinaryOp::Mul, std::f32::consts::FRAC_1_SQRT_2))?
+    };
     only_consumer(graph, d)?;
+    let (x, y) = match_tail(graph, e, x)?;
+    Some((x, y, tanh))
+}
+
+/// The products after the inner function `e` of x: (1 + e) times x times 0.5, in any order.
+fn match_tail(graph: &Graph, e: NodeIndex, x: NodeIndex) -> Option<(NodeIndex, NodeIndex)> {
     let a = only_consumer(graph, e)?;
     if with_scalar(graph, a, BinaryOp::Add, 1.0)? != e {
         return None;
@@ -99,20 +140,25 @@ impl Pass for FuseGelu {
     }
 
     fn run(&self, graph: &mut Graph) -> Result<bool> {
-        let erfs: Vec<NodeIndex> = graph
+        let inner: Vec<NodeIndex> = graph
             .nodes
             .node_indices()
-            .filter(|&n| graph.node(n).op == Op::Activation(Activation::Erf))
+            .filter(|&n| {
+                matches!(
+                    graph.node(n).op,
+                    Op::Activation(Activation::Erf | Activation::Tanh)
+                )
+            })
             .collect();
         let mut changed = false;
-        for e in erfs {
-            let Some((x, y)) = match_gelu(graph, e) else {
+        for e in inner {
+            let Some((x, y, tanh)) = match_gelu(graph, e) else {
                 continue;
             };
             let name = graph.node(y).name.clone();
             let g = graph.add(
                 format!("{name}.gelu"),
-                Op::Activation(Activation::Gelu { tanh: false }),
+                Op::Activation(Activation::Gelu { tanh }),
                 &[x],
             );
             graph.node_mut(g).fact = graph.node(y).fact.clone();
