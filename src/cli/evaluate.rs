@@ -9,10 +9,8 @@ use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use lrpc::Model;
-use lrpc::eval::data::{Data, ImageFolder};
 use lrpc::eval::perturbation::Order;
 use lrpc::eval::protocol::{self, Perturb, Protocol};
-use lrpc::io::npy;
 
 use super::engine::EngineArgs;
 use super::method::MethodArgs;
@@ -86,31 +84,14 @@ pub struct EvaluateArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
-    /// Image folders: resize every image to W,H (or N for N,N).
-    #[arg(long, value_name = "W,H")]
-    resize: Option<String>,
-    /// Image folders: per-channel mean subtracted after scaling to [0, 1] (one value or r,g,b).
-    #[arg(long, value_name = "R,G,B")]
-    mean: Option<String>,
-    /// Image folders: per-channel standard deviation divided by (one value or r,g,b).
-    #[arg(long, value_name = "R,G,B")]
-    std: Option<String>,
+    #[command(flatten)]
+    images: super::images::ImageArgs,
     #[command(flatten)]
     method: MethodArgs,
     #[command(flatten)]
     shapes: ShapeArgs,
     #[command(flatten)]
     engine: EngineArgs,
-}
-
-impl EvaluateArgs {
-    fn image_options(&self) -> Result<lrpc::io::image::ImageOptions> {
-        super::explain::image_options(
-            self.resize.as_deref(),
-            self.mean.as_deref(),
-            self.std.as_deref(),
-        )
-    }
 }
 
 /// Samples per explained batch when the model's batch axis is symbolic.
@@ -124,29 +105,13 @@ pub fn evaluate(args: EvaluateArgs) -> Result<()> {
         );
     }
     let what = args.data.display().to_string();
-    let csv = args
-        .labels
-        .as_deref()
-        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")));
-    let data = if args.data.is_dir() {
-        // The model's channels decide grey or RGB decoding.
-        let probe = Model::load(
-            &args.model.model,
-            &args.shapes.options_for(None, &[], None)?,
-        )?;
-        let channels = match probe.input_shape() {
-            [_, c, _, _] => *c,
-            s => bail!("{what}: a folder of images needs a model taking (N, C, H, W), not {s:?}"),
-        };
-        Data::Folder(ImageFolder::open(
-            &args.data,
-            csv,
-            args.image_options()?,
-            channels,
-        )?)
-    } else {
-        Data::Array(npy::read(&args.data)?)
-    };
+    let data = super::images::open_data(
+        &args.model.model,
+        &args.shapes,
+        &args.data,
+        args.labels.as_deref(),
+        &args.images,
+    )?;
     let n = data.len();
     if n == 0 {
         bail!("{what}: the data set is empty");
@@ -156,25 +121,16 @@ pub fn evaluate(args: EvaluateArgs) -> Result<()> {
         bail!("{what}: the data must be stacked samples (N, ...)");
     }
     let tokens = data.tokens();
-    let labels: Option<Vec<i64>> = match &args.labels {
-        None => data.labels(),
-        Some(_) if csv.is_some() => data.labels(),
-        Some(p) => {
-            let l = npy::read(p)?;
-            let v = l
-                .i64s()
-                .map_err(|_| anyhow!("{}: labels must be integers", p.display()))?
-                .to_vec();
-            if v.len() != n {
-                bail!(
-                    "{}: {} labels for {n} samples in {what}",
-                    p.display(),
-                    v.len()
-                );
-            }
-            Some(v)
-        }
-    };
+    let labels = super::images::read_labels(args.labels.as_deref(), &data)?;
+    if let (Some(p), Some(v)) = (&args.labels, &labels)
+        && v.len() != n
+    {
+        bail!(
+            "{}: {} labels for {n} samples in {what}",
+            p.display(),
+            v.len()
+        );
+    }
     // The model, for explanations (batch up to EXPLAIN_BATCH) and for the perturbed inputs.
     let eb = EXPLAIN_BATCH.min(n);
     let mut shape = vec![eb];

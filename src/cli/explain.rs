@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use lrpc::heatmap::{self, ColorMap, HeatmapOptions};
-use lrpc::io::image::{self as img, ImageOptions};
+use lrpc::io::image as img;
 use lrpc::io::npy;
 use lrpc::ir::tensor::Tensor;
-use lrpc::{Explainer, Model, Target};
+use lrpc::{Explainer, Target};
 
 use super::method::MethodArgs;
 use super::{ModelArg, ShapeArgs};
@@ -61,76 +61,12 @@ pub struct ExplainArgs {
     /// Report the relevance arriving at every layer (conservation check).
     #[arg(long)]
     layers: bool,
-    /// Resize an image input to W,H (or N for N,N).
-    #[arg(long, value_name = "W,H")]
-    resize: Option<String>,
-    /// Per-channel mean subtracted from an image input scaled to [0, 1] (r,g,b).
-    #[arg(long, value_name = "R,G,B")]
-    mean: Option<String>,
-    /// Per-channel standard deviation an image input is divided by (r,g,b).
-    #[arg(long, value_name = "R,G,B")]
-    std: Option<String>,
+    #[command(flatten)]
+    images: super::images::ImageArgs,
     #[command(flatten)]
     shapes: ShapeArgs,
     #[command(flatten)]
     engine: EngineArgs,
-}
-
-fn triple(text: &str, flag: &str) -> Result<[f32; 3]> {
-    let v: Vec<f32> = text
-        .split(',')
-        .map(|x| {
-            x.trim()
-                .parse::<f32>()
-                .map_err(|_| anyhow!("--{flag} '{text}': '{x}' is not a number"))
-        })
-        .collect::<Result<_>>()?;
-    match v.as_slice() {
-        [a] => Ok([*a; 3]),
-        [a, b, c] => Ok([*a, *b, *c]),
-        _ => Err(anyhow!("--{flag} takes one or three numbers, got '{text}'")),
-    }
-}
-
-impl ExplainArgs {
-    fn image_options(&self) -> Result<ImageOptions> {
-        image_options(
-            self.resize.as_deref(),
-            self.mean.as_deref(),
-            self.std.as_deref(),
-        )
-    }
-}
-
-/// Image options from the --resize, --mean and --std flags' text.
-pub fn image_options(
-    resize: Option<&str>,
-    mean: Option<&str>,
-    std: Option<&str>,
-) -> Result<ImageOptions> {
-    let resize = match resize {
-        None => None,
-        Some(r) => {
-            let v: Vec<u32> = r
-                .split(',')
-                .map(|x| {
-                    x.trim()
-                        .parse()
-                        .map_err(|_| anyhow!("--resize '{r}': '{x}' is not a size"))
-                })
-                .collect::<Result<_>>()?;
-            match v.as_slice() {
-                [n] => Some((*n, *n)),
-                [w, h] => Some((*w, *h)),
-                _ => return Err(anyhow!("--resize takes N or W,H, got '{r}'")),
-            }
-        }
-    };
-    Ok(ImageOptions {
-        resize,
-        mean: mean.map(|m| triple(m, "mean")).transpose()?,
-        std: std.map(|s| triple(s, "std")).transpose()?,
-    })
 }
 
 pub fn explain(args: ExplainArgs) -> Result<()> {
@@ -145,7 +81,7 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
     let path = args.inputs.main()?;
     let others = args.inputs.others()?;
     let (input, picture) = if img::is_image(&path) {
-        let (t, rgb) = img::load(&path, &args.image_options()?)?;
+        let (t, rgb) = img::load(&path, &args.images.options()?)?;
         (t, Some(rgb))
     } else {
         (npy::read(&path)?, None)
@@ -184,15 +120,13 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
         }
         e
     } else {
-        let model = Model::load(
+        let model = super::load_model(
             &args.model.model,
-            &args.shapes.options_for(
-                Some(input.shape()),
-                &others,
-                args.inputs.explain_input()?.as_deref(),
-            )?,
+            &args.shapes,
+            &args.inputs,
+            input.shape(),
+            &others,
         )?;
-        super::print_notes(&args.model.model, &model);
         let (engine, threads) = args.engine.engine()?;
         let options = lrpc::ExplainOptions {
             engine,
@@ -366,15 +300,7 @@ fn compare(
                 path.display()
             );
         }
-        let model = Model::load(
-            path,
-            &args.shapes.options_for(
-                Some(input.shape()),
-                &others,
-                args.inputs.explain_input()?.as_deref(),
-            )?,
-        )?;
-        super::print_notes(path, &model);
+        let model = super::load_model(path, &args.shapes, &args.inputs, input.shape(), &others)?;
         let (engine, threads) = args.engine.engine()?;
         for m in methods {
             let mut a = args.method.clone();

@@ -5,6 +5,7 @@ mod compile;
 mod engine;
 mod evaluate;
 mod explain;
+mod images;
 mod inputs;
 mod inspect;
 mod method;
@@ -125,6 +126,21 @@ impl ModelArg {
     fn is_artifact(&self) -> bool {
         lrpc::runtime::artifact::is_artifact(&self.model)
     }
+}
+
+/// Loads the model at `path` for explained data of `shape` and the other inputs' data
+/// (`others`), and tells the user what import changed about its meaning.
+fn load_model(
+    path: &std::path::Path,
+    shapes: &ShapeArgs,
+    inputs: &inputs::InputArgs,
+    shape: &[usize],
+    others: &[(String, lrpc::ir::Tensor)],
+) -> Result<lrpc::Model> {
+    let options = shapes.options_for(Some(shape), others, inputs.explain_input()?.as_deref())?;
+    let model = lrpc::Model::load(path, &options)?;
+    print_notes(path, &model);
+    Ok(model)
 }
 
 /// Tells the user on stderr what import changed about the model's meaning.

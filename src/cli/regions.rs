@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, anyhow, bail};
 use clap::Args;
-use lrpc::eval::data::{Data, ImageFolder};
 use lrpc::eval::regions::{self, Box4, BoxStats, Ratio};
-use lrpc::io::npy;
 use lrpc::ir::tensor::Tensor;
 use lrpc::{Explainer, Model};
 
@@ -41,15 +39,8 @@ pub struct RegionsArgs {
     /// folder's mask_names.json or names.json, else the numbers].
     #[arg(long)]
     mask_names: Option<PathBuf>,
-    /// Image folders: resize every image to W,H (or N for N,N).
-    #[arg(long, value_name = "W,H")]
-    resize: Option<String>,
-    /// Image folders: per-channel mean subtracted after scaling to [0, 1].
-    #[arg(long, value_name = "R,G,B")]
-    mean: Option<String>,
-    /// Image folders: per-channel standard deviation divided by.
-    #[arg(long, value_name = "R,G,B")]
-    std: Option<String>,
+    #[command(flatten)]
+    images: super::images::ImageArgs,
     /// Only the first N samples.
     #[arg(long)]
     limit: Option<usize>,
@@ -152,28 +143,13 @@ pub fn regions(args: RegionsArgs) -> Result<()> {
         );
     }
     let what = args.data.display().to_string();
-    let csv = args
-        .labels
-        .as_deref()
-        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")));
-    let data = if args.data.is_dir() {
-        let probe = Model::load(
-            &args.model.model,
-            &args.shapes.options_for(None, &[], None)?,
-        )?;
-        let channels = match probe.input_shape() {
-            [_, c, _, _] => *c,
-            s => bail!("{what}: a folder of images needs a model taking (N, C, H, W), not {s:?}"),
-        };
-        let options = super::explain::image_options(
-            args.resize.as_deref(),
-            args.mean.as_deref(),
-            args.std.as_deref(),
-        )?;
-        Data::Folder(ImageFolder::open(&args.data, csv, options, channels)?)
-    } else {
-        Data::Array(npy::read(&args.data)?)
-    };
+    let data = super::images::open_data(
+        &args.model.model,
+        &args.shapes,
+        &args.data,
+        args.labels.as_deref(),
+        &args.images,
+    )?;
     if data.tokens() {
         bail!("{what}: regions are for images; the data holds token ids");
     }
@@ -185,20 +161,12 @@ pub fn regions(args: RegionsArgs) -> Result<()> {
     let n = args.limit.unwrap_or(shape[0]).min(shape[0]);
     let (h, w) = (shape[shape.len() - 2], shape[shape.len() - 1]);
     let per: usize = shape[1..].iter().product();
-    let labels: Option<Vec<i64>> = match &args.labels {
-        None => data.labels(),
-        Some(_) if csv.is_some() => data.labels(),
-        Some(p) => {
-            let v = npy::read(p)?
-                .i64s()
-                .map_err(|_| anyhow!("{}: labels must be integers", p.display()))?
-                .to_vec();
-            if v.len() < n {
-                bail!("{}: {} labels for {n} samples", p.display(), v.len());
-            }
-            Some(v)
-        }
-    };
+    let labels = super::images::read_labels(args.labels.as_deref(), &data)?;
+    if let (Some(p), Some(v)) = (&args.labels, &labels)
+        && v.len() < n
+    {
+        bail!("{}: {} labels for {n} samples", p.display(), v.len());
+    }
     let boxes = match &args.boxes {
         Some(p) => Some(read_boxes(p, n, (h, w))?),
         None => None,

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::Args;
+use lrpc::io::npy;
 use lrpc::ir::Tensor;
-use lrpc::{Model, io::npy};
 use serde::Serialize;
 
 use super::{ModelArg, ShapeArgs};
@@ -56,15 +56,13 @@ pub fn run(args: RunArgs) -> Result<()> {
             e.spec().outputs.clone(),
         )
     } else {
-        let model = Model::load(
+        let model = super::load_model(
             &args.model.model,
-            &args.shapes.options_for(
-                Some(input.shape()),
-                &others,
-                args.inputs.explain_input()?.as_deref(),
-            )?,
+            &args.shapes,
+            &args.inputs,
+            input.shape(),
+            &others,
         )?;
-        super::print_notes(&args.model.model, &model);
         let input = model.check_input(input, &what)?;
         let (engine, threads) = args.engine.engine()?;
         let outputs = model.run_forward_with(
