@@ -751,8 +751,12 @@ fn method_from_info(i: &MethodInfo) -> Result<Method> {
     m.params.alpha = i.alpha;
     m.params.beta = i.beta;
     m.params.bias_factor = i.bias_factor;
-    for (pattern, rule, _) in &i.overrides {
-        m.add_override(&format!("{pattern}={rule}"))?;
+    for (pattern, rule, text) in &i.overrides {
+        // The text keeps a rule's own parameters (`gamma(0.05)`); a rule whose parameters
+        // came from the method (zbox's bounds) is given by name.
+        if m.add_override(&format!("{pattern}={text}")).is_err() {
+            m.add_override(&format!("{pattern}={rule}"))?;
+        }
     }
     Ok(m)
 }

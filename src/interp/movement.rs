@@ -134,7 +134,15 @@ pub fn gather(g: &Gather, x: &Tensor, indices: &Tensor) -> OpResult<Tensor> {
             let j = if i < 0 { i + dim } else { i };
             op_ensure!(
                 (0..dim).contains(&j),
-                "index {i} is out of range for axis of size {dim}"
+                "index {i} is out of range for axis of size {dim}{}",
+                if a == 0 && x.rank() == 2 {
+                    // A lookup table: ids or positions past its end.
+                    format!(
+                        " (a table of {dim} rows: an id past its end, or a sequence longer than the {dim} positions the model has)"
+                    )
+                } else {
+                    String::new()
+                }
             );
             Ok(j as usize)
         })

@@ -6,7 +6,9 @@
 //! transposing a 100M-value classifier weight at compile time would only cost time and memory.
 //! Rewrites: a Gemm with constant B (alpha and beta folded into W and b), a 2-D MatMul with a
 //! constant weight, and such a MatMul followed by Add of a constant bias (the form newer
-//! exporters emit for nn.Linear).
+//! exporters emit for nn.Linear). A MatMul of a rank-3+ input (a transformer's tokens) runs as
+//! that Gemm over the rows: Reshape to [rows, k], Gemm, Reshape back; the bias then belongs to
+//! the layer, as rules with a bias in their denominator (gamma, z+) need.
 
 use std::sync::Arc;
 
@@ -14,7 +16,7 @@ use petgraph::stable_graph::NodeIndex;
 
 use super::Pass;
 use crate::error::Result;
-use crate::ir::ops::{BinaryOp, Gemm};
+use crate::ir::ops::{BinaryOp, Gemm, Reshape};
 use crate::ir::{Graph, Op, Tensor};
 
 /// Brings constant-weight Gemm/MatMul(+Add) into canonical Gemm form.
@@ -117,8 +119,12 @@ fn matmul(graph: &mut Graph, n: NodeIndex) -> bool {
     let Some(w) = graph.constant_f32(ins[1]) else {
         return false;
     };
-    let x_rank = graph.node(ins[0]).fact.as_ref().map_or(0, |f| f.rank());
-    if x_rank != 2 || w.rank() != 2 {
+    let x_shape = graph
+        .node(ins[0])
+        .fact
+        .as_ref()
+        .map_or(vec![], |f| f.shape.clone());
+    if x_shape.len() < 2 || w.rank() != 2 {
         return false;
     }
     let cols = w.shape()[1];
@@ -137,13 +143,42 @@ fn matmul(graph: &mut Graph, n: NodeIndex) -> bool {
             bias = Some((*add, b));
         }
     }
+    let end = bias.as_ref().map_or(n, |(add, _)| *add);
+    let x = if x_shape.len() == 2 {
+        ins[0]
+    } else {
+        let rows = x_shape[..x_shape.len() - 1].iter().product();
+        let k = x_shape[x_shape.len() - 1];
+        let mut out_shape = x_shape[..x_shape.len() - 1].to_vec();
+        out_shape.push(cols);
+        let name = graph.node(n).name.clone();
+        // The uses move to the restoring Reshape before it reads the Gemm, so it is not its
+        // own consumer.
+        let restore = graph.add(format!("{name}.unflatten"), reshape(), &[]);
+        graph.replace_uses(end, restore);
+        let target = shape_const(graph, &format!("{name}.shape"), &out_shape);
+        graph.set_inputs(restore, &[end, target]);
+        let target = shape_const(graph, &format!("{name}.rows_shape"), &[rows, k]);
+        graph.add(format!("{name}.rows"), reshape(), &[ins[0], target])
+    };
     match bias {
         Some((add, b)) => {
-            rewrite(graph, n, ins[0], (w, false), Some(b));
+            rewrite(graph, n, x, (w, false), Some(b));
             graph.replace_uses(add, n);
             graph.nodes.remove_node(add);
         }
-        None => rewrite(graph, n, ins[0], (w, false), None),
+        None => rewrite(graph, n, x, (w, false), None),
     }
     true
+}
+
+fn reshape() -> Op {
+    Op::Reshape(Reshape { allowzero: false })
+}
+
+/// A constant i64 shape tensor for a Reshape.
+fn shape_const(graph: &mut Graph, name: &str, shape: &[usize]) -> NodeIndex {
+    let dims = shape.iter().map(|&d| d as i64).collect();
+    let t = Tensor::from_i64(vec![shape.len()], dims).expect("one value per axis");
+    graph.add(name.to_string(), Op::Const(Arc::new(t)), &[])
 }

@@ -39,23 +39,42 @@ pub enum LayerKind {
     },
     /// Div of two computed tensors: a normalisation by a computed scale (LayerNorm written out).
     Quotient,
-    /// MatMul of two computed tensors (attention's Q K^T and A V).
-    MatProduct,
+    /// MatMul of two computed tensors (attention's Q K^T and A V): `weights` is the operand
+    /// slot holding attention weights (a Softmax output, possibly moved), if exactly one does.
+    MatProduct {
+        weights: Option<usize>,
+    },
 }
 
 /// Whether `n` is a gate: the output of a sigmoid-like activation (values in [0, 1]), seen
 /// through data movement (squeeze-excite gates are reshaped or unsqueezed before the product).
-pub fn is_gate(graph: &Graph, mut n: NodeIndex) -> bool {
-    loop {
-        match &graph.node(n).op {
-            Op::Activation(Activation::Sigmoid | Activation::HardSigmoid { .. }) => return true,
-            op if op.is_data_movement() => match graph.inputs_of(n).first() {
-                Some(&i) => n = i,
-                None => return false,
-            },
-            _ => return false,
+pub fn is_gate(graph: &Graph, n: NodeIndex) -> bool {
+    matches!(
+        graph.node(through_movement(graph, n)).op,
+        Op::Activation(Activation::Sigmoid | Activation::HardSigmoid { .. })
+    )
+}
+
+/// Whether `n` holds attention weights: a Softmax output, seen through data movement.
+pub fn is_attention(graph: &Graph, n: NodeIndex) -> bool {
+    matches!(graph.node(through_movement(graph, n)).op, Op::Softmax(_))
+}
+
+/// The node whose values `n` moves: `n` itself unless it is data movement of a first operand.
+fn through_movement(graph: &Graph, mut n: NodeIndex) -> NodeIndex {
+    while graph.node(n).op.is_data_movement() {
+        match graph.inputs_of(n).first() {
+            Some(&i) => n = i,
+            None => break,
         }
     }
+    n
+}
+
+/// The one slot of `ins` for which `test` holds, if exactly one does.
+fn only_slot(ins: &[NodeIndex], test: impl Fn(NodeIndex) -> bool) -> Option<usize> {
+    let slots: Vec<usize> = (0..ins.len()).filter(|&k| test(ins[k])).collect();
+    (slots.len() == 1).then(|| slots[0])
 }
 
 /// Classifies a node, or says why no rule can handle it. `on_path` holds the nodes that
@@ -75,7 +94,9 @@ pub fn layer_kind(
         Op::ConvTranspose(_) if weight_const && bias_const => LayerKind::Conv,
         Op::Gemm(g) if weight_const && bias_const && !g.trans_a => LayerKind::Dense,
         Op::MatMul if weight_const => LayerKind::Dense,
-        Op::MatMul if computed == 2 => LayerKind::MatProduct,
+        Op::MatMul if computed == 2 => LayerKind::MatProduct {
+            weights: only_slot(&ins[..2], |i| is_attention(graph, i)),
+        },
         Op::Conv(_) | Op::Gemm(_) | Op::MatMul => {
             return Err(
                 "its weight is computed, not constant; LRP needs a layer with constant parameters"
@@ -84,12 +105,9 @@ pub fn layer_kind(
         }
         Op::Binary(BinaryOp::Add | BinaryOp::Sub) | Op::Sum if computed >= 2 => LayerKind::Merge,
         Op::Binary(BinaryOp::Div) if computed == 2 => LayerKind::Quotient,
-        Op::Binary(BinaryOp::Mul) if computed == 2 => {
-            let gates: Vec<usize> = (0..2).filter(|&k| is_gate(graph, ins[k])).collect();
-            LayerKind::Product {
-                gate: (gates.len() == 1).then(|| gates[0]),
-            }
-        }
+        Op::Binary(BinaryOp::Mul) if computed == 2 => LayerKind::Product {
+            gate: only_slot(&ins[..2], |i| is_gate(graph, i)),
+        },
         Op::Binary(_) | Op::Sum if computed == 1 => LayerKind::ConstElementwise,
         Op::Binary(b) => {
             return Err(format!(
@@ -220,8 +238,11 @@ fn default_rule(method: &Method, kind: LayerKind, first: bool) -> Result<Rule, S
         MethodKind::Lrp(c) => c,
     };
     use Composite::*;
-    if composite == AttnLrp {
+    if matches!(composite, AttnLrp | AttnLrpGamma | CpLrp) {
         return Ok(match kind {
+            LayerKind::Conv | LayerKind::Dense if composite == AttnLrpGamma => {
+                Rule::Gamma { gamma: p.gamma }
+            }
             LayerKind::Conv | LayerKind::Dense => epsilon,
             // Bias-like constants and per-channel affine maps absorb their share:
             // R_x = x (dy/dx) R / s(y).
@@ -231,7 +252,10 @@ fn default_rule(method: &Method, kind: LayerKind, first: bool) -> Result<Rule, S
             | LayerKind::ConstElementwise => Rule::Norm,
             LayerKind::Activation(_) | LayerKind::Lrn | LayerKind::Quotient => Rule::Pass,
             LayerKind::MaxPool | LayerKind::Movement => Rule::Gradient,
-            LayerKind::Product { .. } | LayerKind::MatProduct => Rule::Uniform,
+            LayerKind::MatProduct { weights: Some(_) } if composite == CpLrp => {
+                Rule::AttentionConst
+            }
+            LayerKind::Product { .. } | LayerKind::MatProduct { .. } => Rule::Uniform,
             LayerKind::Softmax => Rule::Softmax,
         });
     }
@@ -244,11 +268,10 @@ fn default_rule(method: &Method, kind: LayerKind, first: bool) -> Result<Rule, S
             _ => Rule::Flat,
         },
         LayerKind::Conv => match composite {
-            Epsilon => epsilon,
+            Epsilon | AttnLrp | AttnLrpGamma | CpLrp => epsilon,
             EpsilonPlus | EpsilonPlusFlat | ExcitationBackprop => Rule::ZPlus,
             EpsilonAlpha2Beta1 | EpsilonAlpha2Beta1Flat => alpha_beta,
             EpsilonGammaBox => Rule::Gamma { gamma: p.gamma },
-            AttnLrp => epsilon,
         },
         LayerKind::Dense => match composite {
             ExcitationBackprop => Rule::ZPlus,
@@ -264,7 +287,7 @@ fn default_rule(method: &Method, kind: LayerKind, first: bool) -> Result<Rule, S
         }
         LayerKind::MaxPool | LayerKind::Movement | LayerKind::ConstElementwise => Rule::Gradient,
         LayerKind::Product { gate: Some(_) } => Rule::Gate,
-        LayerKind::Product { gate: None } | LayerKind::MatProduct => Rule::Uniform,
+        LayerKind::Product { gate: None } | LayerKind::MatProduct { .. } => Rule::Uniform,
         LayerKind::Softmax => Rule::Softmax,
     })
 }
@@ -304,7 +327,11 @@ fn check_applies(rule: &Rule, kind: LayerKind) -> Result<(), String> {
         ),
         Rule::Gradient => true,
         Rule::Gate => matches!(kind, LayerKind::Product { gate: Some(_) }),
-        Rule::Uniform => matches!(kind, LayerKind::Product { .. } | LayerKind::MatProduct),
+        Rule::Uniform => matches!(
+            kind,
+            LayerKind::Product { .. } | LayerKind::MatProduct { .. }
+        ),
+        Rule::AttentionConst => matches!(kind, LayerKind::MatProduct { weights: Some(_) }),
         Rule::Softmax => kind == LayerKind::Softmax,
         _ => kind == LayerKind::Activation(Activation::Relu),
     };

@@ -198,7 +198,8 @@ pub fn propagate(bl: &mut Builder, l: &Linear, rule: &Rule, r: NodeIndex) -> OpR
         | Rule::Deconvnet
         | Rule::Gate
         | Rule::Uniform
-        | Rule::Softmax => {
+        | Rule::Softmax
+        | Rule::AttentionConst => {
             op_bail!("rule {} does not apply to a linear layer", rule.name())
         }
     })

@@ -134,6 +134,25 @@ pub fn propagate(
                 (b, unbroadcast(bl, "relevance1u", rb, &sb, b)?),
             ]
         }
+        (Rule::AttentionConst, Op::MatMul) => {
+            // CP-LRP: z = A v with A constant, so the epsilon rule gives v all of z's
+            // relevance: R_v = v (A^T (R / s(z))).
+            let w = (0..2)
+                .find(|&k| super::composite::is_attention(bl.graph, ins[k]))
+                .filter(|&k| !super::composite::is_attention(bl.graph, ins[1 - k]));
+            let Some(w) = w else {
+                op_bail!(
+                    "the attention-const rule needs exactly one operand that is attention weights (a Softmax output)"
+                )
+            };
+            let (a, b) = (ins[0], ins[1]);
+            let q = bl.normalise("q", r, n, STABILIZER);
+            let (ga, gb) = matmul_adjoints(bl, a, b, q)?;
+            let (v, g) = if w == 0 { (b, gb) } else { (a, ga) };
+            let rv = bl.mul("relevance", v, g);
+            let shape = adjoint_shape(bl, a, b, 1 - w)?;
+            vec![(v, unbroadcast(bl, "relevance_u", rv, &shape, v)?)]
+        }
         (Rule::Softmax, Op::Softmax(sm)) => {
             // R_x = x (R - s sum(R)) over the softmax axis.
             let total = softmax_total(bl, sm, &out_shape, r);

@@ -17,6 +17,12 @@ pub enum Composite {
     /// pointwise functions and on the division by a normalisation's deviation, and constants
     /// (biases, LayerNorm's shift, position embeddings) absorbing their share.
     AttnLrp,
+    /// AttnLRP with the gamma rule on convolutions and linear layers (LXT's ViT example: the
+    /// patch embedding and every linear map), products, softmax and the rest as `AttnLrp`.
+    AttnLrpGamma,
+    /// CP-LRP (Ali et al. 2022): `AttnLrp` with the attention weights (a Softmax output
+    /// multiplied into the values) held constant, so relevance flows only through the values.
+    CpLrp,
 }
 
 /// A gradient-based method; they run through the same pass with gradient rules.
@@ -100,6 +106,8 @@ pub const METHOD_NAMES: &[&str] = &[
     "epsilon-gamma-box",
     "excitation-backprop",
     "attn-lrp",
+    "attn-lrp-gamma",
+    "cp-lrp",
     "gradient",
     "gradient-x-input",
     "guided-backprop",
@@ -122,6 +130,8 @@ impl MethodKind {
             "epsilon-gamma-box" => MethodKind::Lrp(EpsilonGammaBox),
             "excitation-backprop" => MethodKind::Lrp(ExcitationBackprop),
             "attn-lrp" => MethodKind::Lrp(AttnLrp),
+            "attn-lrp-gamma" => MethodKind::Lrp(AttnLrpGamma),
+            "cp-lrp" => MethodKind::Lrp(CpLrp),
             "gradient" => MethodKind::Gradient(G::Gradient),
             "gradient-x-input" => MethodKind::Gradient(G::GradientXInput),
             "guided-backprop" => MethodKind::Gradient(G::GuidedBackprop),
@@ -153,6 +163,8 @@ impl MethodKind {
             MethodKind::Lrp(EpsilonGammaBox) => "epsilon-gamma-box",
             MethodKind::Lrp(ExcitationBackprop) => "excitation-backprop",
             MethodKind::Lrp(AttnLrp) => "attn-lrp",
+            MethodKind::Lrp(AttnLrpGamma) => "attn-lrp-gamma",
+            MethodKind::Lrp(CpLrp) => "cp-lrp",
             MethodKind::Gradient(G::Gradient) => "gradient",
             MethodKind::Gradient(G::GradientXInput) => "gradient-x-input",
             MethodKind::Gradient(G::GuidedBackprop) => "guided-backprop",
@@ -177,8 +189,9 @@ impl Method {
         self.kind.name()
     }
 
-    /// Adds an override from `PATTERN=RULE` (RULE: epsilon, zplus, alpha-beta, gamma, zbox, flat,
-    /// wsquare, norm, pass, gradient), taking rule parameters from `self.params`.
+    /// Adds an override from `PATTERN=RULE` (RULE: see [`RULE_NAMES`]), taking rule parameters
+    /// from `self.params` unless the rule gives its own: `gamma(0.05)`, `epsilon(1e-3)`,
+    /// `alpha-beta(2,1)`.
     pub fn add_override(&mut self, spec: &str) -> crate::Result<()> {
         self.try_add_override(spec)
             .map_err(|reason| method_error("--rule", reason))
@@ -188,33 +201,7 @@ impl Method {
         let (pattern, rule) = spec
             .rsplit_once('=')
             .ok_or_else(|| format!("rule override '{spec}' should be PATTERN=RULE"))?;
-        let p = &self.params;
-        let rule = match rule {
-            "epsilon" => Rule::Epsilon { epsilon: p.epsilon },
-            "zplus" => Rule::ZPlus,
-            "alpha-beta" => Rule::AlphaBeta {
-                alpha: p.alpha,
-                beta: p.beta,
-            },
-            "gamma" => Rule::Gamma { gamma: p.gamma },
-            "zbox" => Rule::ZBox {
-                low: p.low.clone(),
-                high: p.high.clone(),
-            },
-            "flat" => Rule::Flat,
-            "wsquare" => Rule::WSquare,
-            "norm" => Rule::Norm,
-            "pass" => Rule::Pass,
-            "gradient" => Rule::Gradient,
-            "gate" => Rule::Gate,
-            "uniform" => Rule::Uniform,
-            "softmax" => Rule::Softmax,
-            other => {
-                return Err(format!(
-                    "unknown rule '{other}' in '{spec}' (known: epsilon, zplus, alpha-beta, gamma, zbox, flat, wsquare, norm, pass, gradient, gate, uniform, softmax)"
-                ));
-            }
-        };
+        let rule = parse_rule(rule, &self.params).map_err(|e| format!("{e} in '{spec}'"))?;
         let matcher = globset::Glob::new(pattern)
             .map_err(|e| format!("bad pattern '{pattern}' in '{spec}': {e}"))?
             .compile_matcher();
@@ -230,6 +217,100 @@ impl Method {
     pub fn is_lrp(&self) -> bool {
         matches!(self.kind, MethodKind::Lrp(_))
     }
+}
+
+/// Every rule name `--rule` accepts.
+pub const RULE_NAMES: &[&str] = &[
+    "epsilon",
+    "zplus",
+    "alpha-beta",
+    "gamma",
+    "zbox",
+    "flat",
+    "wsquare",
+    "norm",
+    "pass",
+    "gradient",
+    "gate",
+    "uniform",
+    "softmax",
+    "attention-const",
+];
+
+/// A rule from its name, optionally with its parameters in parentheses (`gamma(0.05)`,
+/// `epsilon(1e-3)`, `alpha-beta(2,1)`; the others take `params`).
+fn parse_rule(text: &str, p: &Params) -> Result<Rule, String> {
+    let (name, args) = match text.split_once('(') {
+        Some((name, rest)) => {
+            let inner = rest
+                .strip_suffix(')')
+                .ok_or_else(|| format!("rule '{text}' opens a parenthesis it does not close"))?;
+            let values = inner
+                .split(',')
+                .map(|v| {
+                    v.trim()
+                        .parse::<f32>()
+                        .ok()
+                        .filter(|v| v.is_finite())
+                        .ok_or_else(|| format!("rule '{text}': '{v}' is not a finite number"))
+                })
+                .collect::<Result<Vec<f32>, String>>()?;
+            (name, Some(values))
+        }
+        None => (text, None),
+    };
+    let one = |default: f32| -> Result<f32, String> {
+        match args.as_deref() {
+            None => Ok(default),
+            Some([v]) => Ok(*v),
+            Some(_) => Err(format!("rule '{text}' takes one parameter")),
+        }
+    };
+    let rule = match name {
+        "epsilon" => Rule::Epsilon {
+            epsilon: one(p.epsilon)?,
+        },
+        "gamma" => Rule::Gamma {
+            gamma: one(p.gamma)?,
+        },
+        "alpha-beta" => match args.as_deref() {
+            None => Rule::AlphaBeta {
+                alpha: p.alpha,
+                beta: p.beta,
+            },
+            Some([alpha, beta]) => Rule::AlphaBeta {
+                alpha: *alpha,
+                beta: *beta,
+            },
+            Some(_) => return Err(format!("rule '{text}' takes two parameters (alpha, beta)")),
+        },
+        _ if args.is_some() => {
+            return Err(format!(
+                "rule '{name}' takes no parameters in parentheses (epsilon, gamma and alpha-beta do)"
+            ));
+        }
+        "zplus" => Rule::ZPlus,
+        "zbox" => Rule::ZBox {
+            low: p.low.clone(),
+            high: p.high.clone(),
+        },
+        "flat" => Rule::Flat,
+        "wsquare" => Rule::WSquare,
+        "norm" => Rule::Norm,
+        "pass" => Rule::Pass,
+        "gradient" => Rule::Gradient,
+        "gate" => Rule::Gate,
+        "uniform" => Rule::Uniform,
+        "softmax" => Rule::Softmax,
+        "attention-const" => Rule::AttentionConst,
+        other => {
+            return Err(format!(
+                "unknown rule '{other}' (known: {})",
+                RULE_NAMES.join(", ")
+            ));
+        }
+    };
+    Ok(rule)
 }
 
 /// The method when none is named.
@@ -299,5 +380,58 @@ fn method_error(what: &str, reason: String) -> crate::Error {
     crate::Error::Input {
         what: what.into(),
         reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_take_their_own_parameters_or_the_methods() {
+        let mut m = Method::parse("attn-lrp-gamma").unwrap();
+        m.params.gamma = 0.05;
+        for spec in [
+            "a=gamma(0.25)",
+            "b=gamma",
+            "c=epsilon(1e-3)",
+            "d=alpha-beta(3, 2)",
+            "e=attention-const",
+        ] {
+            m.add_override(spec).unwrap();
+        }
+        let rules: Vec<&Rule> = m.overrides.iter().map(|o| &o.rule).collect();
+        assert_eq!(
+            rules,
+            [
+                &Rule::Gamma { gamma: 0.25 },
+                &Rule::Gamma { gamma: 0.05 },
+                &Rule::Epsilon { epsilon: 1e-3 },
+                &Rule::AlphaBeta {
+                    alpha: 3.0,
+                    beta: 2.0
+                },
+                &Rule::AttentionConst,
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_rule_parameters_are_refused() {
+        let mut m = Method::parse("epsilon").unwrap();
+        for (spec, says) in [
+            ("a=gamma(0.25", "does not close"),
+            ("a=gamma(x)", "not a finite number"),
+            ("a=gamma(nan)", "not a finite number"),
+            ("a=gamma(1,2)", "takes one parameter"),
+            ("a=alpha-beta(2)", "two parameters"),
+            ("a=flat(1)", "takes no parameters"),
+            ("a=zeta", "unknown rule 'zeta'"),
+        ] {
+            let err = m.add_override(spec).unwrap_err().to_string();
+            assert!(err.contains(says), "{spec}: {err}");
+            assert!(err.contains(spec), "{spec} is named: {err}");
+        }
+        assert!(m.overrides.is_empty());
     }
 }

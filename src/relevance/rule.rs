@@ -58,6 +58,10 @@ pub enum Rule {
     /// Any other product of two computed tensors: half the relevance to each operand (for a
     /// MatMul, AttnLRP's epsilon rule on the sum of products, then half to each factor).
     Uniform,
+    /// A product of the attention weights (a Softmax output) and the values, the weights held
+    /// constant (CP-LRP, Ali et al. 2022): the epsilon rule to the values, nothing to the
+    /// weights, R_v = v (A^T (R / s(z))).
+    AttentionConst,
     /// Softmax inside the graph (AttnLRP, Proposition 3.1): R_x = x (R - s sum R), the softmax
     /// linearised at its input with the bias-like term absorbed.
     Softmax,
@@ -85,6 +89,7 @@ impl Rule {
             Rule::Gate => "gate",
             Rule::Uniform => "uniform",
             Rule::Softmax => "softmax",
+            Rule::AttentionConst => "attention-const",
         }
     }
 
