@@ -51,9 +51,11 @@ pub struct BenchReport {
 }
 
 /// What to measure.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct BenchOptions {
     pub batch: usize,
+    /// Sizes of other symbolic input dimensions, by name (a sequence length).
+    pub dims: std::collections::BTreeMap<String, usize>,
     /// Timed runs (after one untimed warm-up run that also allocates the arenas).
     pub runs: usize,
     pub threads: usize,
@@ -70,6 +72,7 @@ pub fn bench(path: &Path, method: Method, o: BenchOptions) -> Result<BenchReport
     let start = Instant::now();
     let options = ImportOptions {
         batch: Some(o.batch),
+        dims: o.dims.clone(),
         ..ImportOptions::default()
     };
     let model = Model::load(path, &options)?;
@@ -84,7 +87,16 @@ pub fn bench(path: &Path, method: Method, o: BenchOptions) -> Result<BenchReport
     let compile_s = start.elapsed().as_secs_f64();
     let forward = model.forward(o.engine, o.threads)?;
     let x = bench_input(explainer.spec())?;
-    let forward_s = median(runs, || model.run_forward(&forward, x.clone()).map(|_| ()))?;
+    let others = other_inputs(explainer.spec())?;
+    let others: Vec<(&str, Tensor)> = others
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.clone()))
+        .collect();
+    let forward_s = median(runs, || {
+        model
+            .run_forward_with(&forward, x.clone(), &others)
+            .map(|_| ())
+    })?;
     let stages = model
         .stages()
         .iter()
@@ -132,7 +144,12 @@ pub fn bench_artifact(path: &Path, o: BenchOptions) -> Result<BenchReport> {
     loads.sort_by(|a, b| a.0.total_cmp(&b.0));
     let (load_s, opened) = loads[loads.len() / 2];
     let x = bench_input(explainer.spec())?;
-    let forward_s = median(runs, || explainer.run(x.clone()).map(|_| ()))?;
+    let others = other_inputs(explainer.spec())?;
+    let others: Vec<(&str, Tensor)> = others
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.clone()))
+        .collect();
+    let forward_s = median(runs, || explainer.run_with(x.clone(), &others).map(|_| ()))?;
     let stages = vec![
         ("open".to_string(), opened),
         ("programs".to_string(), load_s - opened),
@@ -150,8 +167,15 @@ fn report(
     stages: Vec<(String, f64)>,
 ) -> Result<BenchReport> {
     let runs = o.runs.max(1);
+    let others = other_inputs(explainer.spec())?;
+    let others: Vec<(&str, Tensor)> = others
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.clone()))
+        .collect();
     let explain_s = median(runs, || {
-        explainer.explain(x.clone(), Target::Top).map(|_| ())
+        explainer
+            .explain_with(x.clone(), &others, Target::Top)
+            .map(|_| ())
     })?;
     let steps = explainer
         .executable()
@@ -213,6 +237,28 @@ fn bench_input(spec: &crate::runtime::explainer::Spec) -> Result<Tensor> {
         });
     }
     random_input(shape)
+}
+
+/// The data of the model's other inputs: ones (an attention mask that keeps every token, token
+/// type 1, a length mask that keeps every step).
+fn other_inputs(spec: &crate::runtime::explainer::Spec) -> Result<Vec<(String, Tensor)>> {
+    let bad = |e: crate::error::OpError| Error::Input {
+        what: "bench input".into(),
+        reason: e.0,
+    };
+    spec.inputs
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != spec.explained)
+        .map(|(_, input)| {
+            let n = input.shape.iter().product();
+            let t = match input.dtype {
+                crate::ir::DType::F32 => Tensor::from_f32(input.shape.clone(), vec![1.0; n]),
+                _ => Tensor::from_i64(input.shape.clone(), vec![1; n]),
+            };
+            Ok((input.name.clone(), t.map_err(bad)?))
+        })
+        .collect()
 }
 
 /// Standard-normal values from a fixed seed.

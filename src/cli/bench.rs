@@ -16,6 +16,9 @@ pub struct BenchArgs {
     /// Batch size (for models with a symbolic batch axis).
     #[arg(long)]
     batch: Option<usize>,
+    /// Size of another symbolic input dimension, as NAME=SIZE (repeatable): a sequence length.
+    #[arg(long = "dim", value_name = "NAME=SIZE")]
+    dims: Vec<String>,
     /// Timed runs; medians are reported.
     #[arg(long, default_value_t = 5)]
     runs: usize,
@@ -36,6 +39,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     let (engine, threads) = args.engine.engine()?;
     let options = lrpc::bench::BenchOptions {
         batch: args.batch.unwrap_or(1),
+        dims: super::parse_dims(&args.dims)?,
         runs: args.runs,
         threads,
         profile: args.profile,
@@ -43,6 +47,11 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         recompile: args.engine.recompile,
     };
     let r = if args.model.is_artifact() {
+        if !args.dims.is_empty() {
+            return Err(anyhow!(
+                "--dim: an artifact's shapes are fixed when it is compiled (lrpc compile --dim)"
+            ));
+        }
         let mut given = args.method.given();
         if let Some(b) = args.batch {
             given.push(("--batch", b.to_string()));

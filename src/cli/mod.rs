@@ -94,15 +94,7 @@ impl ShapeArgs {
             max_elements: self.max_elements,
             ..ImportOptions::default()
         };
-        for d in &self.dims {
-            let (name, size) = d
-                .split_once('=')
-                .ok_or_else(|| anyhow!("--dim '{d}' should be NAME=SIZE"))?;
-            let size: usize = size
-                .parse()
-                .map_err(|_| anyhow!("--dim '{d}': '{size}' is not a size"))?;
-            options.dims.insert(name.to_string(), size);
-        }
+        options.dims = parse_dims(&self.dims)?;
         for c in &self.constants {
             let (name, file) = c
                 .split_once('=')
@@ -112,6 +104,21 @@ impl ShapeArgs {
         }
         Ok(options)
     }
+}
+
+/// `--dim NAME=SIZE` flags as a map from dimension name to size.
+fn parse_dims(dims: &[String]) -> Result<std::collections::BTreeMap<String, usize>> {
+    let mut out = std::collections::BTreeMap::new();
+    for d in dims {
+        let (name, size) = d
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--dim '{d}' should be NAME=SIZE"))?;
+        let size: usize = size
+            .parse()
+            .map_err(|_| anyhow!("--dim '{d}': '{size}' is not a size"))?;
+        out.insert(name.to_string(), size);
+    }
+    Ok(out)
 }
 
 /// A model path argument.

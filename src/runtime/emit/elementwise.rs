@@ -266,8 +266,42 @@ fn activation(
         Activation::Not => select(b, ty, FloatCC::Equal, x, zero, one, zero),
         Activation::Sigmoid => sigmoid(b, x, one, calls),
         Activation::Tanh => call1(b, calls.get(Symbol::Tanh), x),
+        Activation::Gelu { tanh: false } => {
+            // 0.5 x (1 + erf_rational(x / sqrt 2)), in the interpreter's order of operations.
+            let k = konst(b, ty, std::f32::consts::FRAC_1_SQRT_2);
+            let t = b.ins().fmul(x, k);
+            let e = erf_rational(b, ty, t);
+            let half = konst(b, ty, 0.5);
+            let hx = b.ins().fmul(half, x);
+            let one = konst(b, ty, 1.0);
+            let s = b.ins().fadd(one, e);
+            b.ins().fmul(hx, s)
+        }
         a => unary_call(b, a, x, 0, calls),
     }
+}
+
+/// [`crate::ir::ops::elementwise::erf_rational`], lane-wise.
+fn erf_rational(b: &mut FunctionBuilder, ty: Type, x: Value) -> Value {
+    use crate::ir::ops::elementwise::{ERF_CLAMP, ERF_DENOMINATOR, ERF_NUMERATOR};
+    let (hi, lo) = (konst(b, ty, ERF_CLAMP), konst(b, ty, -ERF_CLAMP));
+    let c = b.ins().fmin(x, hi);
+    let c = b.ins().fmax(c, lo);
+    let x2 = b.ins().fmul(c, c);
+    let horner = |b: &mut FunctionBuilder, coefficients: &[f32]| {
+        let (last, rest) = coefficients.split_last().expect("coefficients");
+        let mut acc = konst(b, ty, *last);
+        for &a in rest.iter().rev() {
+            let m = b.ins().fmul(acc, x2);
+            let k = konst(b, ty, a);
+            acc = b.ins().fadd(m, k);
+        }
+        acc
+    };
+    let p = horner(b, &ERF_NUMERATOR);
+    let q = horner(b, &ERF_DENOMINATOR);
+    let cp = b.ins().fmul(c, p);
+    b.ins().fdiv(cp, q)
 }
 
 /// `lrpc_unaryf(code | flags, params, x)`: f(x), or f'(x) with [`GRADIENT`].
