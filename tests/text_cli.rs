@@ -213,3 +213,45 @@ fn bad_token_input_is_refused_in_one_line() {
         assert!(err.contains(says), "{args:?}: {err}");
     }
 }
+
+/// `--json` on token ids gives each sample's tokens and their relevance: the per-token values
+/// `--output` writes, for a BERT-style encoder with its mask and token types as further inputs.
+#[test]
+fn json_gives_token_relevance_for_an_encoder_with_several_inputs() {
+    let dir = std::env::temp_dir().join(format!("lrpc-json-tokens-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("tokens.npy");
+    let a = "fixtures/attention";
+    let (ids, mask, types) = (
+        format!("{a}/bert_input_ids.npy"),
+        format!("attention_mask={a}/bert_attention_mask.npy"),
+        format!("token_type_ids={a}/bert_token_type_ids.npy"),
+    );
+    let (code, stdout, stderr) = lrpc(&[
+        "explain",
+        &format!("{a}/bert_ts.onnx"),
+        "--input",
+        &ids,
+        "--input",
+        &mask,
+        "--input",
+        &types,
+        "--method",
+        "attn-lrp",
+        "--json",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let js: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let rel: Vec<Vec<f64>> = serde_json::from_value(js["token_relevance"].clone()).unwrap();
+    let tokens: Vec<Vec<String>> = serde_json::from_value(js["tokens"].clone()).unwrap();
+    assert_eq!((rel.len(), rel[0].len()), (2, 7));
+    assert_eq!(tokens[1][5], "0", "the padded ids are listed");
+    let written = lrpc::io::npy::read(&out).unwrap();
+    let flat: Vec<f64> = rel.concat();
+    for (j, w) in flat.iter().zip(written.f32s().unwrap()) {
+        assert!((*j as f32 - w).abs() <= 1e-7, "{j} vs {w}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -55,7 +55,8 @@ pub struct ExplainArgs {
     /// a .svg path (red positive, blue negative, white zero; normalised per text).
     #[arg(long)]
     html: Option<PathBuf>,
-    /// Print one JSON object: target, logit, relevance_sum, logits, method (and layers).
+    /// Print one JSON object: target, logit, relevance_sum, logits, method (and layers; for
+    /// token ids, tokens and token_relevance per sample).
     #[arg(long)]
     json: bool,
     /// Report the relevance arriving at every layer (conservation check).
@@ -229,6 +230,12 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
         }
         if args.layers {
             out["layers"] = serde_json::json!(e.layers);
+        }
+        if let Some(t) = &texts {
+            // Token ids: each sample's tokens (words with --vocab, else the ids) and their
+            // relevance (summed over the embedding).
+            out["tokens"] = serde_json::json!(t.words);
+            out["token_relevance"] = serde_json::json!(t.relevance);
         }
         if !states.is_empty() {
             out["left_on_states"] = serde_json::json!(
