@@ -7,7 +7,8 @@
 //! both engines and under guard pages. So do CP-LRP (the attention weights held constant) and
 //! attn-lrp-gamma (Zennit's gamma on the patch Conv and the linear layers) on the ViT, and
 //! attn-lrp and CP-LRP on a BERT-style encoder of token ids with an attention mask and token
-//! types as further inputs; bias-free variants conserve under CP-LRP.
+//! types as further inputs, and on a LLaMA-style decoder (RMSNorm written out, einsum
+//! attention with a causal mask, SwiGLU); bias-free variants conserve under CP-LRP.
 
 mod common;
 
@@ -29,6 +30,8 @@ fn inputs(model: &str, prefix: &str) -> (Tensor, Vec<(&'static str, Tensor)>) {
     let load = |file: String| npy(&fixture("attention", &file));
     if model.starts_with("vit") {
         (load("vit_input.npy".into()), vec![])
+    } else if model.starts_with("llama") {
+        (load("llama_input_ids.npy".into()), vec![])
     } else if model.starts_with("bert") {
         let others = BERT_OTHERS
             .iter()
@@ -173,7 +176,12 @@ fn attention_gradient_matches_autograd() {
 
 #[test]
 fn attention_kernels_stay_in_bounds() {
-    for model in MODELS.iter().chain(&VITS).chain(&BERTS) {
+    for model in MODELS
+        .iter()
+        .chain(&VITS)
+        .chain(&BERTS)
+        .chain(&["llama_ts.onnx"])
+    {
         let reference = explain(model, "attn-lrp", Engine::Interpreter, None);
         for side in [GuardSide::Before, GuardSide::After] {
             let guarded = explain(model, "attn-lrp", Engine::Compiled, Some(side));
@@ -406,4 +414,41 @@ fn bias_free_encoders_conserve_under_cp_lrp() {
             }
         }
     }
+}
+
+/// A LLaMA-style decoder: RMSNorm as x * rsqrt(mean(x^2) + eps) (TorchScript writes 1 / Sqrt,
+/// dynamo Reciprocal of Sqrt) takes the pass rule on x, the einsum attention the matmul rules,
+/// SwiGLU the uniform rule: LXT's rms_norm_identity, matmul and mul2. Forcing the uniform rule
+/// on the RMSNorm products instead gives another answer, which the comparison can tell.
+#[test]
+fn a_llama_style_decoder_matches_lxt() {
+    let want = npy(&fixture("attention", "llama_ref_attnlrp_embedding.npy"));
+    let attn = Method::parse("attn-lrp").unwrap();
+    for model in ["llama_ts.onnx", "llama_dynamo.onnx"] {
+        check_against(model, &attn, &want, "attn-lrp");
+        let export = model.trim_start_matches("llama_").trim_end_matches(".onnx");
+        let ort = npy(&fixture("attention", &format!("llama_{export}_ort.npy")));
+        let e = explanation(model, attn.clone(), Engine::Compiled, None);
+        assert_close(
+            &e.logits,
+            &ort,
+            1e-4,
+            &format!("{model}: forward vs onnxruntime"),
+        );
+    }
+    let uniform = Settings {
+        method: Some("attn-lrp".into()),
+        rules: ["/Mul", "/Mul_3", "/Mul_7"]
+            .iter()
+            .map(|n| format!("{n}=uniform"))
+            .collect(),
+        ..Settings::default()
+    }
+    .method()
+    .unwrap();
+    let got = explanation("llama_ts.onnx", uniform, Engine::Compiled, None).relevance;
+    assert!(
+        relative_error(&got, &want) > 0.1,
+        "the uniform rule on RMSNorm differs"
+    );
 }

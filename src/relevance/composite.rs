@@ -39,6 +39,11 @@ pub enum LayerKind {
     },
     /// Div of two computed tensors: a normalisation by a computed scale (LayerNorm written out).
     Quotient,
+    /// Mul of a computed tensor and the reciprocal of a computed deviation (`scale`, its slot):
+    /// RMSNorm written out, x * rsqrt(mean(x^2) + eps), the deviation held like LayerNorm's.
+    Normalised {
+        scale: usize,
+    },
     /// MatMul of two computed tensors (attention's Q K^T and A V): `weights` is the operand
     /// slot holding attention weights (a Softmax output, possibly moved), if exactly one does.
     MatProduct {
@@ -53,6 +58,33 @@ pub fn is_gate(graph: &Graph, n: NodeIndex) -> bool {
         graph.node(through_movement(graph, n)).op,
         Op::Activation(Activation::Sigmoid | Activation::HardSigmoid { .. })
     )
+}
+
+/// Whether `n` is the reciprocal of a deviation, seen through data movement: Reciprocal or
+/// 1 / (constant numerator) of a Sqrt, or a power with a constant negative exponent (how
+/// exporters write rsqrt).
+pub fn is_normaliser(graph: &Graph, n: NodeIndex) -> bool {
+    let n = through_movement(graph, n);
+    let ins = graph.inputs_of(n);
+    let is_sqrt = |i: NodeIndex| {
+        matches!(
+            graph.node(through_movement(graph, i)).op,
+            Op::Activation(Activation::Sqrt)
+        )
+    };
+    match graph.node(n).op {
+        Op::Activation(Activation::Reciprocal) => ins.first().is_some_and(|&i| is_sqrt(i)),
+        Op::Binary(BinaryOp::Div) => {
+            ins.len() == 2 && graph.constant(ins[0]).is_some() && is_sqrt(ins[1])
+        }
+        Op::Binary(BinaryOp::Pow) => ins.get(1).is_some_and(|&e| {
+            graph.constant_f32(e).is_some_and(|t| {
+                t.f32s()
+                    .is_ok_and(|v| !v.is_empty() && v.iter().all(|&p| p < 0.0))
+            })
+        }),
+        _ => false,
+    }
 }
 
 /// Whether `n` holds attention weights: a Softmax output, seen through data movement.
@@ -105,9 +137,14 @@ pub fn layer_kind(
         }
         Op::Binary(BinaryOp::Add | BinaryOp::Sub) | Op::Sum if computed >= 2 => LayerKind::Merge,
         Op::Binary(BinaryOp::Div) if computed == 2 => LayerKind::Quotient,
-        Op::Binary(BinaryOp::Mul) if computed == 2 => LayerKind::Product {
-            gate: only_slot(&ins[..2], |i| is_gate(graph, i)),
-        },
+        Op::Binary(BinaryOp::Mul) if computed == 2 => {
+            match only_slot(&ins[..2], |i| is_normaliser(graph, i)) {
+                Some(scale) => LayerKind::Normalised { scale },
+                None => LayerKind::Product {
+                    gate: only_slot(&ins[..2], |i| is_gate(graph, i)),
+                },
+            }
+        }
         Op::Binary(_) | Op::Sum if computed == 1 => LayerKind::ConstElementwise,
         Op::Binary(b) => {
             return Err(format!(
@@ -250,7 +287,10 @@ fn default_rule(method: &Method, kind: LayerKind, first: bool) -> Result<Rule, S
             | LayerKind::AvgPool
             | LayerKind::BatchNorm
             | LayerKind::ConstElementwise => Rule::Norm,
-            LayerKind::Activation(_) | LayerKind::Lrn | LayerKind::Quotient => Rule::Pass,
+            LayerKind::Activation(_)
+            | LayerKind::Lrn
+            | LayerKind::Quotient
+            | LayerKind::Normalised { .. } => Rule::Pass,
             LayerKind::MaxPool | LayerKind::Movement => Rule::Gradient,
             LayerKind::MatProduct { weights: Some(_) } if composite == CpLrp => {
                 Rule::AttentionConst
@@ -282,9 +322,11 @@ fn default_rule(method: &Method, kind: LayerKind, first: bool) -> Result<Rule, S
         LayerKind::Activation(_) | LayerKind::BatchNorm if composite == ExcitationBackprop => {
             Rule::Gradient
         }
-        LayerKind::Activation(_) | LayerKind::BatchNorm | LayerKind::Lrn | LayerKind::Quotient => {
-            Rule::Pass
-        }
+        LayerKind::Activation(_)
+        | LayerKind::BatchNorm
+        | LayerKind::Lrn
+        | LayerKind::Quotient
+        | LayerKind::Normalised { .. } => Rule::Pass,
         LayerKind::MaxPool | LayerKind::Movement | LayerKind::ConstElementwise => Rule::Gradient,
         LayerKind::Product { gate: Some(_) } => Rule::Gate,
         LayerKind::Product { gate: None } | LayerKind::MatProduct { .. } => Rule::Uniform,
@@ -324,12 +366,13 @@ fn check_applies(rule: &Rule, kind: LayerKind) -> Result<(), String> {
                 | LayerKind::Lrn
                 | LayerKind::ConstElementwise
                 | LayerKind::Quotient
+                | LayerKind::Normalised { .. }
         ),
         Rule::Gradient => true,
         Rule::Gate => matches!(kind, LayerKind::Product { gate: Some(_) }),
         Rule::Uniform => matches!(
             kind,
-            LayerKind::Product { .. } | LayerKind::MatProduct { .. }
+            LayerKind::Product { .. } | LayerKind::MatProduct { .. } | LayerKind::Normalised { .. }
         ),
         Rule::AttentionConst => matches!(kind, LayerKind::MatProduct { weights: Some(_) }),
         Rule::Softmax => kind == LayerKind::Softmax,

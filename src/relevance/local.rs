@@ -35,6 +35,19 @@ pub fn propagate(
         .collect();
     let x = ins[0];
     Ok(match (rule, &op) {
+        (Rule::Pass, Op::Binary(BinaryOp::Mul)) if computed.len() == 2 => {
+            // x times the reciprocal of its deviation (RMSNorm): the deviation held, all of R
+            // to x, as for LayerNorm's division.
+            let x = (0..2)
+                .map(|k| ins[k])
+                .find(|&i| !super::composite::is_normaliser(bl.graph, i));
+            let Some(x) = x else {
+                op_bail!(
+                    "the pass rule on a product needs one operand that is not a deviation's reciprocal"
+                )
+            };
+            vec![(x, unbroadcast(bl, "relevance", r, &out_shape, x)?)]
+        }
         (Rule::Pass, _) => vec![(computed[0].1, r)],
         (Rule::Norm, Op::Binary(BinaryOp::Add | BinaryOp::Sub) | Op::Sum) => {
             // z = sum of the operands' contributions (a - b contributes -b): R_i = c_i R / s(z).
