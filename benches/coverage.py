@@ -178,6 +178,22 @@ def build(name: str, spec: dict, reduced: bool):
     return model, [1] + list(chw), notes
 
 
+def randomise_zero_linears(model, seed: int) -> int:
+    """Linear layers whose weight is all zero (torchvision's ViT heads are initialised so) get
+    seeded normal weights (sd 0.02): with a zero head every logit and relevance is 0, which
+    tests nothing. Returns how many."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed + 2000)
+    count = 0
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.Linear) and not m.weight.any():
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * 0.02)
+                count += 1
+    return count
+
+
 def calibrate_batchnorm(model, x_shape, seed: int, batch: int = 2) -> int:
     """As fixtures/zoo.py: random gamma/beta, running stats from a seeded random batch
     (2 images for the full models, 8 for the reduced ones, whose late feature maps are 2x2)."""
@@ -489,6 +505,7 @@ def worker(name: str, exporter: str, out_dir: Path, reduced: bool, dynamic_batch
     meta.update(notes)
     model.eval()
     meta["batchnorm_layers"] = calibrate_batchnorm(model, x_shape, seed_of(name), batch=8 if reduced else 2)
+    meta["zero_linears_randomised"] = randomise_zero_linears(model, seed_of(name))
     meta["parameters"] = int(sum(p.numel() for p in model.parameters()))
     x = np.random.default_rng(seed_of(name)).standard_normal(x_shape).astype(np.float32)
     xt = torch.from_numpy(x)

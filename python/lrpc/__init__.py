@@ -88,7 +88,7 @@ class Explainer:
     method:
         An LRP composite (``epsilon``, ``epsilon-plus`` (default), ``epsilon-plus-flat``,
         ``epsilon-alpha2-beta1``, ``epsilon-alpha2-beta1-flat``, ``epsilon-gamma-box``,
-        ``excitation-backprop``, ``attn-lrp`` for transformers) or a gradient method (``gradient``, ``gradient-x-input``,
+        ``excitation-backprop``, ``attn-lrp``, ``attn-lrp-gamma``, ``cp-lrp`` for transformers) or a gradient method (``gradient``, ``gradient-x-input``,
         ``guided-backprop``, ``deconvnet``, ``smoothgrad``, ``integrated-gradients``); see
         :func:`methods`.
     low, high:

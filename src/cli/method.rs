@@ -7,7 +7,7 @@ use lrpc::relevance::{Bound, Method, Settings};
 #[derive(Args, Debug, Clone)]
 pub struct MethodArgs {
     /// LRP composite or gradient method: epsilon, epsilon-plus, epsilon-plus-flat,
-    /// epsilon-alpha2-beta1, epsilon-alpha2-beta1-flat, epsilon-gamma-box, excitation-backprop, attn-lrp,
+    /// epsilon-alpha2-beta1, epsilon-alpha2-beta1-flat, epsilon-gamma-box, excitation-backprop, attn-lrp, attn-lrp-gamma, cp-lrp,
     /// gradient, gradient-x-input, guided-backprop, deconvnet, smoothgrad, integrated-gradients
     /// [default: epsilon-plus].
     #[arg(long)]
@@ -31,7 +31,8 @@ pub struct MethodArgs {
     /// 0 lets biases absorb relevance, 1 hands what they absorbed back to the inputs.
     #[arg(long)]
     bias_factor: Option<f32>,
-    /// Force a rule on nodes whose name matches a glob: PATTERN=RULE (repeatable).
+    /// Force a rule on nodes whose name matches a glob: PATTERN=RULE (repeatable); epsilon,
+    /// gamma and alpha-beta may give their own parameters: gamma(0.05), alpha-beta(2,1).
     #[arg(long = "rule", value_name = "PATTERN=RULE")]
     rules: Vec<String>,
 }

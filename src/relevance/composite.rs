@@ -148,7 +148,7 @@ pub fn layer_kind(
         Op::Binary(_) | Op::Sum if computed == 1 => LayerKind::ConstElementwise,
         Op::Binary(b) => {
             return Err(format!(
-                "{} of two computed tensors has no relevance rule",
+                "{} of two computed tensors has no relevance rule (two computed operands have rules in Add, Sub and Sum: norm; Mul: uniform or gate; Div: pass to the numerator; MatMul: uniform or attention-const)",
                 b.name()
             ));
         }
