@@ -87,11 +87,8 @@ pub fn bench(path: &Path, method: Method, o: BenchOptions) -> Result<BenchReport
     let compile_s = start.elapsed().as_secs_f64();
     let forward = model.forward(o.engine, o.threads)?;
     let x = bench_input(explainer.spec())?;
-    let others = other_inputs(explainer.spec())?;
-    let others: Vec<(&str, Tensor)> = others
-        .iter()
-        .map(|(n, t)| (n.as_str(), t.clone()))
-        .collect();
+    let owned = other_inputs(explainer.spec())?;
+    let others = named(&owned);
     let forward_s = median(runs, || {
         model
             .run_forward_with(&forward, x.clone(), &others)
@@ -103,7 +100,15 @@ pub fn bench(path: &Path, method: Method, o: BenchOptions) -> Result<BenchReport
         .chain(explainer.stages())
         .map(|&(k, t)| (k.to_string(), t))
         .collect();
-    report(&explainer, &x, o, compile_s, None, forward_s, stages)
+    report(
+        &explainer,
+        (&x, &others),
+        o,
+        compile_s,
+        None,
+        forward_s,
+        stages,
+    )
 }
 
 /// Measures the explainer an artifact holds: loading (median of `runs` loads after one that
@@ -144,22 +149,28 @@ pub fn bench_artifact(path: &Path, o: BenchOptions) -> Result<BenchReport> {
     loads.sort_by(|a, b| a.0.total_cmp(&b.0));
     let (load_s, opened) = loads[loads.len() / 2];
     let x = bench_input(explainer.spec())?;
-    let others = other_inputs(explainer.spec())?;
-    let others: Vec<(&str, Tensor)> = others
-        .iter()
-        .map(|(n, t)| (n.as_str(), t.clone()))
-        .collect();
+    let owned = other_inputs(explainer.spec())?;
+    let others = named(&owned);
     let forward_s = median(runs, || explainer.run_with(x.clone(), &others).map(|_| ()))?;
     let stages = vec![
         ("open".to_string(), opened),
         ("programs".to_string(), load_s - opened),
     ];
-    report(&explainer, &x, o, 0.0, Some(load_s), forward_s, stages)
+    report(
+        &explainer,
+        (&x, &others),
+        o,
+        0.0,
+        Some(load_s),
+        forward_s,
+        stages,
+    )
 }
 
+/// `feeds`: the explained input's data and the other inputs'.
 fn report(
     explainer: &Explainer,
-    x: &Tensor,
+    (x, others): (&Tensor, &[(&str, Tensor)]),
     o: BenchOptions,
     compile_s: f64,
     load_s: Option<f64>,
@@ -167,14 +178,9 @@ fn report(
     stages: Vec<(String, f64)>,
 ) -> Result<BenchReport> {
     let runs = o.runs.max(1);
-    let others = other_inputs(explainer.spec())?;
-    let others: Vec<(&str, Tensor)> = others
-        .iter()
-        .map(|(n, t)| (n.as_str(), t.clone()))
-        .collect();
     let explain_s = median(runs, || {
         explainer
-            .explain_with(x.clone(), &others, Target::Top)
+            .explain_with(x.clone(), others, Target::Top)
             .map(|_| ())
     })?;
     let steps = explainer
@@ -258,6 +264,14 @@ fn other_inputs(spec: &crate::runtime::explainer::Spec) -> Result<Vec<(String, T
             };
             Ok((input.name.clone(), t.map_err(bad)?))
         })
+        .collect()
+}
+
+/// `(name, data)` pairs as the explain and run calls take them.
+fn named(others: &[(String, Tensor)]) -> Vec<(&str, Tensor)> {
+    others
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.clone()))
         .collect()
 }
 

@@ -255,3 +255,22 @@ fn json_gives_token_relevance_for_an_encoder_with_several_inputs() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `lrpc bench` on a model with further inputs (mask, token types: fed ones) and a symbolic
+/// sequence axis bound by `--dim`; without `--dim` it says which dimension to give.
+#[test]
+fn bench_binds_the_sequence_and_feeds_the_other_inputs() {
+    let model = "fixtures/attention/bert_ts.onnx";
+    let (code, stdout, stderr) = lrpc(&[
+        "bench", model, "--method", "cp-lrp", "--batch", "2", "--dim", "seq=7", "--runs", "1",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let js: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(js["method"], "cp-lrp");
+    assert_eq!(js["batch"], 2);
+    let (code, _, stderr) = lrpc(&["bench", model, "--batch", "2", "--runs", "1"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("--dim seq=SIZE"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
