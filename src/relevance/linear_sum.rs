@@ -236,7 +236,8 @@ pub fn propagate(
             let x = bl.graph.inputs_of(m)[0];
             vec![(x, linear::propagate(bl, &l, &Rule::Gradient, g)?)]
         } else {
-            local::propagate(bl, m, &Rule::Gradient, g)?
+            let kind = layer_kind(bl.graph, m, bl.on_path).map_err(crate::error::OpError)?;
+            local::propagate(bl, m, &Rule::Gradient, kind, g)?
         };
         for (to, sig) in flows {
             let dest = if block.members.contains(&to) {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use petgraph::stable_graph::NodeIndex;
 
 use super::builder::Builder;
+use super::composite::LayerKind;
 use super::rule::{Rule, STABILIZER};
 use crate::error::OpResult;
 use crate::ir::ops::util::norm_axis;
@@ -17,11 +18,14 @@ use crate::ir::ops::{
 use crate::ir::{Op, Tensor};
 use crate::{op_bail, op_ensure};
 
-/// Relevance for each computed input of `n` as (input, relevance) pairs.
+/// Relevance for each computed input of `n` as (input, relevance) pairs; `kind` is `n`'s
+/// classification ([`layer_kind`](super::composite::layer_kind)), which names the operand
+/// slots the gate, pass and attention-const rules treat apart.
 pub fn propagate(
     bl: &mut Builder,
     n: NodeIndex,
     rule: &Rule,
+    kind: LayerKind,
     r: NodeIndex,
 ) -> OpResult<Vec<(NodeIndex, NodeIndex)>> {
     let ins = bl.graph.inputs_of(n);
@@ -35,20 +39,15 @@ pub fn propagate(
         .collect();
     let x = ins[0];
     Ok(match (rule, &op) {
-        (Rule::Pass, Op::Binary(BinaryOp::Mul)) if computed.len() == 2 => {
+        (Rule::Pass, _) => match kind {
             // x times the reciprocal of its deviation (RMSNorm): the deviation held, all of R
             // to x, as for LayerNorm's division.
-            let x = (0..2)
-                .map(|k| ins[k])
-                .find(|&i| !super::composite::is_normaliser(bl.graph, i));
-            let Some(x) = x else {
-                op_bail!(
-                    "the pass rule on a product needs one operand that is not a deviation's reciprocal"
-                )
-            };
-            vec![(x, unbroadcast(bl, "relevance", r, &out_shape, x)?)]
-        }
-        (Rule::Pass, _) => vec![(computed[0].1, r)],
+            LayerKind::Normalised { scale } => {
+                let x = ins[1 - scale];
+                vec![(x, unbroadcast(bl, "relevance", r, &out_shape, x)?)]
+            }
+            _ => vec![(computed[0].1, r)],
+        },
         (Rule::Norm, Op::Binary(BinaryOp::Add | BinaryOp::Sub) | Op::Sum) => {
             // z = sum of the operands' contributions (a - b contributes -b): R_i = c_i R / s(z).
             let q = bl.normalise("q", r, n, STABILIZER);
@@ -111,14 +110,10 @@ pub fn propagate(
             vec![(x, bl.mul("relevance", g, m))]
         }
         (Rule::Gate, Op::Binary(BinaryOp::Mul)) => {
-            let gates: Vec<usize> = (0..2)
-                .filter(|&k| super::composite::is_gate(bl.graph, ins[k]))
-                .collect();
-            op_ensure!(
-                gates.len() == 1,
-                "the gate rule needs exactly one gate operand"
-            );
-            let signal = ins[1 - gates[0]];
+            let LayerKind::Product { gate: Some(gate) } = kind else {
+                op_bail!("the gate rule needs exactly one gate operand")
+            };
+            let signal = ins[1 - gate];
             vec![(signal, unbroadcast(bl, "relevance", r, &out_shape, signal)?)]
         }
         (Rule::Uniform, Op::Binary(BinaryOp::Mul)) => {
@@ -150,10 +145,7 @@ pub fn propagate(
         (Rule::AttentionConst, Op::MatMul) => {
             // CP-LRP: z = A v with A constant, so the epsilon rule gives v all of z's
             // relevance: R_v = v (A^T (R / s(z))).
-            let w = (0..2)
-                .find(|&k| super::composite::is_attention(bl.graph, ins[k]))
-                .filter(|&k| !super::composite::is_attention(bl.graph, ins[1 - k]));
-            let Some(w) = w else {
+            let LayerKind::MatProduct { weights: Some(w) } = kind else {
                 op_bail!(
                     "the attention-const rule needs exactly one operand that is attention weights (a Softmax output)"
                 )

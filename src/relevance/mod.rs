@@ -265,7 +265,7 @@ pub fn build(forward: &Graph, method: &Method) -> Result<Relevance> {
             }
             flows
         } else {
-            local::propagate(&mut bl, n, rule, r).map_err(|e| node_error(e.0))?
+            local::propagate(&mut bl, n, rule, kind, r).map_err(|e| node_error(e.0))?
         };
         for (to, rel) in flows {
             if to == input || rules.contains_key(&to) {
