@@ -252,6 +252,15 @@ fn vit_cp_lrp_and_gamma_match_lxt() {
     .unwrap();
     let cp = Method::parse("cp-lrp").unwrap();
     for model in VITS {
+        let export = model.trim_start_matches("vit_").trim_end_matches(".onnx");
+        let ort = npy(&fixture("attention", &format!("vit_{export}_ort.npy")));
+        let e = explanation(model, cp.clone(), Engine::Compiled, None);
+        assert_close(
+            &e.logits,
+            &ort,
+            1e-4,
+            &format!("{model}: forward vs onnxruntime"),
+        );
         let want = npy(&fixture("attention", "vit_ref_cplrp.npy"));
         let got = check_against(model, &cp, &want, "cp-lrp");
         assert!(
